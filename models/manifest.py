@@ -1,0 +1,118 @@
+"""The deployment manifest: what an exported gvr model declares about itself.
+
+The exporter writes it into every artefact (ONNX ``metadata_props``, OpenVINO ``rt_info``) under
+``MANIFEST_KEY`` as JSON; the runtime reads it back and refuses a model it does not understand.
+Torch-free: the runtime imports this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+MANIFEST_KEY = "gvr.manifest"
+FORMAT = "gvr-denoiser"
+FORMAT_VERSION = 1
+
+# The exported graph is one denoiser step; these are its tensors, in NCTHW layout.
+INPUT_NAMES = ("z_t", "t", "lr", "lr_noise", "noise_aug")
+OUTPUT_NAMES = ("velocity",)
+
+
+class ManifestError(ValueError):
+    """Missing or inconsistent model metadata."""
+
+
+@dataclass
+class ModelManifest:
+    config: dict  # the GVRConfig the network was built from (asdict)
+    scale: int  # output = scale x input, spatially
+    latent_channels: int
+    patch: int  # spatial patch size in latent cells
+    window: tuple[int, int]  # 2D attention unit, in tokens (rows, cols)
+    temporal_unit: int  # latent frames per temporal unit
+    steps: int  # default sampler steps
+    noise_aug: float  # default noise-augmentation level of the LR condition
+    prediction: str  # what the network head predicts ("x0_residual" | "velocity"); the graph outputs velocity
+    attention: str  # "sparse" | "masked" | "swin" | "full"
+    codec: str = "pixel"  # models.codec name
+    weights_sha256: str = ""
+    gvr_version: str = ""
+    precision: str = "fp32"
+    dynamic: bool = True
+    static_shape: tuple[int, int, int] | None = None  # (T, h, w) of the LR input when not dynamic
+    input_layout: str = "NCTHW"
+    value_range: tuple[float, float] = (0.0, 1.0)  # pixels the codec takes, RGB
+    colour: str = "RGB, BT.709 matrix on decode; values are the input's code values scaled to [0, 1]"
+    inputs: tuple[str, ...] = INPUT_NAMES
+    outputs: tuple[str, ...] = OUTPUT_NAMES
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def spatial_multiple(self) -> int:
+        """LR sizes the graph handles without internal padding waste (it pads anything else)."""
+        return self.patch * self.window[0]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None, source: str = "model") -> "ModelManifest":
+        if not text:
+            raise ManifestError(f"{source}: no gvr manifest ({MANIFEST_KEY!r} metadata is missing)")
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{source}: gvr manifest is not valid JSON ({e.msg})") from None
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{source}: gvr manifest is not a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(n for n in names if n not in raw and _required(cls, n))
+        if missing:
+            raise ManifestError(f"{source}: gvr manifest lacks {', '.join(missing)}")
+        raw = {k: v for k, v in raw.items() if k in names}
+        for key in ("window", "value_range", "inputs", "outputs", "static_shape"):
+            if raw.get(key) is not None:
+                raw[key] = tuple(raw[key])
+        manifest = cls(**raw)
+        manifest.validate(source)
+        return manifest
+
+    def validate(self, source: str = "model") -> None:
+        """Raise ManifestError unless the fields agree with each other and with this runtime."""
+        problems = []
+        if self.format != FORMAT:
+            problems.append(f"format {self.format!r} is not {FORMAT!r}")
+        if self.format_version > FORMAT_VERSION:
+            problems.append(f"format version {self.format_version} is newer than this gvr ({FORMAT_VERSION})")
+        if self.scale not in (2, 4):
+            problems.append(f"scale {self.scale} is not 2 or 4")
+        for key in ("scale", "patch", "temporal_unit", "latent_channels"):
+            if key in self.config and self.config[key] != getattr(self, key):
+                problems.append(f"{key} {getattr(self, key)} disagrees with its config ({self.config[key]})")
+        if "window" in self.config and tuple(self.config["window"]) != tuple(self.window):
+            problems.append(f"window {self.window} disagrees with its config ({self.config['window']})")
+        if self.steps < 1 or self.temporal_unit < 1 or self.patch < 1 or min(self.window) < 1:
+            problems.append("steps, temporal_unit, patch and window must be positive")
+        if not 0.0 <= self.noise_aug <= 1.0:
+            problems.append(f"noise_aug {self.noise_aug} is outside [0, 1]")
+        if tuple(self.inputs) != INPUT_NAMES or tuple(self.outputs) != OUTPUT_NAMES:
+            problems.append(f"inputs/outputs {self.inputs}/{self.outputs} are not {INPUT_NAMES}/{OUTPUT_NAMES}")
+        if self.input_layout != "NCTHW":
+            problems.append(f"input layout {self.input_layout!r} is not 'NCTHW'")
+        if not self.dynamic and self.static_shape is None:
+            problems.append("a static model must declare static_shape")
+        from models.codec import CODECS
+
+        if self.codec not in CODECS:
+            problems.append(f"unknown latent codec {self.codec!r}")
+        if problems:
+            raise ManifestError(f"{source}: inconsistent gvr manifest: {'; '.join(problems)}")
+
+
+def _required(cls, name: str) -> bool:
+    f = cls.__dataclass_fields__[name]
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
