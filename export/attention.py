@@ -1,0 +1,89 @@
+"""How each attention call of the network becomes ONE fused node in the exported graph.
+
+The model calls ``F.scaled_dot_product_attention(q, k, v, attn_mask=bias)`` with q (groups, heads,
+L, d), k/v (groups, heads, Lk, d) and a small additive key mask (groups, heads, 1, Lk). During
+export we route that call through an opaque custom op, ``gvr::attention``, so that:
+
+- torch.export keeps it as one node whatever SDPA kernel eager would pick (tracing the CPU flash
+  kernel's output strides and then decomposing to the math path breaks a later ``view``), and
+- we decide its ONNX form here, in one place:
+
+  * ``fused``: ONNX ``Attention`` (opset 23). ONNX Runtime's CPU kernel requires the mask's query
+    dimension to equal Lq, so the (.., 1, Lk) key mask is broadcast with ``Expand`` to (.., L, Lk)
+    right before the node: the size of one head's logits of one unit, never tokens x tokens.
+    OpenVINO's ONNX frontend reads it as ``ScaledDotProductAttention`` and its CPU plugin compiles
+    that into one fused MHA kernel (a snippets ``Subgraph``).
+  * ``unfused``: MatMul -> Softmax -> MatMul, the explicit opt-in fallback for a runtime without
+    the fused op. Never chosen silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from onnxscript.onnx_opset import opset23 as op
+
+ATTENTION_FORMS = ("fused", "unfused")
+FUSED_ONNX_OP = "Attention"
+
+_eager_sdpa = F.scaled_dot_product_attention
+
+
+@torch.library.custom_op("gvr::attention", mutates_args=())
+def gvr_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + mask) v; exactly the model's SDPA call."""
+    return _eager_sdpa(q, k, v, attn_mask=mask)
+
+
+@gvr_attention.register_fake
+def _(q, k, v, mask):
+    return q.new_empty((*q.shape[:-1], v.shape[-1]))  # contiguous, like the exported node's output
+
+
+def _routed_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    if attn_mask is None or dropout_p or is_causal or scale is not None or enable_gqa:
+        raise NotImplementedError("export expects SDPA(q, k, v, attn_mask=additive mask) only, as models.attention calls it")
+    return gvr_attention(query, key, value, attn_mask.to(query.dtype))
+
+
+@contextlib.contextmanager
+def attention_as_custom_op():
+    """While tracing, send every ``F.scaled_dot_product_attention`` call to ``gvr::attention``."""
+    F.scaled_dot_product_attention = _routed_sdpa
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = _eager_sdpa
+
+
+def _key_mask_for_every_query(mask, query, key):
+    """(G, H, 1, Lk) -> (G, H, Lq, Lk): what ORT's CPU Attention kernel accepts."""
+    shape = op.Concat(op.Shape(mask, start=0, end=2), op.Shape(query, start=2, end=3), op.Shape(key, start=2, end=3), axis=0)
+    return op.Expand(mask, shape)
+
+
+def onnx_fused_attention(query, key, value, mask):
+    out, _, _, _ = op.Attention(query, key, value, _key_mask_for_every_query(mask, query, key))
+    return out
+
+
+def onnx_unfused_attention(query, key, value, mask):
+    scale = op.Div(op.CastLike(op.Constant(value_float=1.0), query), op.Sqrt(op.CastLike(op.Shape(query, start=3, end=4), query)))
+    logits = op.Add(op.Mul(op.MatMul(query, op.Transpose(key, perm=[0, 1, 3, 2])), scale), mask)
+    return op.MatMul(op.Softmax(logits, axis=-1), value)
+
+
+def translation_table(form: str) -> dict:
+    """``custom_translation_table`` for ``torch.onnx.export``."""
+    impl = {"fused": onnx_fused_attention, "unfused": onnx_unfused_attention}[form]
+    return {torch.ops.gvr.attention.default: impl}
+
+
+def attention_calls(config) -> int:
+    """Attention calls in one denoiser step: one per DiT block."""
+    return int(config.depth)
+
+
+__all__ = ["ATTENTION_FORMS", "FUSED_ONNX_OP", "attention_as_custom_op", "translation_table", "attention_calls"]

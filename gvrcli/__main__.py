@@ -1,0 +1,5 @@
+"""``python -m gvrcli`` is the ``gvr`` command."""
+
+from gvrcli.cli import main
+
+main()

@@ -1,0 +1,181 @@
+"""The ``gvr`` command line: parse options, wire progress output, map reports to exit codes.
+
+The work is done by the library (``gvrcli.batch.upscale``, ``gvrcli.info.collect``); this module
+only translates. ``python -m gvrcli`` and the ``gvr`` console script both call ``main()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gvrcli.engine import DEFAULT_MEMORY_BUDGET_MB
+from gvrcli.errors import EXIT_USAGE, GvrError
+
+app = typer.Typer(
+    name="gvr",
+    help="SimpleGVR video super-resolution: upscale directories of videos with an exported model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _install_signal_handlers(cancel: threading.Event) -> dict:
+    """SIGINT/SIGTERM stop the batch cleanly (partials removed, claims released, exit 130/143).
+    A second signal exits at once; the next run cleans up what that leaves."""
+    received: dict = {"signal": 0}
+
+    def handler(signum, frame):
+        if received["signal"]:
+            os._exit(128 + signum)
+        received["signal"] = signum
+        cancel.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return received
+
+
+def _error(message: str, as_json: bool, code: int) -> None:
+    from gvrcli.progress import one_line
+
+    sys.stderr.write(f"gvr: error: {one_line(message)}\n")
+    sys.stderr.flush()
+    if as_json:
+        sys.stdout.write(json.dumps({"event": "summary", "error": message, "exit_code": code}) + "\n")
+        sys.stdout.flush()
+    raise typer.Exit(code)
+
+
+@app.command()
+def upscale(
+    # Plain strings, not typer Paths: Typer would refuse an unreadable input as a usage error for
+    # the whole batch; gvr reports it as that one file's failure instead.
+    paths: list[str] = typer.Argument(..., help="Input videos or directories, then the output directory (last)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Exported model (.onnx, or OpenVINO .xml). Default: built-in tiny model."),
+    backend: str = typer.Option("auto", "--backend", help="auto | ort-cuda | ort-cpu | openvino."),
+    device: str = typer.Option("AUTO", "--device", help="CPU | GPU | AUTO (OpenVINO device; GPU/CPU also pick the ONNX Runtime provider)."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="2 or 4 (must match --model; picks the built-in default)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
+    noise_aug: Optional[float] = typer.Option(None, "--noise-aug", help="Noise level of the LR condition, 0..1 (default: the model's)."),
+    seed: int = typer.Option(0, "--seed", help="Noise seed; output is deterministic for a seed."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk input directories recursively."),
+    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable), e.g. '*.mp4'."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symbolic links while walking."),
+    codec: str = typer.Option("h264", "--codec", help="h264 | hevc | av1 | vp9 | ffv1 | prores."),
+    crf: Optional[int] = typer.Option(None, "--crf", help="Quality for h264/hevc/av1/vp9 (default 18/20/30/24)."),
+    pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="Output pixel format (default yuv420p, or yuv420p10le for >8-bit input)."),
+    overwrite: bool = typer.Option(False, "--overwrite/--skip-existing", help="Redo existing outputs, or skip them (default)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process shard I (0-based) of N. Default: from SLURM_ARRAY_* / AWS_BATCH_JOB_ARRAY_INDEX."),
+    jobs: int = typer.Option(1, "--jobs", help="Files processed at once by this worker."),
+    threads: int = typer.Option(0, "--threads", help="CPU inference threads (0 = all cores)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout (events and a summary)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done; touch nothing."),
+    tile: int = typer.Option(0, "--tile", help="LR tile size in pixels (0 = whole frame, or the largest that fits --memory-budget)."),
+    memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", help="MiB one model call may use; larger frames are tiled."),
+    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
+    stall_timeout: float = typer.Option(300.0, "--stall-timeout", help="Fail a file after this many seconds without progress."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain 'Progress:' lines."),
+    openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
+) -> None:
+    """Upscale every video under INPUT... into OUTPUT_DIR, mirroring the directory tree."""
+    from gvrcli.batch import UpscaleOptions
+    from gvrcli.batch import upscale as run_batch
+    from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
+    from gvrcli.shard import parse_shard, shard_from_env
+
+    if len(paths) < 2:
+        _error("give at least one input and the output directory (gvr upscale INPUT... OUTPUT_DIR)", as_json, EXIT_USAGE)
+    *inputs, output_dir = map(Path, paths)
+    cancel = threading.Event()
+    received = _install_signal_handlers(cancel)
+    if as_json:
+        events = JsonEvents(interval=progress_interval)
+    elif sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+        events = RichEvents()
+    else:
+        events = PlainEvents(interval=progress_interval, openjd=openjd)
+    try:
+        chosen_shard = parse_shard(shard) if shard else shard_from_env()
+        options = UpscaleOptions(
+            output_dir=output_dir,
+            model=model,
+            backend=backend,
+            device=device,
+            scale=scale,
+            steps=steps,
+            noise_aug=noise_aug,
+            seed=seed,
+            recursive=recursive,
+            include=tuple(include),
+            exclude=tuple(exclude),
+            follow_symlinks=follow_symlinks,
+            codec=codec,
+            crf=crf,
+            pix_fmt=pix_fmt,
+            overwrite=overwrite,
+            shard=chosen_shard,
+            jobs=jobs,
+            threads=threads,
+            dry_run=dry_run,
+            max_pixels=max_pixels,
+            tile=tile,
+            memory_budget_mb=memory_budget,
+            stall_timeout=stall_timeout,
+        )
+        if chosen_shard and chosen_shard.source != "--shard":
+            events.message(f"gvr: shard {chosen_shard.index}/{chosen_shard.count} from {chosen_shard.source}")
+        report = run_batch(inputs, options, events=events, cancel=cancel)
+    except GvrError as e:
+        _error(str(e), as_json, e.exit_code)
+    report.interrupted = received["signal"]
+    if report.fatal:
+        sys.stderr.write(f"gvr: error: {report.fatal}\n")
+    if report.interrupted:
+        sys.stderr.write(f"gvr: stopped by {signal.Signals(report.interrupted).name}; partial outputs removed\n")
+    events.finished(report)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def info(
+    model: Optional[Path] = typer.Option(None, "--model", help="Model whose manifest to show (default: the built-in x2 if present)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Show inference providers and devices, and a model's metadata."""
+    from gvrcli.info import collect, render
+
+    try:
+        facts = collect(model)
+    except GvrError as e:
+        _error(str(e), as_json, e.exit_code)
+    if as_json:
+        sys.stdout.write(json.dumps(facts, indent=None, default=str) + "\n")
+    else:
+        render(facts)
+
+
+try:  # the export engineer's command; it imports torch lazily, only when run
+    from gvrcli.export_command import export_command
+
+    app.command("export")(export_command)
+except ImportError:
+    pass
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""The upscaling engine: rectified-flow sampling over temporal chunks and spatial tiles.
+
+Frames stream in and out (``StreamingUpscaler``): at most one chunk of LR frames, its HR output
+and the overlap tail are held, so memory is bounded whatever the video's length.
+
+* Temporal chunks of ``chunk_frames`` overlap by ``chunk_overlap`` frames; the model's own
+  interleaved temporal units run inside each chunk.
+* A frame whose chunk would exceed the memory budget is cut into overlapping spatial tiles.
+* Noise is drawn per frame from ``(seed, frame index)``, full-frame, then cropped: overlapping
+  chunks and tiles see exactly the same noise for the same pixel, so where they overlap they
+  compute the same thing and the ramp blend (``gvrcli.tiling``) leaves no seam.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from models.codec import get_codec
+from models.manifest import ModelManifest
+from models.rectified_flow import timesteps
+
+from gvrcli.backends import Denoiser
+from gvrcli.errors import Cancelled, ModelError, UsageError
+from gvrcli.tiling import ramp, window_starts
+
+# Peak memory of one denoiser call as a multiple of its HR float32 input (z_t): the output,
+# the upsampled condition, the noise, and the network's activations (measured 34.5x for the
+# built-in tiny default, fused attention, ONNX Runtime CPU, 20 frames; 40 leaves headroom).
+ACTIVATION_FACTOR = 40
+# 8 GiB for one call: a 20-frame chunk of 480x270 -> 960x540 (~5 GiB by the factor above) runs
+# untiled; 1080p input is tiled.
+DEFAULT_MEMORY_BUDGET_MB = 8192
+# 16 LR pixels of overlap: a ramp 32 px wide at x2 output, wider than the tiny preset's 3x3x3
+# upsampler convs reach, so tile edges never show.
+DEFAULT_TILE_OVERLAP = 16
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    steps: int
+    noise_aug: float
+    seed: int = 0
+    chunk_frames: int = 20
+    chunk_overlap: int = 5
+    tile: int = 0  # LR tile side in pixels; 0 = largest that fits the memory budget
+    tile_overlap: int = DEFAULT_TILE_OVERLAP
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
+
+    @classmethod
+    def from_manifest(cls, manifest: ModelManifest, **overrides) -> "EngineSettings":
+        """Defaults from the model: its sampler steps and noise level; chunks of four temporal units
+        (the paper trains on 20 frames = 4 units of 5) overlapping by one unit, so a frame near a
+        chunk seam still sees a whole unit of context on its side."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        unit = manifest.temporal_unit
+        settings = cls(
+            steps=overrides.pop("steps", manifest.steps),
+            noise_aug=overrides.pop("noise_aug", manifest.noise_aug),
+            chunk_frames=overrides.pop("chunk_frames", 4 * unit),
+            chunk_overlap=overrides.pop("chunk_overlap", unit),
+            **overrides,
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.steps < 1:
+            raise UsageError(f"--steps must be >= 1 (got {self.steps})")
+        if not 0.0 <= self.noise_aug <= 1.0:
+            raise UsageError(f"--noise-aug must be within [0, 1] (got {self.noise_aug})")
+        if self.chunk_frames < 1 or not 0 <= self.chunk_overlap < self.chunk_frames:
+            raise UsageError(
+                f"chunk of {self.chunk_frames} frames with overlap {self.chunk_overlap}: need 0 <= overlap < chunk"
+            )
+        if self.tile and not 0 <= self.tile_overlap < self.tile:
+            raise UsageError(f"--tile {self.tile} must be larger than its overlap {self.tile_overlap}")
+
+
+class FrameNoise:
+    """Standard-normal noise for frame ``i``, the same whichever chunk or tile asks for it."""
+
+    HR, LR = 0, 1  # stream ids: the sampler's starting noise and the condition's augmentation noise
+
+    def __init__(self, seed: int, channels: int):
+        self.seed, self.channels = seed, channels
+
+    def frame(self, stream: int, index: int, height: int, width: int) -> np.ndarray:
+        rng = np.random.default_rng((self.seed, index, stream))
+        return rng.standard_normal((self.channels, height, width), dtype=np.float32)  # (C, H, W)
+
+    def draw(self, stream: int, first: int, count: int, height: int, width: int) -> np.ndarray:
+        """Frames ``first .. first+count-1`` stacked: (C, T, H, W)."""
+        return np.stack([self.frame(stream, first + k, height, width) for k in range(count)], axis=1)
+
+
+class Upscaler:
+    """Upscales chunks of frames with a denoiser: ``(T, h, w, 3)`` [0, 1] -> ``(T, s*h, s*w, 3)``."""
+
+    def __init__(self, denoiser: Denoiser, settings: EngineSettings):
+        self.denoiser, self.settings = denoiser, settings
+        m = denoiser.manifest
+        self.manifest, self.scale = m, m.scale
+        self.codec = get_codec(m.codec)
+        if self.codec.spatial_factor != 1 or self.codec.temporal_factor != 1:
+            # Tiles and chunks here are cut in pixels/frames; a compressing VAE needs them cut in
+            # latent cells (multiples of its factors) — not supported yet.
+            raise ModelError(f"latent codec {m.codec!r} compresses; this runtime supports pixel-space models only")
+        if not m.dynamic:
+            raise ModelError("static-shape models are not supported by the batch runtime; export with --dynamic")
+        self.noise = FrameNoise(settings.seed, self.codec.channels)
+        self.model_seconds = 0.0  # time inside the denoiser, for the outside-the-model share
+        self.cancel: threading.Event | None = None  # set: stop before the next sampler step
+
+    def frame_noise(self, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(HR noise (C, s*h, s*w), LR noise (C, h, w)) for video frame ``index`` of LR size h x w."""
+        s = self.scale
+        return self.noise.frame(FrameNoise.HR, index, height * s, width * s), self.noise.frame(FrameNoise.LR, index, height, width)
+
+    def tile_size(self, frames: int, height: int, width: int) -> tuple[int, int]:
+        """LR tile (rows, cols): the whole frame if it fits the budget, else the largest square that does,
+        rounded down to the model's spatial multiple (it pads anything else, wasting work)."""
+        s = self.settings
+        if s.tile:
+            return min(s.tile, height), min(s.tile, width)
+        budget = s.memory_budget_mb * 2**20
+        per_lr_pixel = frames * self.codec.channels * self.scale**2 * 4 * ACTIVATION_FACTOR
+        if height * width * per_lr_pixel <= budget:
+            return height, width
+        side = int(math.sqrt(budget / per_lr_pixel))
+        multiple = self.manifest.spatial_multiple
+        side = max(multiple, side // multiple * multiple, s.tile_overlap + 1)
+        return min(side, height), min(side, width)
+
+    def upscale_chunk(self, lr: np.ndarray, first_frame: int) -> np.ndarray:
+        """``lr`` (T, h, w, 3) float32 in [0, 1], whose first frame is video frame ``first_frame``;
+        returns (T, s*h, s*w, 3). The one-piece reference the streaming path is tested against."""
+        T, h, w, _ = lr.shape
+        s = self.scale
+        hr_noise = self.noise.draw(FrameNoise.HR, first_frame, T, h * s, w * s)  # (C, T, H, W)
+        lr_noise = self.noise.draw(FrameNoise.LR, first_frame, T, h, w)  # (C, T, h, w)
+        frames = self.upscale_planar(np.ascontiguousarray(lr.transpose(3, 0, 1, 2)), lr_noise, hr_noise)
+        return np.stack(frames).transpose(0, 2, 3, 1)  # (T, H, W, C)
+
+    def upscale_planar(self, lr: np.ndarray, lr_noise: np.ndarray, hr_noise: np.ndarray) -> list[np.ndarray]:
+        """``lr`` (C, T, h, w) in [0, 1] with its noise (C, T, h, w) and (C, T, H, W) -> T planar frames
+        (C, H, W). ``hr_noise`` is consumed: the sampler integrates in it, in place.
+
+        Planar is the model's layout; interleaving to RGB is left to the encoder's thread.
+        """
+        C, T, h, w = lr.shape
+        s = self.scale
+        th, tw = self.tile_size(T, h, w)
+        ov = self.settings.tile_overlap
+        ys, xs = window_starts(h, th, ov), window_starts(w, tw, ov)
+        if len(ys) == 1 and len(xs) == 1:
+            return self._sample(lr, lr_noise, hr_noise)
+        out = [np.zeros((C, h * s, w * s), dtype=np.float32) for _ in range(T)]
+        weight = np.zeros((h * s, w * s), dtype=np.float32)
+        for y in ys:
+            for x in xs:
+                Y, X = slice(y * s, (y + th) * s), slice(x * s, (x + tw) * s)
+                tile = self._sample(
+                    np.ascontiguousarray(lr[:, :, y : y + th, x : x + tw]),
+                    np.ascontiguousarray(lr_noise[:, :, y : y + th, x : x + tw]),
+                    np.ascontiguousarray(hr_noise[:, :, Y, X]),
+                )
+                wy = ramp(th * s, (y > 0) * ov * s, (y + th < h) * ov * s, dead=s)
+                wx = ramp(tw * s, (x > 0) * ov * s, (x + tw < w) * ov * s, dead=s)
+                w2 = wy[:, None] * wx[None, :]  # (TH, TW)
+                for frame, part in zip(out, tile):
+                    part *= w2
+                    frame[:, Y, X] += part
+                weight[Y, X] += w2
+        for frame in out:
+            frame /= weight
+        return out
+
+    def _sample(self, lr: np.ndarray, lr_noise: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
+        """One tile through the whole sampler: (C, T, h, w) -> T frames (C, H, W), pixels in [0, 1].
+
+        The Euler update is ``models.rectified_flow.euler_sample``'s, done in place in ``z`` (the
+        tile's noise) and a reused velocity buffer: at 960x540 x 20 frames every fresh temporary
+        is a 124 MB allocation, and on this class of machine allocating and faulting it in costs
+        more than the arithmetic. The decoded output is made per frame for the same reason
+        (per-frame arrays stay under the allocator's mmap threshold and are recycled).
+        """
+        cond = self.codec.encode(lr)[None]  # (1, C, T, h, w)
+        lr_noise, level = lr_noise[None], np.array([self.settings.noise_aug], dtype=np.float32)
+        z = z[None]  # (1, C, T, H, W)
+        velocity = self._velocity_buffer(z.shape)
+        ts = timesteps(self.settings.steps)
+        for t, t_next in zip(ts[:-1], ts[1:]):
+            self._check_cancel()
+            started = time.perf_counter()
+            try:
+                self.denoiser(z, np.array([t], dtype=np.float32), cond, lr_noise, level, out=velocity)
+            except Exception:
+                self._check_cancel()  # a call aborted by Denoiser.interrupt() is a cancel, not a failure
+                raise
+            self.model_seconds += time.perf_counter() - started
+            velocity *= np.float32(t_next - t)
+            z += velocity
+        frames = []
+        for k in range(z.shape[2]):
+            pixels = self.codec.decode(z[0, :, k])  # (C, H, W)
+            frames.append(np.clip(pixels, 0.0, 1.0, out=pixels))
+        return frames
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+
+    def _velocity_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        if getattr(self, "_velocity", None) is None or self._velocity.shape != shape:
+            self._velocity = np.empty(shape, dtype=np.float32)
+        return self._velocity
+
+
+class StreamingUpscaler:
+    """Feeds frames through ``Upscaler`` chunk by chunk; HR frames come out in order as soon as
+    no later chunk can change them.
+
+    ``push(frame, noise)`` and ``finish()`` return lists of ``(index, hr_frame)``, ``hr_frame``
+    planar (3, H, W) float32 in [0, 1]. ``noise`` is the frame's ``(hr, lr)`` pair from
+    ``Upscaler.frame_noise``; the pipeline draws it in the decode thread, off the model's path.
+    """
+
+    def __init__(self, upscaler: Upscaler):
+        self.up = upscaler
+        self.length = upscaler.settings.chunk_frames
+        self.overlap = upscaler.settings.chunk_overlap
+        self.window: deque[tuple] = deque()  # (LR frame, HR noise, LR noise) from index self.start on
+        self.start = 0  # video index of self.window[0]
+        self.done_until = 0  # frames below this index are already inside an upscaled chunk
+        self.acc: dict[int, list] = {}  # index -> [weighted sum (C, H, W), weight]
+        self._buffers: dict[str, np.ndarray] = {}  # chunk inputs, reused from chunk to chunk
+
+    def push(self, frame: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None = None):
+        if noise is None:
+            noise = self.up.frame_noise(self.start + len(self.window), *frame.shape[:2])
+        self.window.append((frame, *noise))
+        if len(self.window) < self.length:
+            return []
+        return self._run_chunk(last=False)
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        if self.start + len(self.window) > self.done_until:
+            return self._run_chunk(last=True)
+        return self._emit(until=self.start + len(self.window))
+
+    def _gather(self, name: str, item: int, planar: bool) -> np.ndarray:
+        """The window's frames as one (C, T, H, W) array, written into a buffer kept between chunks."""
+        first = self.window[0][item]
+        C, H, W = (first.shape[2], *first.shape[:2]) if not planar else first.shape
+        shape = (C, len(self.window), H, W)
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[name] = np.empty(shape, dtype=np.float32)
+        for k, entry in enumerate(self.window):
+            buf[:, k] = entry[item] if planar else entry[item].transpose(2, 0, 1)
+        return buf
+
+    def _run_chunk(self, last: bool) -> list[tuple[int, np.ndarray]]:
+        n = len(self.window)
+        lr = self._gather("lr", 0, planar=False)
+        hr_noise, lr_noise = self._gather("hr_noise", 1, planar=True), self._gather("lr_noise", 2, planar=True)
+        frames = self.up.upscale_planar(lr, lr_noise, hr_noise)
+        fade_in = self.overlap if self.start > 0 else 0
+        weights = ramp(n, fade_in, 0 if last else self.overlap)
+        for k, frame in enumerate(frames):
+            w = float(weights[k])
+            if w != 1.0:
+                frame *= np.float32(w)
+            entry = self.acc.get(self.start + k)
+            if entry is None:
+                self.acc[self.start + k] = [frame, w]
+            else:
+                entry[0] += frame
+                entry[1] += w
+        self.done_until = self.start + n
+        if last:
+            return self._emit(until=self.done_until)
+        keep = self.overlap  # the next chunk starts with the last `overlap` frames of this one
+        for _ in range(n - keep):
+            self.window.popleft()
+        self.start += n - keep
+        return self._emit(until=self.start)
+
+    def _emit(self, until: int) -> list[tuple[int, np.ndarray]]:
+        ready = []
+        for i in sorted(k for k in self.acc if k < until):
+            total, weight = self.acc.pop(i)
+            if weight != 1.0:
+                total /= np.float32(weight)
+            ready.append((i, total))
+        return ready

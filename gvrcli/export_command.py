@@ -1,0 +1,77 @@
+"""``gvr export``: the thin command over ``export.export_model`` (library first, CLI thin).
+
+torch and the exporter are imported inside the command body only, so ``gvrcli.cli`` (the
+runtime, which must not need torch) can register this command without importing them.
+Exit codes: 0 exported (and verified, if asked) · 1 a backend outside its tolerance · 2 bad input
+(unknown config, wrong checkpoint, unwritable or existing output, bad option), nothing written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _fail(message: str, code: int = 2) -> None:
+    sys.stderr.write(f"gvr: error: {' '.join(str(message).split())}\n")
+    raise typer.Exit(code)
+
+
+def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
+    if text is None:
+        return None
+    try:
+        T, h, w = (int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        _fail(f"--shape must be T,h,w (frames, height, width of the low-resolution input), got {text!r}")
+    return T, h, w
+
+
+def export_command(
+    target: str = typer.Option(..., "--target", help="onnx | openvino."),
+    config: Optional[str] = typer.Option(None, "--config", help="tiny | base | a JSON file of model settings. Default: tiny, or the checkpoint's own config."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="A SimpleGVR .safetensors checkpoint. Default: the built-in (untrained) default."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output .onnx file, or folder for OpenVINO IR. Default: gvr-NAME-xSCALE.onnx / gvr-NAME-xSCALE_openvino/."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="2 or 4 (built-in default and presets; a checkpoint keeps its own)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 (ONNX: half-precision graph for GPU providers; OpenVINO: fp16 weights)."),
+    dynamic: bool = typer.Option(True, "--dynamic/--static", help="Any T, H, W (default), or one declared size (--shape)."),
+    shape: Optional[str] = typer.Option(None, "--shape", help="T,h,w of the low-resolution latent for --static, e.g. 8,270,480."),
+    opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset (>= 23, where the fused Attention op exists)."),
+    attention: Optional[str] = typer.Option(None, "--attention", help="fused (default) | unfused: explicit fallback for runtimes without a fused attention op."),
+    ov_source: Optional[str] = typer.Option(None, "--ov-source", help="openvino only: torch (default, converts the PyTorch module) | onnx (converts our ONNX graph)."),
+    verify: bool = typer.Option(False, "--verify", help="Check PyTorch vs ONNX Runtime vs OpenVINO on random weights at two shapes; exit 1 if outside tolerance."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+) -> None:
+    """Export the denoiser step to ONNX or OpenVINO IR (runs without torch afterwards)."""
+    static_shape = _parse_shape(shape)
+    try:
+        from export import ExportError, export_model
+    except ImportError as e:  # the runtime-only install has no torch
+        _fail(f"gvr export needs the export extras (pip install -e '.[export]'): {e}")
+    try:
+        report = export_model(
+            target,
+            out,
+            config=config,
+            weights=weights,
+            scale=scale,
+            precision=precision,
+            dynamic=dynamic,
+            static_shape=static_shape,
+            force=force,
+            verify=verify,
+            opset=opset,
+            attention=attention,
+            source=ov_source,
+        )
+    except ExportError as e:
+        _fail(str(e), e.exit_code)
+    typer.echo(report.summary())
+    if report.verify is not None:
+        for line in report.verify.lines():
+            typer.echo("  " + line)
+        if not report.verify.ok:
+            _fail("verification failed: a backend is outside its tolerance against PyTorch", 1)

@@ -1,0 +1,66 @@
+"""``gvr info``: what this machine can run (providers, devices, encoders) and what a model declares."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from gvrcli.formats import CODECS
+from gvrcli.modelfile import ASSETS_DIR, cache_dir, default_model_name, read_manifest
+
+
+def collect(model: Path | None = None) -> dict:
+    import av
+    import onnxruntime as ort
+
+    facts: dict = {"onnxruntime": {"version": ort.__version__, "providers": ort.get_available_providers()}}
+    try:
+        import openvino as ov
+
+        core = ov.Core()
+        facts["openvino"] = {
+            "version": ov.__version__,
+            "devices": {d: core.get_property(d, "FULL_DEVICE_NAME") for d in core.available_devices},
+        }
+    except (ImportError, RuntimeError) as e:
+        facts["openvino"] = {"error": str(e).splitlines()[0]}
+    facts["pyav"] = {
+        "version": av.__version__,
+        "encoders": {name: c.encoder in av.codecs_available for name, c in CODECS.items()},
+    }
+    if model is None:
+        for candidate in (ASSETS_DIR / default_model_name(2), cache_dir() / default_model_name(2)):
+            if candidate.is_file():
+                model = candidate
+                break
+    if model is None:
+        facts["model"] = {"path": None, "note": "built-in default not built yet (gvr upscale exports it on first use)"}
+    else:
+        manifest = read_manifest(model)
+        facts["model"] = {"path": str(model), "manifest": dataclasses.asdict(manifest)}
+    return facts
+
+
+def render(facts: dict) -> None:
+    from rich.console import Console
+
+    console = Console()
+    ort_facts = facts["onnxruntime"]
+    console.print(f"[bold]ONNX Runtime[/] {ort_facts['version']}: providers {', '.join(ort_facts['providers'])}")
+    ov_facts = facts["openvino"]
+    if "error" in ov_facts:
+        console.print(f"[bold]OpenVINO[/]: unavailable ({ov_facts['error']})")
+    else:
+        devices = "; ".join(f"{k} ({v})" for k, v in ov_facts["devices"].items())
+        console.print(f"[bold]OpenVINO[/] {ov_facts['version']}: devices {devices}")
+    enc = ", ".join(f"{k}{'' if ok else ' (missing)'}" for k, ok in facts["pyav"]["encoders"].items())
+    console.print(f"[bold]PyAV[/] {facts['pyav']['version']}: encoders {enc}")
+    m = facts["model"]
+    if not m["path"]:
+        console.print(f"[bold]Model[/]: {m['note']}")
+        return
+    console.print(f"[bold]Model[/] {m['path']}")
+    for key, value in m["manifest"].items():
+        if key != "config":
+            console.print(f"  {key}: {value}", markup=False, highlight=False)
+    console.print(f"  config: {m['manifest']['config']}", markup=False, highlight=False)

@@ -1,0 +1,192 @@
+"""One file through decode -> upscale -> encode, three stages overlapped by threads and bounded queues.
+
+Decoding and encoding run in their own threads (FFmpeg releases the GIL, and so does the model
+runtime), so the model is rarely idle waiting for either. The queues are small, so memory stays
+bounded whatever the video's length. A watchdog bounds every wait: a stage that makes no progress
+for ``stall_timeout`` seconds (a decoder hanging on a hostile file) fails the file instead of
+hanging the batch; a hung FFmpeg call cannot be killed from Python, so its daemon thread is left
+behind and the batch moves on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from gvrcli.decode import VideoDecoder
+from gvrcli.encode import EncodeSettings, VideoEncoder
+from gvrcli.engine import StreamingUpscaler, Upscaler
+from gvrcli.errors import Cancelled, StalledError
+from gvrcli.probe import VideoInfo
+
+_END = object()
+DEFAULT_STALL_TIMEOUT = 300.0  # seconds without a frame through a stage; far above one chunk's inference
+
+
+@dataclass
+class FileStats:
+    frames: int = 0
+    model_seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+
+class _Stage(threading.Thread):
+    """A daemon thread whose exception is kept for the pipeline to re-raise."""
+
+    def __init__(self, name: str, target: Callable[[], None]):
+        super().__init__(name=name, daemon=True)
+        self._target_fn, self.error = target, None
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as e:  # handed to the pipeline thread, which reports it
+            self.error = e
+
+
+def upscale_file(
+    info: VideoInfo,
+    partial: Path,
+    upscaler: Upscaler,
+    encode: EncodeSettings,
+    *,
+    cancel: threading.Event,
+    on_frames: Callable[[int], None] = lambda n: None,
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+) -> FileStats:
+    """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
+    removes the partial on any exception."""
+    stop = threading.Event()  # tells our stages to quit (failure or cancel)
+    frames_in: queue.Queue = queue.Queue(maxsize=upscaler.settings.chunk_frames + 2)
+    frames_out: queue.Queue = queue.Queue(maxsize=8)
+    decoders: list[VideoDecoder] = []  # opened in the decode thread: opening can hang too
+    stream = StreamingUpscaler(upscaler)
+    upscaler.cancel = cancel
+    model_before = upscaler.model_seconds
+    encoder_box: list[VideoEncoder] = []
+
+    def put(q: queue.Queue, item, consumer: "_Stage | None" = None) -> None:
+        """Blocking put. With a ``consumer``, the watchdog applies: a consumer that died or made no
+        room for ``stall_timeout`` fails the file. Without one (the decoder feeding the model) the
+        wait is plain backpressure: a model may take minutes per chunk."""
+        deadline = time.monotonic() + stall_timeout
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                if consumer is None:
+                    continue
+                _check(consumer)
+                if not consumer.is_alive() or time.monotonic() > deadline:
+                    raise StalledError(f"{info.path}: encoding stalled (no progress for {stall_timeout:.0f} s)") from None
+
+    def get(q: queue.Queue, producer: "_Stage | None" = None):
+        """Blocking get; with a ``producer`` (the decoder), the watchdog applies to it."""
+        deadline = time.monotonic() + stall_timeout
+        while True:
+            if cancel.is_set():
+                raise Cancelled()
+            try:
+                return q.get(timeout=0.2)
+            except queue.Empty:
+                if stop.is_set():
+                    return _END
+                if producer is not None and time.monotonic() > deadline:
+                    raise StalledError(f"{info.path}: decoding stalled (no progress for {stall_timeout:.0f} s)") from None
+
+    def decode_stage() -> None:
+        try:
+            decoders.append(VideoDecoder(info))
+            for frame in decoders[0].frames():
+                if stop.is_set():
+                    return
+                # The frame's sampler noise is drawn here, off the model's thread: at 960x540 it
+                # costs as much as decoding, converting and encoding together.
+                noise = upscaler.frame_noise(frame.index, *frame.rgb.shape[:2])
+                put(frames_in, (frame, noise))
+        finally:
+            put(frames_in, _END)
+
+    def encode_stage() -> None:
+        encoder = None
+        while True:
+            item = get(frames_out)  # waits on the model: no watchdog here
+            if item is _END:
+                break
+            rgb, pts = item  # planar (3, H, W)
+            if encoder is None:
+                h, w = rgb.shape[1:]
+                encoder = VideoEncoder(
+                    partial,
+                    info.path,
+                    w,
+                    h,
+                    decoders[0].time_base,
+                    info.rate,
+                    decoders[0].tags,
+                    encode,
+                    high_bit_depth=info.high_bit_depth,
+                )
+                encoder_box.append(encoder)
+            encoder.write(rgb, pts)
+            on_frames(1)
+        if encoder is not None and not stop.is_set():
+            encoder.close()
+
+    decode_thread = _Stage("gvr-decode", decode_stage)
+    encode_thread = _Stage("gvr-encode", encode_stage)
+    pts_of: dict[int, int | None] = {}
+    try:
+        decode_thread.start()
+        encode_thread.start()
+        while True:
+            item = get(frames_in, producer=decode_thread)
+            if item is _END:
+                decode_thread.join(timeout=stall_timeout)  # it is past its last put: its error is being recorded
+                _check(decode_thread)
+                ready = stream.finish()
+            else:
+                frame, noise = item
+                pts_of[frame.index] = frame.pts
+                ready = stream.push(frame.rgb, noise)
+            for index, hr in ready:
+                put(frames_out, (hr, pts_of.pop(index)), consumer=encode_thread)
+            if item is _END:
+                break
+        put(frames_out, _END, consumer=encode_thread)
+        deadline = time.monotonic() + stall_timeout
+        while encode_thread.is_alive():
+            encode_thread.join(timeout=0.2)
+            if cancel.is_set():
+                raise Cancelled()
+            if time.monotonic() > deadline:
+                raise StalledError(f"{info.path}: encoding stalled (no progress for {stall_timeout:.0f} s)")
+        _check(encode_thread)
+        warnings = tuple(encoder_box[0].warnings) if encoder_box else ()
+        return FileStats(stream.done_until, upscaler.model_seconds - model_before, warnings)
+    except BaseException:
+        stop.set()
+        # Close the encoder only once its thread has let go of it (FFmpeg objects are not
+        # thread-safe); a thread stuck in a write keeps it, and the partial is deleted anyway.
+        encode_thread.join(timeout=5)
+        if not encode_thread.is_alive():
+            for enc in encoder_box:
+                enc.abort()
+        raise
+    finally:
+        stop.set()
+        decode_thread.join(timeout=2)
+        if not decode_thread.is_alive():
+            for decoder in decoders:
+                decoder.close()
+
+
+def _check(stage: _Stage) -> None:
+    """Re-raise a stage's failure in the pipeline thread (the batch turns it into one line)."""
+    if stage.error is not None:
+        raise stage.error

@@ -1,0 +1,131 @@
+"""Container probing: is this file a video we can upscale, and what are its stream facts.
+
+Files are picked by what FFmpeg finds inside them, not by their extension. Probing reads headers
+only (no frame is decoded), with a timeout, and refuses frame sizes over a limit before any
+buffer is allocated for them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from gvrcli.errors import InputError
+
+# FFmpeg demuxers that read single pictures: a directory walk skips them (a folder of frames is
+# not a folder of videos); given explicitly they are refused with a clear message.
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif", "apng")
+
+# 4096 x 4096 LR pixels: 4K DCI input still fits, a hostile header claiming 65535 x 65535 does not.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+# (open, read) seconds: FFmpeg's interrupt callback aborts I/O that blocks longer than this.
+OPEN_TIMEOUT = (30.0, 30.0)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the runtime needs to know about an input before decoding it."""
+
+    path: Path
+    format_name: str
+    width: int
+    height: int
+    frames: int  # best estimate; 0 when the container does not say
+    rate: Fraction | None  # average frame rate, None when unknown
+    time_base: Fraction
+    pix_fmt: str
+    bit_depth: int  # bits per component of the decoded pixels (8, 10, 12, 16)
+    has_audio: bool
+    has_subtitles: bool
+
+    @property
+    def high_bit_depth(self) -> bool:
+        return self.bit_depth > 8
+
+
+def _bit_depth(pix_fmt: str | None) -> int:
+    if not pix_fmt:
+        return 8
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+        return max(c.bits for c in fmt.components)
+    except (ValueError, av.FFmpegError):
+        return 8
+
+
+def probe_video(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInfo:
+    """Read ``path``'s headers; raise InputError (one line naming the cause) unless it is a usable video."""
+    path = Path(path)
+    try:
+        return _probe(path, max_pixels)
+    except InputError:
+        raise
+    except Exception as e:  # a hostile header can trip PyAV in ways no list of cases anticipates
+        raise InputError(f"{path}: unreadable media headers ({type(e).__name__}: {str(e)[:120]})") from None
+
+
+def _probe(path: Path, max_pixels: int) -> VideoInfo:
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: not readable (permission denied)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(str(path), timeout=OPEN_TIMEOUT)
+    except av.FFmpegError as e:
+        raise InputError(f"{path}: not a readable media file ({_ffmpeg_reason(e)})") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{path}: cannot open ({e})") from None
+    with container:
+        format_name = container.format.name
+        if any(f in format_name.split(",") for f in _IMAGE_FORMATS):
+            raise InputError(f"{path}: a still image ({format_name}), not a video")
+        streams = [
+            s
+            for s in container.streams.video
+            if not (s.disposition & av.stream.Disposition.attached_pic)  # cover art is not a video
+        ]
+        if not streams:
+            raise InputError(f"{path}: no video stream")
+        stream = streams[0]
+        ctx = stream.codec_context
+        if ctx is None or not stream.codec_context.codec:
+            raise InputError(f"{path}: video codec not supported by this FFmpeg build")
+        width, height = ctx.width, ctx.height
+        if width <= 0 or height <= 0:
+            raise InputError(f"{path}: video stream has no frame size")
+        if width * height > max_pixels:
+            raise InputError(
+                f"{path}: frame size {width}x{height} exceeds the limit of {max_pixels} pixels "
+                "(raise it with --max-pixels)"
+            )
+        rate = stream.average_rate or stream.guessed_rate
+        frames = stream.frames
+        if not frames and rate and stream.duration and stream.time_base:
+            frames = round(float(stream.duration * stream.time_base * rate))
+        elif not frames and rate and container.duration:
+            frames = round(container.duration / av.time_base * float(rate))
+        return VideoInfo(
+            path=path,
+            format_name=format_name,
+            width=width,
+            height=height,
+            frames=max(int(frames or 0), 0),
+            rate=Fraction(rate) if rate else None,
+            time_base=stream.time_base or Fraction(1, 90000),
+            pix_fmt=ctx.pix_fmt or "",
+            bit_depth=_bit_depth(ctx.pix_fmt),
+            has_audio=bool(container.streams.audio),
+            has_subtitles=bool(container.streams.subtitles),
+        )
+
+
+def _ffmpeg_reason(e: av.FFmpegError) -> str:
+    """FFmpeg's message without the file name PyAV appends (we name the file ourselves)."""
+    return (e.strerror or str(e)).strip().rstrip(".")

@@ -1,0 +1,64 @@
+"""Deterministic sharding: which inputs worker I of N takes.
+
+A file belongs to shard ``sha1(relative path) mod N``. (Not crc32: it is linear, so names that
+differ in one digit, like clip0..clip5, can all share a parity and land in one shard.) The hash depends only on the file's own
+relative path, so the N shards partition the inputs exactly, and a file keeps its shard when
+other files appear or vanish between runs (an index into a sorted list would reshuffle).
+"""
+
+from __future__ import annotations
+
+import os
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gvrcli.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 0-based
+    count: int
+    source: str = field(default="--shard", compare=False)  # where it came from, for messages
+
+    def __post_init__(self):
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise UsageError(f"shard {self.index}/{self.count} from {self.source} is out of range (need 0 <= I < N)")
+
+    def takes(self, relative: Path) -> bool:
+        digest = hashlib.sha1(relative.as_posix().encode("utf-8", "surrogateescape")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+def parse_shard(spec: str) -> Shard:
+    try:
+        index, count = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {spec!r} is not I/N (for example 0/4)") from None
+    return Shard(index, count)
+
+
+def shard_from_env(env: dict[str, str] | None = None) -> Shard | None:
+    """The shard a job array gives this task, or None outside a job array.
+
+    Slurm: SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN (arrays may start at 1) of
+    SLURM_ARRAY_TASK_COUNT. AWS Batch: AWS_BATCH_JOB_ARRAY_INDEX of AWS_BATCH_JOB_ARRAY_SIZE or
+    GVR_SHARD_COUNT (AWS sets only the index; put the size in the job definition's environment).
+    """
+    env = os.environ if env is None else env
+    try:
+        if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+            task = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+            return Shard(task, int(env["SLURM_ARRAY_TASK_COUNT"]), "SLURM_ARRAY_TASK_ID/COUNT")
+        if "AWS_BATCH_JOB_ARRAY_INDEX" in env:
+            count = env.get("AWS_BATCH_JOB_ARRAY_SIZE") or env.get("GVR_SHARD_COUNT")
+            if not count:
+                raise UsageError(
+                    "AWS_BATCH_JOB_ARRAY_INDEX is set but the array size is not: "
+                    "set AWS_BATCH_JOB_ARRAY_SIZE or GVR_SHARD_COUNT, or pass --shard I/N"
+                )
+            return Shard(int(env["AWS_BATCH_JOB_ARRAY_INDEX"]), int(count), "AWS_BATCH_JOB_ARRAY_INDEX")
+    except ValueError:
+        raise UsageError("job-array environment variables are not integers") from None
+    return None

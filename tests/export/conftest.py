@@ -1,0 +1,47 @@
+"""Shared exports for the export tests: one small random-weight network, exported once per session.
+
+The network is ``tiny`` cut down (2 blocks: one plain, one with shifted temporal units) with small
+windows (3x4 tokens) and 3-frame temporal units, so test clips span several units and windows and
+a dense tokens x tokens matrix would be visibly larger than anything the sparse path makes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SMALL = dict(depth=2, dim=32, heads=2, window=(3, 4), temporal_unit=3)
+
+
+@pytest.fixture(scope="session")
+def small_model():
+    import models
+    from models.checkpoint import init_random_
+
+    return init_random_(models.build_model("tiny", scale=2, **SMALL), seed=1)
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory):
+    return tmp_path_factory.mktemp("exports")
+
+
+@pytest.fixture(scope="session")
+def dynamic_onnx(small_model, exports):
+    """Dynamic T, H, W, fused attention: the export everything ships (the slow one, ~1 min)."""
+    from export import export_model
+
+    return export_model("onnx", exports / "dynamic.onnx", model=small_model)
+
+
+@pytest.fixture(scope="session")
+def openvino_ir(small_model, exports):
+    from export import export_model
+
+    return export_model("openvino", exports / "ir", model=small_model)
+
+
+@pytest.fixture(scope="session")
+def static_unfused_onnx(small_model, exports):
+    from export import export_model
+
+    return export_model("onnx", exports / "static-unfused.onnx", model=small_model, dynamic=False, static_shape=(6, 18, 26), attention="unfused")

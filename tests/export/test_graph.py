@@ -1,0 +1,99 @@
+"""The exported graph's shape: one fused attention node per attention call, routing as TopK +
+Gather, no MatMul-Softmax-MatMul chain, no tokens x tokens tensor; OpenVINO keeps it fused."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from export.graph_checks import (
+    onnx_fused_attention_nodes,
+    onnx_op_counts,
+    onnx_softmax_chains,
+    openvino_attention_kernels,
+    openvino_unfused_softmax,
+)
+from tests.export.conftest import SMALL
+
+
+def test_one_fused_attention_node_per_attention_call(dynamic_onnx):
+    counts = onnx_op_counts(dynamic_onnx.path)
+    print(dict(counts))
+    assert counts["Attention"] == SMALL["depth"] == dynamic_onnx.fused_attention_nodes
+    assert counts["TopK"] == SMALL["depth"]  # routing, once per block
+    assert counts["Gather"] >= SMALL["depth"]  # chosen units' keys/values
+    assert counts["Softmax"] == 0
+    assert onnx_softmax_chains(dynamic_onnx.path) == 0
+
+
+def test_unfused_fallback_is_explicit_and_really_unfused(static_unfused_onnx):
+    assert onnx_fused_attention_nodes(static_unfused_onnx.path) == 0
+    assert onnx_softmax_chains(static_unfused_onnx.path) == SMALL["depth"]
+    assert static_unfused_onnx.manifest.extra["attention_form"] == "unfused"
+
+
+def test_graph_inputs_are_dynamic_in_time_and_space(dynamic_onnx):
+    import onnx
+
+    proto = onnx.load(str(dynamic_onnx.path))
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+    assert [i.name for i in proto.graph.input] == ["z_t", "t", "lr", "lr_noise", "noise_aug"]
+    assert [o.name for o in proto.graph.output] == ["velocity"]
+    for name in ("z_t", "lr", "lr_noise"):
+        assert all(isinstance(d, str) for d in dims[name][2:]), dims
+
+
+def _all_intermediates(path, feed):
+    """Run ONNX Runtime with every node output exposed; returns {name: array}."""
+    import onnx
+    import onnxruntime as ort
+
+    proto = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    typed = {v.name: v for v in list(proto.graph.value_info)}
+    known = {o.name for o in proto.graph.output}
+    for node in proto.graph.node:
+        for name in node.output:
+            if name and name not in known and name in typed:
+                proto.graph.output.append(typed[name])
+                known.add(name)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, feed))), proto
+
+
+def test_no_tensor_is_tokens_by_tokens(dynamic_onnx, small_model):
+    from export.spec import DenoiserSpec
+
+    T, h, w = 6, 18, 26
+    feed = DenoiserSpec(3, 2).dummy_inputs(T, h, w)
+    values, proto = _all_intermediates(dynamic_onnx.path, feed)
+    cfg = small_model.config
+    tokens_h, tokens_w = -(-2 * h // cfg.patch), -(-2 * w // cfg.patch)
+    unit_tokens = cfg.temporal_unit * tokens_h * tokens_w  # one temporal unit, what dense attention would square
+    big = {k: v.shape for k, v in values.items() if v.ndim >= 2 and min(v.shape[-2:]) >= unit_tokens}
+    assert not big, f"tensors as large as tokens x tokens ({unit_tokens}): {big}"
+    window = cfg.window[0] * cfg.window[1]
+    for node in (n for n in proto.graph.node if n.op_type == "Attention"):
+        q, mask = values[node.input[0]], values[node.input[3]]
+        assert q.shape[-2] == window and mask.shape[-2:] == (window, (1 + cfg.topk) * window), (q.shape, mask.shape)
+
+
+def test_openvino_compiled_model_keeps_attention_fused(openvino_ir, dynamic_onnx):
+    import openvino as ov
+
+    core = ov.Core()
+    for path in (next(openvino_ir.path.glob("*.xml")), dynamic_onnx.path):
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        kernels = openvino_attention_kernels(compiled)
+        print(path.name, kernels)
+        assert sum(kernels.values()) == SMALL["depth"], kernels
+        assert openvino_unfused_softmax(compiled) == 0
+    assert openvino_ir.fused_attention_nodes == SMALL["depth"]  # ScaledDotProductAttention ops in the IR
+
+
+def test_window_of_mask_is_independent_of_clip_size(dynamic_onnx):
+    # The graph carries no size-dependent constant as large as a frame: all weights are small.
+    import onnx
+
+    proto = onnx.load(str(dynamic_onnx.path))
+    largest = max(int(np.prod(t.dims)) for t in proto.graph.initializer)
+    assert largest < 200_000

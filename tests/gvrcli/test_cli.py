@@ -1,0 +1,208 @@
+"""``gvr upscale`` as scripts run it: exit codes, --json, kill and resume, signals, concurrent workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import build_fake_onnx, read_video, write_video
+
+
+def run(gvr_cmd, cli_env, *args, **kw):
+    return subprocess.run([*gvr_cmd, *map(str, args)], env=cli_env, capture_output=True, text=True, timeout=120, **kw)
+
+
+def leftovers(out: Path) -> list[str]:
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.name.startswith("."))
+
+
+def outputs_valid(src_root: Path, out: Path) -> dict[str, bool]:
+    """For every output present: does it decode completely, with every frame of its input?"""
+    result = {}
+    for dst in out.rglob("*.mp4"):
+        if dst.name.startswith("."):
+            continue
+        src = src_root / dst.relative_to(out)
+        try:
+            result[dst.name] = read_video(dst)["frames"] == read_video(src)["frames"]
+        except Exception:
+            result[dst.name] = False
+    return result
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    for i in range(6):
+        write_video(root / f"sub{i % 2}" / f"clip{i}.mp4", frames=12, size=(160, 96))
+    return root
+
+
+def test_json_lines_parse_and_end_with_a_summary(gvr_cmd, cli_env, clips, tmp_path, fake_model):
+    done = run(gvr_cmd, cli_env, "upscale", clips, tmp_path / "out", "--model", fake_model, "--json", "--progress-interval", "0")
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]  # every stdout line is JSON
+    assert events[0]["event"] == "plan" and events[0]["files"] == 6
+    summary = events[-1]
+    assert summary["event"] == "summary"
+    assert (summary["done"], summary["skipped"], summary["failed"], summary["frames"]) == (6, 0, 0, 72)
+    assert summary["fps"] > 0 and summary["exit_code"] == 0
+    assert {e["event"] for e in events} >= {"plan", "file_start", "progress", "file", "summary"}
+
+
+def test_exit_1_when_some_inputs_fail_each_with_one_line(gvr_cmd, cli_env, tmp_path, fake_model):
+    write_video(tmp_path / "in" / "good.mp4", frames=3)
+    (tmp_path / "in" / "random.mp4").write_bytes(os.urandom(4096))
+    (tmp_path / "in" / "text.mp4").write_text("hello, not a video\n" * 20)
+    done = run(gvr_cmd, cli_env, "upscale", tmp_path / "in", tmp_path / "out", "--model", fake_model)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and all(("random.mp4" in e) ^ ("text.mp4" in e) for e in errors)
+    assert (tmp_path / "out" / "good.mp4").exists() and not (tmp_path / "out" / "random.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["not-a-model", "no-manifest", "missing", "scale", "out-in-in", "shard", "one-path", "bad-backend"],
+)
+def test_exit_2_for_usage_and_model_errors_before_any_video(gvr_cmd, cli_env, tmp_path, fake_model, case):
+    src = write_video(tmp_path / "in" / "a.mp4", frames=2)
+    out, model, extra = tmp_path / "out", fake_model, []
+    if case == "not-a-model":
+        model = tmp_path / "junk.onnx"
+        model.write_bytes(os.urandom(300))
+    elif case == "no-manifest":
+        model = build_fake_onnx(tmp_path / "bare.onnx", with_manifest=False)
+    elif case == "missing":
+        model = tmp_path / "nope.onnx"
+    elif case == "scale":
+        extra = ["--scale", "4"]
+    elif case == "out-in-in":
+        out = tmp_path / "in" / "out"
+    elif case == "shard":
+        extra = ["--shard", "3/3"]
+    elif case == "bad-backend":
+        extra = ["--backend", "tensorflow"]
+    args = ["upscale", src.parent, out, "--model", model, *extra]
+    if case == "one-path":
+        args = ["upscale", src.parent, "--model", model]
+    done = run(gvr_cmd, cli_env, *args)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines and "error" in lines[-1].lower()
+    assert not out.exists() or case == "out-in-in" and not any(out.iterdir())
+
+
+def test_exit_75_when_a_requested_gpu_provider_is_missing(gvr_cmd, cli_env, tmp_path, fake_model):
+    import onnxruntime as ort
+
+    from gvrcli.backends import OrtBackend
+    from gvrcli.errors import RetryableError
+
+    try:
+        OrtBackend(fake_model, provider="cuda").load()
+        pytest.skip("CUDA loads on this machine")
+    except RetryableError:
+        pass
+    src = write_video(tmp_path / "in" / "a.mp4", frames=2)
+    done = run(gvr_cmd, cli_env, "upscale", src, tmp_path / "out", "--model", fake_model, "--backend", "ort-cuda")
+    assert done.returncode == 75
+    assert "CUDA" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert ort.get_device()  # the machine's ORT build is untouched
+
+
+def test_resume_after_a_killed_run(gvr_cmd, cli_env, clips, tmp_path, fake_model):
+    out = tmp_path / "out"
+    args = [*gvr_cmd, "upscale", clips, out, "--model", fake_model, "--steps", "30", "--progress-interval", "0"]
+    proc = subprocess.Popen(list(map(str, args)), env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    finished_one = False
+    for line in proc.stdout:  # kill -9 in the middle of the second file
+        finished_one |= line.startswith("done:")
+        if finished_one and line.startswith("Progress:"):
+            break
+    proc.kill()
+    proc.wait()
+    assert all(outputs_valid(clips, out).values()), "an output present after a kill is complete"
+    assert any(p.name.startswith(".") for p in out.rglob("*")), "the killed run left its partial and lock"
+    rerun = run(gvr_cmd, cli_env, "upscale", clips, out, "--model", fake_model, "--json", "--steps", "30")
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout.splitlines()[-1])
+    assert summary["skipped"] >= 1 and summary["done"] + summary["skipped"] == 6
+    assert outputs_valid(clips, out) == {f"clip{i}.mp4": True for i in range(6)}
+    assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_cleanly_and_removes_partials(gvr_cmd, cli_env, clips, tmp_path, fake_model, sig, code):
+    out = tmp_path / "out"
+    args = [*gvr_cmd, "upscale", clips, out, "--model", fake_model, "--steps", "200", "--progress-interval", "0"]
+    proc = subprocess.Popen(list(map(str, args)), env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("Progress:"):
+            break
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code
+    assert time.monotonic() - t0 < 5, "stops within a few seconds"
+    assert "partial outputs removed" in err
+    assert leftovers(out) == [] and all(outputs_valid(clips, out).values())
+
+
+def test_two_concurrent_workers_process_each_file_exactly_once(gvr_cmd, cli_env, clips, tmp_path, fake_model):
+    out = tmp_path / "out"
+    args = list(map(str, [*gvr_cmd, "upscale", clips, out, "--model", fake_model, "--json", "--steps", "20"]))
+    workers = [subprocess.Popen(args, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    done: list[str] = []
+    for w in workers:
+        stdout, stderr = w.communicate(timeout=120)
+        assert w.returncode == 0, stderr
+        done += [e["source"] for e in map(json.loads, stdout.splitlines()) if e["event"] == "file" and e["status"] == "done"]
+    assert sorted(done) == sorted(str(p) for p in clips.rglob("*.mp4")), "each file done once, by one worker"
+    assert leftovers(out) == []
+
+
+def test_shards_partition_the_files(gvr_cmd, cli_env, clips, tmp_path, fake_model):
+    seen = []
+    for i in range(3):
+        done = run(gvr_cmd, cli_env, "upscale", clips, tmp_path / "out", "--model", fake_model, "--json", "--dry-run", "--shard", f"{i}/3")
+        assert done.returncode == 0
+        seen += [e["source"] for e in map(json.loads, done.stdout.splitlines()) if e["event"] == "planned"]
+    assert sorted(seen) == sorted(str(p) for p in clips.rglob("*.mp4"))
+
+
+def test_slurm_array_environment_picks_the_shard(gvr_cmd, cli_env, clips, tmp_path, fake_model):
+    env = {**cli_env, "SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2"}
+    done = run(gvr_cmd, env, "upscale", clips, tmp_path / "out", "--model", fake_model, "--json", "--dry-run")
+    planned = [e for e in map(json.loads, done.stdout.splitlines()) if e["event"] == "planned"]
+    assert 0 < len(planned) < 6 and "shard 1/2" in done.stderr
+
+
+def test_python_dash_m_and_info(gvr_cmd, cli_env, fake_model):
+    done = run(gvr_cmd, cli_env, "info", "--model", fake_model, "--json")
+    assert done.returncode == 0
+    facts = json.loads(done.stdout)
+    assert "CPUExecutionProvider" in facts["onnxruntime"]["providers"]
+    assert facts["model"]["manifest"]["scale"] == 2
+    assert "CPU" in facts["openvino"]["devices"]
+
+
+def test_the_runtime_never_imports_torch(cli_env, tmp_path, fake_model):
+    src = write_video(tmp_path / "in" / "a.mp4", frames=2)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import gvrcli.cli\n"
+        "from gvrcli.batch import UpscaleOptions, upscale\n"
+        f"r = upscale([Path({str(src)!r})], UpscaleOptions(output_dir=Path({str(tmp_path / 'out')!r}), model=Path({str(fake_model)!r})))\n"
+        "assert r.exit_code == 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

@@ -1,0 +1,166 @@
+"""The engine: the sampler, temporal chunks and spatial tiles give the one-piece result."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import bilinear_up, fake_manifest, pattern
+
+from gvrcli.engine import EngineSettings, FrameNoise, StreamingUpscaler, Upscaler
+from gvrcli.tiling import ramp, window_starts
+from models.manifest import ModelManifest
+
+
+class BilinearDenoiser:
+    """numpy twin of the fake ONNX model: velocity that lands on the bilinear upscale of ``lr``."""
+
+    description = "numpy"
+    note = ""
+
+    def __init__(self, scale=2, temporal_unit=2):
+        self.manifest = ModelManifest.from_json(json.dumps(fake_manifest(scale=scale, temporal_unit=temporal_unit)))
+        self.calls = []
+
+    def __call__(self, z_t, t, lr, lr_noise, noise_aug, out):
+        self.calls.append(z_t.shape)
+        up = bilinear_up(lr[0].transpose(1, 2, 3, 0), self.manifest.scale).transpose(3, 0, 1, 2)[None]
+        out[...] = (z_t - up) / t[0]
+        return out
+
+
+class TemporalMixDenoiser(BilinearDenoiser):
+    """A model whose output at a frame depends on its neighbours (like temporal attention): chunk
+    seams are where chunked and one-piece results may differ; the blend must keep that small."""
+
+    def __call__(self, z_t, t, lr, lr_noise, noise_aug, out):
+        mixed = lr.copy()
+        mixed[:, :, 1:] = 0.8 * lr[:, :, 1:] + 0.2 * lr[:, :, :-1]
+        return super().__call__(z_t, t, mixed, lr_noise, noise_aug, out)
+
+
+def video(frames=9, h=24, w=32):
+    return np.stack([pattern(i, h, w) for i in range(frames)]).astype(np.float32)
+
+
+def run_stream(upscaler, lr):
+    stream = StreamingUpscaler(upscaler)
+    out = []
+    for frame in lr:
+        out += stream.push(frame)
+    out += stream.finish()
+    assert [i for i, _ in out] == list(range(len(lr))), "frames come out once each, in order"
+    return np.stack([f.transpose(1, 2, 0) for _, f in out])  # planar (C, H, W) -> (T, H, W, C)
+
+
+def test_sampler_lands_on_the_bilinear_upscale():
+    den = BilinearDenoiser()
+    lr = video(4)
+    up = Upscaler(den, EngineSettings.from_manifest(den.manifest, steps=3))
+    out = up.upscale_chunk(lr, 0)
+    assert out.shape == (4, 48, 64, 3)
+    np.testing.assert_allclose(out, bilinear_up(lr, 2), atol=1e-5)
+    assert len(den.calls) == 3, "one denoiser call per sampler step"
+
+
+@pytest.mark.parametrize("chunk,overlap", [(2, 1), (3, 1), (4, 2), (5, 0), (20, 5)])
+def test_chunked_equals_one_piece(chunk, overlap):
+    den = BilinearDenoiser()
+    lr = video(11)
+    whole = Upscaler(den, EngineSettings.from_manifest(den.manifest, chunk_frames=64)).upscale_chunk(lr, 0)
+    chunked = run_stream(Upscaler(den, EngineSettings.from_manifest(den.manifest, chunk_frames=chunk, chunk_overlap=overlap)), lr)
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("size,tile,overlap", [((37, 29), 16, 4), ((24, 32), 12, 6), ((61, 97), 32, 8)])
+def test_tiled_equals_one_piece(size, tile, overlap):
+    den = BilinearDenoiser()
+    lr = video(3, *size)
+    whole = Upscaler(den, EngineSettings.from_manifest(den.manifest)).upscale_chunk(lr, 0)
+    tiled_up = Upscaler(den, EngineSettings.from_manifest(den.manifest, tile=tile, tile_overlap=overlap))
+    tiled = tiled_up.upscale_chunk(lr, 0)
+    assert tiled_up.tile_size(3, *size) == (min(tile, size[0]), min(tile, size[1]))
+    diff = np.abs(tiled - whole).max()
+    print(f"tiled vs one piece: max abs diff {diff:.2e}")
+    assert diff < 1e-5
+
+
+def test_chunk_seams_of_a_temporal_model_are_blended_not_cut():
+    den = TemporalMixDenoiser()
+    lr = video(12)
+    whole = Upscaler(den, EngineSettings.from_manifest(den.manifest, chunk_frames=64)).upscale_chunk(lr, 0)
+    chunked = run_stream(Upscaler(den, EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=2)), lr)
+    diff = np.abs(chunked - whole).max()
+    print(f"temporal model, chunked vs one piece: max abs diff {diff:.3e}")
+    # Only a chunk's first frame lacks its predecessor; with the ramp its weight is small.
+    assert diff < 0.05
+
+
+def test_x4_and_odd_sizes():
+    den = BilinearDenoiser(scale=4)
+    lr = video(2, 13, 7)
+    out = Upscaler(den, EngineSettings.from_manifest(den.manifest)).upscale_chunk(lr, 0)
+    assert out.shape == (2, 52, 28, 3)
+
+
+def test_noise_depends_only_on_seed_and_frame_index():
+    noise = FrameNoise(seed=7, channels=3)
+    a = noise.draw(FrameNoise.HR, 0, 5, 8, 8)
+    b = noise.draw(FrameNoise.HR, 3, 2, 8, 8)
+    np.testing.assert_array_equal(a[:, 3:5], b), "overlapping chunks see the same noise for a frame"
+    assert not np.array_equal(a, FrameNoise(seed=8, channels=3).draw(FrameNoise.HR, 0, 5, 8, 8))
+    assert not np.array_equal(a, noise.draw(FrameNoise.LR, 0, 5, 8, 8))
+
+
+def test_streaming_holds_at_most_one_chunk():
+    den = BilinearDenoiser()
+    settings = EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=1)
+    stream = StreamingUpscaler(Upscaler(den, settings))
+    most = 0
+    for frame in video(40, 8, 8):
+        stream.push(frame)
+        most = max(most, len(stream.window), len(stream.acc))
+        assert all(len(item) == 3 for item in stream.window), "each frame travels with its noise"
+    stream.finish()
+    assert most <= settings.chunk_frames
+    assert max(shape[2] for shape in den.calls) == 4
+
+
+def test_tile_size_follows_the_memory_budget():
+    den = BilinearDenoiser()
+    small = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=16))
+    th, tw = small.tile_size(8, 540, 960)
+    assert th < 540 and tw < 960 and th % den.manifest.spatial_multiple == 0
+    from gvrcli.engine import ACTIVATION_FACTOR
+
+    assert 8 * 3 * 4 * th * tw * 4 * ACTIVATION_FACTOR <= 16 * 2**20
+    roomy = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=100_000))
+    assert roomy.tile_size(8, 540, 960) == (540, 960)
+
+
+def test_window_starts_cover_everything_with_the_overlap():
+    for length in range(1, 60):
+        for window, overlap in ((8, 2), (5, 4), (16, 0)):
+            starts = window_starts(length, window, overlap)
+            covered = set()
+            for s in starts:
+                covered.update(range(s, min(s + window, length)))
+            assert covered == set(range(length))
+            assert all(b - a <= window - overlap for a, b in zip(starts, starts[1:]))
+
+
+def test_ramp_rises_across_the_overlap_and_never_reaches_zero():
+    w = ramp(10, 4, 4)
+    assert w[0] < w[1] < w[2] < w[3] and w[4] == w[5] == 1.0 and w[-1] < w[-2]
+    assert (ramp(6, 6, 6, dead=2) > 0).all()
+
+
+def test_bad_settings_are_refused():
+    den = BilinearDenoiser()
+    from gvrcli.errors import UsageError
+
+    with pytest.raises(UsageError):
+        EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=4)
+    with pytest.raises(UsageError):
+        EngineSettings.from_manifest(den.manifest, steps=0)

@@ -1,0 +1,480 @@
+"""Every input the reliability matrix throws at ``gvr upscale``, generated with PyAV on the spot.
+
+Nothing here is checked in: each case is a small function that writes its file(s) into a fresh
+input root and returns what to hand to ``gvr`` (the root, or the file itself for cases that only
+make sense named explicitly). The tests and ``benchmarks/reliability_report.py`` share this table,
+so the report runs exactly the matrix the tests assert on.
+
+Expectations, per the reliability issue:
+* ``error``   a broken input: one line naming the file and the cause, exit 1, no output, the
+              batch goes on;
+* ``upscale`` awkward but valid: a complete output, scale x the input, every frame;
+* ``still``   a still image named explicitly: a one-frame output or a clear refusal;
+* ``ignored`` not an input of this run (a link not followed): no output, no error, no hang.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import av
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # the repository's packages, however pytest or the report was started
+    sys.path.insert(0, str(REPO))
+
+from models.manifest import MANIFEST_KEY  # noqa: E402
+
+# Tiny media keeps the whole matrix within a couple of minutes on two cores.
+SIZE = (64, 48)
+FRAMES = 6
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing videos
+# ---------------------------------------------------------------------------------------------
+
+
+def pattern(index: int, height: int, width: int) -> np.ndarray:
+    """A smooth moving RGB pattern in [0, 1] (smooth, so lossy coding keeps it recognisable)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 0.5 + 0.4 * np.sin(x / 7.0 + index * 0.3)
+    g = 0.5 + 0.4 * np.cos(y / 5.0 - index * 0.2)
+    b = 0.5 + 0.4 * np.sin((x + y) / 9.0 + index * 0.1)
+    return np.stack([r, g, b], axis=-1)
+
+
+def write_video(
+    path: Path,
+    frames: int = FRAMES,
+    size: tuple[int, int] = SIZE,
+    fps: int = 24,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+    rotation: int = 0,
+    alpha: bool = False,
+    options: dict | None = None,
+    container_options: dict | None = None,
+) -> Path:
+    """Encode a small video; ``pts``/``time_base`` give explicit (e.g. variable) timestamps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    deep = max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
+    with av.open(str(path), "w", options=container_options or {}) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        opts = dict(options or {})
+        if codec == "libx264":
+            opts = {"crf": "10", "preset": "ultrafast", **opts}
+        stream.codec_context.options = opts
+        tb = time_base or Fraction(1, fps)
+        stream.codec_context.time_base = tb
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i in range(frames):
+            rgb = pattern(i, height, width)
+            if alpha:
+                a = np.linspace(0.2, 1.0, width, dtype=np.float32)[None, :, None].repeat(height, 0)
+                rgba = np.concatenate([rgb, a], axis=-1)
+                vf = av.VideoFrame.from_ndarray((rgba * 255).astype(np.uint8), format="rgba")
+            elif deep:
+                vf = av.VideoFrame.from_ndarray((rgb * 65535).astype(np.uint16), format="rgb48le")
+            else:
+                vf = av.VideoFrame.from_ndarray((rgb * 255).astype(np.uint8), format="rgb24")
+            vf = vf.reformat(format=pix_fmt)
+            vf.pts = pts[i] if pts else i
+            vf.time_base = tb
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        astream = out.add_stream("aac", rate=48000)
+        astream.layout = "stereo"
+        n, total = 0, int(seconds * 48000)
+        while n < total:
+            k = min(1024, total - n)
+            t = (np.arange(n, n + k) / 48000.0).astype(np.float32)
+            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, n
+            for packet in astream.encode(frame):
+                out.mux(packet)
+            n += k
+        for packet in astream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def write_png(path: Path, size: tuple[int, int] = SIZE) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = (pattern(0, size[1], size[0]) * 255).astype(np.uint8)
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "rgb24"
+        for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def truncate(src: Path, dst: Path, fraction: float) -> Path:
+    data = src.read_bytes()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(data[: max(1, int(len(data) * fraction))])
+    return dst
+
+
+def patch_bytes(path: Path, old: bytes, new: bytes) -> None:
+    """Replace one header field in place; fail loudly if the muxer's layout changed under us."""
+    data = path.read_bytes()
+    assert data.count(old) >= 1, f"{path.name}: header field {old!r} not found"
+    path.write_bytes(data.replace(old, new, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing what an output holds (used to call an output "valid")
+# ---------------------------------------------------------------------------------------------
+
+
+def video_facts(path: Path) -> dict:
+    """Decode every frame; raise if the file is not a complete, decodable video."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = [f for f in c.decode(v)]
+        return {
+            "width": v.codec_context.width,
+            "height": v.codec_context.height,
+            "frames": len(frames),
+            "times": [float(f.time) for f in frames if f.time is not None],
+        }
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_tree(root: Path) -> dict[str, str]:
+    """Content hash and mode of every regular file under ``root`` (links not followed), by relative path."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            p = Path(dirpath) / name
+            if p.is_symlink() or not p.is_file():
+                continue
+            st = p.stat()
+            out[os.fsencode(p.relative_to(root)).decode("utf-8", "surrogateescape")] = (
+                f"{sha256(p)}:{oct(st.st_mode)}:{st.st_mtime_ns}"
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The fake model (the runtime tests' bilinear denoiser, with knobs for broken variants)
+# ---------------------------------------------------------------------------------------------
+
+
+def fake_manifest(scale: int = 2, temporal_unit: int = 2, steps: int = 2, **extra) -> dict:
+    return {
+        "config": {"preset": "fake"},
+        "scale": scale,
+        "latent_channels": 3,
+        "patch": 1,
+        "window": [4, 4],
+        "temporal_unit": temporal_unit,
+        "steps": steps,
+        "noise_aug": 0.0,
+        "prediction": "velocity",
+        "attention": "full",
+        "codec": "pixel",
+        "gvr_version": "test",
+        **extra,
+    }
+
+
+def build_fake_onnx(
+    path: Path,
+    scale: int = 2,
+    manifest: dict | str | None = None,
+    with_manifest: bool = True,
+    external_location: str | None = None,
+) -> Path:
+    """``velocity = (z_t - bilinear_up(lr)) / t``: the Euler sampler lands on the bilinear upscale.
+
+    ``manifest`` may be raw text (to write broken JSON); ``external_location`` stores the scales
+    tensor as ONNX external data at that location (relative to the model's folder, may escape it).
+    """
+    dims_hr, dims_lr = ["B", 3, "T", "H", "W"], ["B", 3, "T", "h", "w"]
+    inputs = [
+        helper.make_tensor_value_info("z_t", TensorProto.FLOAT, dims_hr),
+        helper.make_tensor_value_info("t", TensorProto.FLOAT, ["B"]),
+        helper.make_tensor_value_info("lr", TensorProto.FLOAT, dims_lr),
+        helper.make_tensor_value_info("lr_noise", TensorProto.FLOAT, dims_lr),
+        helper.make_tensor_value_info("noise_aug", TensorProto.FLOAT, ["B"]),
+    ]
+    output = helper.make_tensor_value_info("velocity", TensorProto.FLOAT, dims_hr)
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [5], [1, 1, 1, scale, scale])
+    inits = [scales, helper.make_tensor("t_shape", TensorProto.INT64, [5], [-1, 1, 1, 1, 1])]
+    nodes = [
+        helper.make_node("Resize", ["lr", "", "scales"], ["up"], mode="linear", coordinate_transformation_mode="half_pixel"),
+        helper.make_node("Sub", ["z_t", "up"], ["diff"]),
+        helper.make_node("Reshape", ["t", "t_shape"], ["t5"]),
+        helper.make_node("Div", ["diff", "t5"], ["velocity"]),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "fake_gvr", inputs, [output], inits), opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    if with_manifest:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest or fake_manifest(scale=scale))
+        model.metadata_props.append(onnx.StringStringEntryProto(key=MANIFEST_KEY, value=text))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if external_location is not None:
+        raw = np.array([1, 1, 1, scale, scale], dtype=np.float32).tobytes()
+        target = (path.parent / external_location).resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(raw)
+        t = model.graph.initializer[0]
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", external_location), ("offset", "0"), ("length", str(len(raw)))):
+            t.external_data.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.save(model, str(path))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The matrix
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    group: str  # broken | awkward | links
+    expect: str  # error | upscale | still | ignored
+    build: Callable[[Path], Path]  # (fresh input root) -> the path to give gvr
+    frames: int = 0  # for "upscale": the frames the output must hold
+    cause: str = ""  # for "error": a word the one-line error must contain (case-insensitive), "" = any
+    note: str = ""
+    needs: str = ""  # "no-dac-override": run gvr with ``without_dac_override`` (mode bits bind for root)
+
+    def target(self, root: Path) -> Path:
+        """Build the case under ``root`` and return what to hand to gvr."""
+        root.mkdir(parents=True, exist_ok=True)
+        return self.build(root)
+
+
+def _good(root: Path, name: str = "good.mp4", **kw) -> Path:
+    return write_video(root / name, **kw)
+
+
+def _random_bytes(root: Path) -> Path:
+    p = root / "random.mp4"
+    p.write_bytes(random.Random(5).randbytes(8192))
+    return p
+
+
+def _truncated(fraction: float, faststart: bool = False):
+    def build(root: Path) -> Path:
+        # 30 frames so a cut lands inside the media data, not only in headers.
+        opts = {"movflags": "+faststart"} if faststart else None
+        src = write_video(root / ".src" / "whole.mp4", frames=30, container_options=opts)
+        name = f"{'faststart-' if faststart else ''}trunc{int(fraction * 100)}.mp4"
+        out = truncate(src, root / name, fraction)
+        (root / ".src" / "whole.mp4").unlink()
+        (root / ".src").rmdir()
+        return out
+
+    return build
+
+
+def _text(root: Path) -> Path:
+    p = root / "readme.mp4"
+    p.write_text("This is a text file, not a video.\n" * 40)
+    return p
+
+
+def _huge_y4m(root: Path) -> Path:
+    # A YUV4MPEG2 header claiming 16000x16000 (256 Mpx; FFmpeg's own sanity check allows it),
+    # followed by one frame marker and a few bytes: decoding it would allocate ~384 MB per frame.
+    p = root / "huge-claim.y4m"
+    p.write_bytes(b"YUV4MPEG2 W16000 H16000 F24:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(4096))
+    return p
+
+
+def _huge_mkv(root: Path) -> Path:
+    # A valid 256x256 FFV1 Matroska whose PixelWidth/PixelHeight are patched to 12000x9000.
+    # FFV1 takes its frame size from the container, so a decoder trusting it allocates 108 Mpx frames.
+    p = write_video(root / "huge-patched.mkv", frames=2, size=(256, 256), codec="ffv1", pix_fmt="yuv420p")
+    patch_bytes(p, b"\xb0\x82\x01\x00", b"\xb0\x82\x2e\xe0")  # PixelWidth 256 -> 12000
+    patch_bytes(p, b"\xba\x82\x01\x00", b"\xba\x82\x23\x28")  # PixelHeight 256 -> 9000
+    return p
+
+
+def _audio_only(root: Path) -> Path:
+    return write_audio_only(root / "audio-only.mp4")
+
+
+def _zero(root: Path) -> Path:
+    p = root / "zero.mp4"
+    p.write_bytes(b"")
+    return p
+
+
+def _fifo(root: Path) -> Path:
+    # A named pipe no one writes to: opening it for reading would block forever.
+    p = root / "pipe.mp4"
+    os.mkfifo(p)
+    return p
+
+
+def _chmod_000(root: Path) -> Path:
+    p = write_video(root / "locked.mp4", frames=2)
+    p.chmod(0)
+    return p
+
+
+def _directory_named_mp4(root: Path) -> Path:
+    (root / "folder.mp4").mkdir()
+    (root / "folder.mp4" / "notes.txt").write_text("a folder with a video's name")
+    return root
+
+
+BROKEN = [
+    Case("zero-byte", "broken", "error", _zero, cause="empty"),
+    Case("random-bytes", "broken", "error", _random_bytes),
+    Case("truncated-10%", "broken", "error", _truncated(0.10)),
+    Case("truncated-50%", "broken", "error", _truncated(0.50)),
+    Case("truncated-99%", "broken", "error", _truncated(0.99)),
+    Case("faststart-truncated-50%", "broken", "error", _truncated(0.50, faststart=True), cause="trunc",
+         note="moov first: the header promises 30 frames, the data holds fewer"),
+    Case("audio-only", "broken", "error", _audio_only, cause="no video"),
+    Case("text-as-mp4", "broken", "error", _text),
+    Case("huge-frame-y4m", "broken", "error", _huge_y4m, cause="max-pixels", note="16000x16000 claimed"),
+    Case("huge-frame-mkv", "broken", "error", _huge_mkv, cause="max-pixels", note="12000x9000 patched into a 256x256 FFV1"),
+]
+
+# Unreadable inputs, named explicitly (a walk skips non-regular files by design).
+UNREADABLE = [
+    Case("unreadable-fifo", "broken", "error", _fifo, note="a FIFO named .mp4: must not block"),
+    Case("unreadable-chmod-000", "broken", "error", _chmod_000, cause="permission", needs="no-dac-override",
+         note="gvr runs without CAP_DAC_OVERRIDE: root reads mode-000 files"),
+]
+
+
+def _unknown_codec(root: Path) -> Path:
+    # A QuickTime file whose video codec tag is one FFmpeg does not know (found by the fuzz test:
+    # the stream exists, but it has no codec context).
+    p = write_video(root / "alien-codec.mov", frames=3, codec="qtrle", pix_fmt="argb", alpha=True)
+    patch_bytes(p, b"rle ", b"zzzz")
+    return p
+
+
+# Hostile but small: kept out of the shared broken batch while they can crash a whole run.
+HOSTILE = [
+    Case("unknown-video-codec", "broken", "error", _unknown_codec, note="codec tag patched to 'zzzz'"),
+]
+
+
+def _vfr(root: Path) -> Path:
+    pts = [0, 40, 90, 100, 210, 230]
+    return write_video(root / "vfr.mkv", frames=len(pts), pts=pts, time_base=Fraction(1, 1000))
+
+
+AWKWARD = [
+    Case("one-frame", "awkward", "upscale", lambda r: _good(r, "one-frame.mp4", frames=1), frames=1),
+    Case("odd-97x61", "awkward", "upscale",
+         lambda r: write_video(r / "odd.mkv", size=(97, 61), codec="ffv1", pix_fmt="yuv420p"), frames=FRAMES),
+    Case("10-bit", "awkward", "upscale", lambda r: _good(r, "deep.mp4", pix_fmt="yuv420p10le"), frames=FRAMES),
+    Case("4:4:4", "awkward", "upscale", lambda r: _good(r, "full-chroma.mp4", pix_fmt="yuv444p"), frames=FRAMES),
+    Case("alpha-qtrle-mov", "awkward", "upscale",
+         lambda r: write_video(r / "alpha.mov", codec="qtrle", pix_fmt="argb", alpha=True), frames=FRAMES),
+    Case("alpha-ffv1-yuva", "awkward", "upscale",
+         lambda r: write_video(r / "alpha.mkv", codec="ffv1", pix_fmt="yuva420p", alpha=True), frames=FRAMES),
+    Case("rotation-90", "awkward", "upscale", lambda r: _good(r, "rotated.mp4", rotation=90), frames=FRAMES),
+    Case("vfr", "awkward", "upscale", _vfr, frames=6),
+    Case("name-with-spaces", "awkward", "upscale", lambda r: _good(r, "my holiday clip.mp4"), frames=FRAMES),
+    Case("name-unicode", "awkward", "upscale", lambda r: _good(r, "clip-é-日本語-🎬.mp4"), frames=FRAMES),
+    Case("name-newline", "awkward", "upscale", lambda r: _good(r, "two\nlines.mp4"), frames=FRAMES),
+    Case("still-png-explicit", "awkward", "still", lambda r: write_png(r / "still.png"), frames=1,
+         note="one-frame output or a clear refusal"),
+    Case("folder-named-mp4", "awkward", "ignored", _directory_named_mp4),
+]
+
+
+def _symlink_loop(root: Path) -> Path:
+    write_video(root / "real" / "a.mp4", frames=2)
+    os.symlink("..", root / "real" / "loop")  # real/loop -> root: walking it never ends
+    os.symlink("loop", root / "self")  # a link to a link
+    return root
+
+
+def _symlink_outside(root: Path) -> Path:
+    outside = root.parent / (root.name + "-outside")
+    write_video(outside / "secret.mp4", frames=2)
+    write_video(root / "inside.mp4", frames=2)
+    os.symlink(outside / "secret.mp4", root / "escape.mp4")
+    os.symlink(outside, root / "escape-dir")
+    return root
+
+
+LINKS = [
+    Case("symlink-loop", "links", "ignored", _symlink_loop, note="only real/a.mp4 is an input"),
+    Case("symlink-outside-root", "links", "ignored", _symlink_outside, note="only inside.mp4 is an input"),
+]
+
+ALL = BROKEN + UNREADABLE + HOSTILE + AWKWARD + LINKS
+
+
+def by_name(name: str) -> Case:
+    return next(c for c in ALL if c.name == name)
+
+
+def without_dac_override() -> None:
+    """``preexec_fn``: drop root's permission to ignore mode bits (CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH) from the child's bounding set, so after exec a mode-000 file is unreadable
+    and a mode-555 folder unwritable even for root. Tests run as root here; this makes
+    "unreadable" and "unwritable" real without switching users."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop = 24
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0 and os.geteuid() == 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def can_drop_dac_override() -> bool:
+    """True when mode bits can be made to bind (we are root and may drop capabilities, or not root)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile() as f:
+        os.chmod(f.name, 0)
+        try:
+            done = subprocess.run(["cat", f.name], preexec_fn=without_dac_override, capture_output=True)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return done.returncode != 0
