@@ -49,22 +49,25 @@ def onnx_softmax_chains(path_or_proto) -> int:
     return chains
 
 
-def openvino_attention_kernels(compiled_model) -> dict[str, int]:
+def openvino_attention_kernels(compiled_model, model) -> dict[str, int]:
     """Fused attention kernels in an OpenVINO compiled model, by the plugin's layer type.
 
-    The CPU plugin runs ScaledDotProductAttention either as its own ``ScaledDotProductAttention``
-    node or, for this shape of problem, as one snippets ``Subgraph`` (a generated MHA kernel) that
-    swallows the original SDPA node: we count a Subgraph only if it contains one.
+    ``model`` is the ``openvino.Model`` that was compiled: its ScaledDotProductAttention ops are the
+    attention calls. The CPU plugin runs each either as its own ``ScaledDotProductAttention`` node
+    or, for this shape of problem, inside one snippets ``Subgraph`` (a generated MHA kernel: scale,
+    QK^T, softmax, V in one loop nest) whose original layers include that SDPA op. An SDPA the
+    plugin decomposed into separate MatMul/Softmax layers counts as nothing.
     """
+    sdpa = {op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "ScaledDotProductAttention"}
     found: Counter = Counter()
     for op in compiled_model.get_runtime_model().get_ops():
         info = op.get_rt_info()
         layer = info["layerType"].astype(str)
-        names = info["originalLayersNames"].astype(str) if "originalLayersNames" in info else ""
+        names = set(info["originalLayersNames"].astype(str).split(",")) if "originalLayersNames" in info else set()
         if layer == "ScaledDotProductAttention":
             found[layer] += 1
-        elif layer == "Subgraph" and ("ScaledDotProductAttention" in names or "scaled_dot_product_attention" in names):
-            found["Subgraph(MHA)"] += 1
+        elif layer == "Subgraph" and names & sdpa:
+            found["Subgraph(MHA)"] += len(names & sdpa)
     return dict(found)
 
 

@@ -8,6 +8,7 @@ times the export, writes the manifest into the artefact, and optionally verifies
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
 import time
@@ -68,16 +69,16 @@ def _trace_inputs(model, dynamic: bool, static_shape):
     return spec, {k: torch.from_numpy(v) for k, v in spec.dummy_inputs(T, h, w).items()}
 
 
+@contextlib.contextmanager
 def _quiet():
     """The torch exporter's chatter (deprecations, torchvision absence) is not the user's business."""
     import logging
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     logging.getLogger("torch._export").setLevel(logging.ERROR)
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.simplefilter("ignore")
-    return ctx
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def build_onnx(model, *, dynamic: bool, static_shape, opset: int, attention: str):
@@ -92,9 +93,8 @@ def build_onnx(model, *, dynamic: bool, static_shape, opset: int, attention: str
     # graph's symbolic dims. Batch stays 1: the runtime upscales one clip at a time, and a dynamic
     # batch adds guards torch.export cannot express (B <= 2 from broadcasting against 1).
     dynamic_shapes = {k: (dict(v) or None) for k, v in DYNAMIC_AXES.items()} if dynamic else None
-    ctx = _quiet()
     try:
-        with attention_as_custom_op(), torch.inference_mode(False), torch.no_grad():
+        with _quiet(), attention_as_custom_op(), torch.no_grad():
             program = torch.onnx.export(
                 model,
                 (),
@@ -109,10 +109,13 @@ def build_onnx(model, *, dynamic: bool, static_shape, opset: int, attention: str
                 verbose=False,
             )
     except Exception as e:  # the exporter's errors are long; keep the first line of the cause
-        raise ExportError(f"ONNX export failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
-    finally:
-        ctx.__exit__(None, None, None)
+        raise ExportError(f"ONNX export failed: {_first_line(e)}") from e
     return program
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 # Above this, ONNX's 2 GB protobuf limit needs the weights in a file beside the graph.
@@ -231,14 +234,13 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
     from export.metadata import write_openvino
 
     spec, inputs = _trace_inputs(model, dynamic, static_shape)
-    ctx = _quiet()
     try:
         if source == "torch":
             if attention != "fused":
                 raise ExportError("--attention unfused needs --ov-source onnx (the PyTorch frontend always emits fused SDPA)")
             import torch
 
-            with torch.no_grad():
+            with _quiet(), torch.no_grad():
                 ov_model = ov.convert_model(model, example_input=inputs, input=_openvino_inputs(spec, dynamic, static_shape))
         else:
             with tempfile.TemporaryDirectory(dir=stage.parent) as tmp:
@@ -249,9 +251,7 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
     except ExportError:
         raise
     except Exception as e:
-        raise ExportError(f"OpenVINO conversion failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
-    finally:
-        ctx.__exit__(None, None, None)
+        raise ExportError(f"OpenVINO conversion failed: {_first_line(e)}") from e
     manifest = _manifest(
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
         extra={"target": "openvino", "source": source, "attention_form": attention, "batch": 1},

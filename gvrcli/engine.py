@@ -14,6 +14,7 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -29,12 +30,22 @@ from gvrcli.errors import Cancelled, ModelError, UsageError
 from gvrcli.tiling import ramp, window_starts
 
 # Peak memory of one denoiser call as a multiple of its HR float32 input (z_t): the output,
-# the upsampled condition, the noise, and the network's activations (measured 34.5x for the
-# built-in tiny default, fused attention, ONNX Runtime CPU, 20 frames; 40 leaves headroom).
-ACTIVATION_FACTOR = 40
-# 8 GiB for one call: a 20-frame chunk of 480x270 -> 960x540 (~5 GiB by the factor above) runs
-# untiled; 1080p input is tiled.
-DEFAULT_MEMORY_BUDGET_MB = 8192
+# the upsampled condition, the noise, and the network's activations. Measured for the built-in
+# tiny default (fused attention, ONNX Runtime CPU, 20 frames): 34.5x for one call without an
+# arena; ~80x (10 GB at 480x270 -> 960x540) with the CPU arena backends.py sets up, which keeps
+# freed blocks for reuse and runs 1.9x faster.
+ACTIVATION_FACTOR = 80
+
+
+def default_memory_budget_mb() -> int:
+    """Half of this machine's RAM: a farm node keeps room for decode, encode and its neighbours."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20 / 2)
+    except (ValueError, OSError, AttributeError):
+        return 8192
+
+
+DEFAULT_MEMORY_BUDGET_MB = 0  # 0 = default_memory_budget_mb()
 # 16 LR pixels of overlap: a ramp 32 px wide at x2 output, wider than the tiny preset's 3x3x3
 # upsampler convs reach, so tile edges never show.
 DEFAULT_TILE_OVERLAP = 16
@@ -127,7 +138,7 @@ class Upscaler:
         s = self.settings
         if s.tile:
             return min(s.tile, height), min(s.tile, width)
-        budget = s.memory_budget_mb * 2**20
+        budget = (s.memory_budget_mb or default_memory_budget_mb()) * 2**20
         per_lr_pixel = frames * self.codec.channels * self.scale**2 * 4 * ACTIVATION_FACTOR
         if height * width * per_lr_pixel <= budget:
             return height, width

@@ -36,7 +36,7 @@ def export_command(
     weights: Optional[Path] = typer.Option(None, "--weights", help="A SimpleGVR .safetensors checkpoint. Default: the built-in (untrained) default."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output .onnx file, or folder for OpenVINO IR. Default: gvr-NAME-xSCALE.onnx / gvr-NAME-xSCALE_openvino/."),
     scale: Optional[int] = typer.Option(None, "--scale", help="2 or 4 (built-in default and presets; a checkpoint keeps its own)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 (ONNX: half-precision graph for GPU providers; OpenVINO: fp16 weights)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 (fp16 weights, half the file; computed in fp32)."),
     dynamic: bool = typer.Option(True, "--dynamic/--static", help="Any T, H, W (default), or one declared size (--shape)."),
     shape: Optional[str] = typer.Option(None, "--shape", help="T,h,w of the low-resolution latent for --static, e.g. 8,270,480."),
     opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset (>= 23, where the fused Attention op exists)."),

@@ -190,8 +190,16 @@ class FinalLayer(nn.Module):
 
 
 class SimpleGVR(nn.Module):
-    def __init__(self, cfg: GVRConfig):
+    def __init__(self, cfg: GVRConfig, seed: int = 0):
         super().__init__()
+        # Seeded construction: the untrained default is the same network (same weights hash) on
+        # every machine, so its shipped export can be rebuilt bit-identically.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self._build(cfg)
+        self.eval()
+
+    def _build(self, cfg: GVRConfig) -> None:
         self.config = cfg
         C = cfg.latent_channels
         self.upsampler = LatentUpsampler(C, cfg.scale)
@@ -200,7 +208,6 @@ class SimpleGVR(nn.Module):
         self.aug_embed = ScalarEmbedder(cfg.dim, cfg.freq_dim)
         self.blocks = nn.ModuleList(DiTBlock(cfg, shifted=i % 2 == 1) for i in range(cfg.depth))
         self.final = FinalLayer(cfg.dim, cfg.patch, C)
-        self.eval()
 
     def condition(self, lr: torch.Tensor, lr_noise: torch.Tensor, noise_aug: torch.Tensor) -> torch.Tensor:
         """Noise-augmented, upsampled LR latent: (B, C, T, h, w) -> (B, C, T, s*h, s*w)."""

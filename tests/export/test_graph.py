@@ -12,22 +12,22 @@ from export.graph_checks import (
     openvino_attention_kernels,
     openvino_unfused_softmax,
 )
-from tests.export.conftest import SMALL
 
 
-def test_one_fused_attention_node_per_attention_call(dynamic_onnx):
+def test_one_fused_attention_node_per_attention_call(dynamic_onnx, small_model):
     counts = onnx_op_counts(dynamic_onnx.path)
     print(dict(counts))
-    assert counts["Attention"] == SMALL["depth"] == dynamic_onnx.fused_attention_nodes
-    assert counts["TopK"] == SMALL["depth"]  # routing, once per block
-    assert counts["Gather"] >= SMALL["depth"]  # chosen units' keys/values
+    depth = small_model.config.depth  # one attention call per block
+    assert counts["Attention"] == depth == dynamic_onnx.fused_attention_nodes == dynamic_onnx.attention_calls
+    assert counts["TopK"] == depth  # routing, once per block
+    assert counts["Gather"] >= depth  # chosen units' keys/values
     assert counts["Softmax"] == 0
     assert onnx_softmax_chains(dynamic_onnx.path) == 0
 
 
-def test_unfused_fallback_is_explicit_and_really_unfused(static_unfused_onnx):
+def test_unfused_fallback_is_explicit_and_really_unfused(static_unfused_onnx, small_model):
     assert onnx_fused_attention_nodes(static_unfused_onnx.path) == 0
-    assert onnx_softmax_chains(static_unfused_onnx.path) == SMALL["depth"]
+    assert onnx_softmax_chains(static_unfused_onnx.path) == small_model.config.depth
     assert static_unfused_onnx.manifest.extra["attention_form"] == "unfused"
 
 
@@ -71,23 +71,25 @@ def test_no_tensor_is_tokens_by_tokens(dynamic_onnx, small_model):
     unit_tokens = cfg.temporal_unit * tokens_h * tokens_w  # one temporal unit, what dense attention would square
     big = {k: v.shape for k, v in values.items() if v.ndim >= 2 and min(v.shape[-2:]) >= unit_tokens}
     assert not big, f"tensors as large as tokens x tokens ({unit_tokens}): {big}"
-    window = cfg.window[0] * cfg.window[1]
+    window, head_dim = cfg.window[0] * cfg.window[1], cfg.dim // cfg.heads
     for node in (n for n in proto.graph.node if n.op_type == "Attention"):
-        q, mask = values[node.input[0]], values[node.input[3]]
-        assert q.shape[-2] == window and mask.shape[-2:] == (window, (1 + cfg.topk) * window), (q.shape, mask.shape)
+        assert len([i for i in node.input if i]) == 3, "the fused node takes no mask: the key bias rides in q/k"
+        q, k = values[node.input[0]], values[node.input[1]]
+        assert q.shape[-2:] == (window, head_dim + 1) and k.shape[-2:] == ((1 + cfg.topk) * window, head_dim + 1), (q.shape, k.shape)
 
 
-def test_openvino_compiled_model_keeps_attention_fused(openvino_ir, dynamic_onnx):
+def test_openvino_compiled_model_keeps_attention_fused(openvino_ir, dynamic_onnx, small_model):
     import openvino as ov
 
     core = ov.Core()
     for path in (next(openvino_ir.path.glob("*.xml")), dynamic_onnx.path):
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        kernels = openvino_attention_kernels(compiled)
+        model = core.read_model(str(path))
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        kernels = openvino_attention_kernels(compiled, model)
         print(path.name, kernels)
-        assert sum(kernels.values()) == SMALL["depth"], kernels
+        assert sum(kernels.values()) == small_model.config.depth, kernels
         assert openvino_unfused_softmax(compiled) == 0
-    assert openvino_ir.fused_attention_nodes == SMALL["depth"]  # ScaledDotProductAttention ops in the IR
+    assert openvino_ir.fused_attention_nodes == small_model.config.depth  # ScaledDotProductAttention ops in the IR
 
 
 def test_window_of_mask_is_independent_of_clip_size(dynamic_onnx):

@@ -75,3 +75,10 @@ def test_manifest_declares_deployment_facts():
 def test_runtime_modules_do_not_import_torch():
     code = "import models.manifest, models.codec, models.rectified_flow, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_construction_is_seeded_so_the_default_is_reproducible():
+    torch.manual_seed(123)
+    a = models.build_model()
+    torch.manual_seed(456)
+    assert models.weights_sha256(a) == models.weights_sha256(models.build_model())

@@ -30,16 +30,8 @@ def _assert_refused_before_any_video(run, out, inputs, before, word):
     assert hash_tree(inputs) == before
 
 
-XFAIL = {
-    "manifest-scale-vs-graph": "finding 3: a model whose graph disagrees with its manifest's scale is only "
-    "found out per file (exit 1, an ONNX Runtime dump on stderr), not refused at load with exit 2",
-    "openvino-xml-garbage": "finding 4: a garbage .xml makes OpenVINO's frontends print absl/TensorFlow log "
-    "lines on stderr, and the error is 'Exception from src/inference/src/cpp/core.cpp:84:'",
-}
-
-
 @pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=pytest.mark.xfail(reason=XFAIL[c], strict=True)) if c in XFAIL else c for c in BAD_MODELS]
+    "case", BAD_MODELS
 )
 def test_bad_model_exits_2_before_any_video(tmp_path, fake_model, one_video, case):
     build, word = BAD_MODELS[case]

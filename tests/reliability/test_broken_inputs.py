@@ -72,11 +72,6 @@ def test_an_unreadable_file_is_reported_and_the_batch_goes_on(tmp_path, fake_mod
     assert target.stat().st_mode & 0o777 == 0, "the input's mode is untouched"
 
 
-@pytest.mark.xfail(
-    reason="finding 7: an unreadable file named on the command line is a Typer usage error (exit 2, "
-    "'Invalid value for paths: ... is not readable') that stops the whole batch",
-    strict=True,
-)
 def test_an_unreadable_file_named_explicitly_fails_alone(tmp_path, fake_model, mode_bits_bind):
     target = by_name("unreadable-chmod-000").target(tmp_path / "in")
     good = write_video(tmp_path / "in" / "good.mp4")
@@ -102,12 +97,7 @@ def test_two_inputs_with_one_output_name_fail_with_a_line(tmp_path, fake_model):
 
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(c.name, marks=pytest.mark.xfail(
-            reason="finding 6: a video stream with an unknown codec makes probe_video raise AttributeError "
-            "(codec_context is None): the whole batch dies with a traceback", strict=True))
-        for c in HOSTILE
-    ],
+    [c.name for c in HOSTILE],
 )
 def test_a_hostile_input_fails_alone(tmp_path, fake_model, case):
     target = by_name(case).target(tmp_path / "in")

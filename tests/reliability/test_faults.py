@@ -117,11 +117,6 @@ def test_sigint_sigterm_stop_cleanly_removing_partials(clips, tmp_path, fake_mod
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="finding 8: cancellation is only checked between chunks; a signal waits for every sampler "
-    "step (and tile) of the chunk in flight, which with a real model on CPU is minutes",
-    strict=True,
-)
 def test_a_signal_mid_chunk_still_stops_within_seconds(tmp_path, fake_model):
     src = write_video(tmp_path / "in" / "one-chunk.mp4", frames=8, size=SIZE)
     # 1500 steps: this one chunk takes ~9 s here, like one chunk of a real model on a large frame.
@@ -182,11 +177,6 @@ def test_the_watchdog_fails_a_file_whose_decoder_hangs(tmp_path, fake_model):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="finding 5: probing runs on the main thread with no watchdog: FFmpeg hanging in "
-    "avformat_find_stream_info on a hostile file hangs the whole batch (--stall-timeout does not apply)",
-    strict=True,
-)
 def test_the_watchdog_also_covers_probing(tmp_path, fake_model):
     root = tmp_path / "in"
     hang = write_video(root / "hang.mp4", frames=4)

@@ -106,15 +106,7 @@ def run_bounded(path: Path) -> str:
     return box["result"]
 
 
-@pytest.mark.parametrize(
-    "seed",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(
-            reason="finding 6: a mutated codec tag gives a stream without codec context; probe_video "
-            "raises AttributeError instead of InputError", strict=True)) if k == "mov-qtrle-alpha" else k
-        for k in SEEDS
-    ],
-)
+@pytest.mark.parametrize("seed", SEEDS)
 def test_mutated_media_never_escapes_input_error_nor_hangs(seeds, seed, tmp_path):
     suffix, data = seeds[seed]
     outcomes: dict[str, int] = {}
