@@ -368,7 +368,7 @@ def fault_hang(base: Path, model: Path, where: str) -> Row:
     ok = write_video(root / "ok.mp4", frames=4)
     before = hash_tree(root)
     prefix = HANG_IN_DECODE if where == "decode" else HANG_IN_PROBE
-    run = gvr("upscale", root, out, "--model", model, "--stall-timeout", "2", "--json", prefix=prefix, timeout=30)
+    run = gvr("upscale", root, out, "--model", model, "--stall-timeout", "5", "--json", prefix=prefix, timeout=40)
     row.seconds = run.seconds
     if not run.timed_out and run.returncode == 1 and not clear_error_for(run, hang, "stall"):
         row.clear += 1

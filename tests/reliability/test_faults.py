@@ -166,7 +166,7 @@ def test_the_watchdog_fails_a_file_whose_decoder_hangs(tmp_path, fake_model):
     root = tmp_path / "in"
     hang = write_video(root / "hang.mp4", frames=4)
     write_video(root / "ok.mp4", frames=4)
-    run = gvr("upscale", root, tmp_path / "out", "--model", fake_model, "--stall-timeout", "2", "--json",
+    run = gvr("upscale", root, tmp_path / "out", "--model", fake_model, "--stall-timeout", "4", "--json",
               prefix=HANG_IN_DECODE, timeout=60)
     assert not run.timed_out, "a hanging decoder must not hang the batch"
     assert run.returncode == 1, run.stderr
@@ -181,8 +181,8 @@ def test_the_watchdog_also_covers_probing(tmp_path, fake_model):
     root = tmp_path / "in"
     hang = write_video(root / "hang.mp4", frames=4)
     write_video(root / "ok.mp4", frames=4)
-    run = gvr("upscale", root, tmp_path / "out", "--model", fake_model, "--stall-timeout", "2", "--json",
-              prefix=HANG_IN_PROBE, timeout=12)
+    run = gvr("upscale", root, tmp_path / "out", "--model", fake_model, "--stall-timeout", "4", "--json",
+              prefix=HANG_IN_PROBE, timeout=20)  # 4 s: a loaded machine must not stall the good file
     assert not run.timed_out, "a file hanging FFmpeg's probe must not hang the batch"
     assert run.returncode == 1
     assert clear_error_for(run, hang, "stall") == ""
