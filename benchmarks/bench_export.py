@@ -12,7 +12,6 @@ the sampler loop outside the graph, which decides whether unrolling the sampler 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -22,13 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def timed(fn, repeat: int) -> float:
-    fn()  # warm-up: first-run allocations and lazy kernel selection
+    fn()
     runs = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
         runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+    return min(runs)
 
 
 def main(argv=None) -> None:
@@ -59,17 +58,15 @@ def main(argv=None) -> None:
     model = init_random_(models.build_model("tiny", scale=args.scale), seed=0)  # routing sees real scores
     feed = DenoiserSpec(model.config.latent_channels, args.scale).dummy_inputs(T, h, w, seed=0)
     out_frames = T
-    print(f"tiny preset, {w}x{h} -> {w * args.scale}x{h * args.scale}, {T} frames, {threads} threads, repeat {args.repeat} (median)")
+    print(f"tiny preset, {w}x{h} -> {w * args.scale}x{h * args.scale}, {T} frames, {threads} threads, best of {args.repeat} interleaved rounds")
 
-    rows = []  # (name, seconds per step, export seconds)
-    eager = timed(lambda: TorchBackend(model).run(feed), args.repeat)
-    rows.append(("pytorch eager", eager, None))
-    print(f"  pytorch eager {1000 * eager / out_frames:.1f} ms/frame", flush=True)
-
+    # Export everything first, then time all backends in interleaved rounds (best of N): on a shared
+    # machine, load that comes and goes then hits every row alike instead of whichever ran during it.
+    backends = {"pytorch eager": TorchBackend(model)}
     with tempfile.TemporaryDirectory(prefix="gvr-bench-") as tmp:
         tmp = Path(tmp)
-        # (row, target, export options, backends to time on it). OpenVINO rows "from onnx" read the
-        # ONNX file through OpenVINO's ONNX frontend, which is what converting it to IR does.
+        # (variant, target, export options, runtimes to time on it). OpenVINO rows "from onnx" read
+        # the ONNX file through OpenVINO's ONNX frontend, which is what converting it to IR does.
         plans = [
             ("dynamic fused", "onnx", dict(), ("onnxruntime", "openvino from onnx")),
             ("dynamic", "openvino", dict(source="torch"), ("openvino from torch",)),
@@ -88,9 +85,18 @@ def main(argv=None) -> None:
                     continue
                 backend = OrtBackend(path, threads=args.threads) if runner == "onnxruntime" else OpenVINOBackend(path, threads=args.threads)
                 backend.load()
-                seconds = timed(lambda: backend.run(feed), args.repeat)
-                rows.append((f"{runner}, {variant}", seconds, report.seconds))
-                print(f"    {runner:<20} {1000 * seconds / out_frames:8.1f} ms/frame", flush=True)
+                backends[f"{runner}, {variant}"] = backend
+
+        best = {}
+        for name, backend in backends.items():
+            backend.run(feed)  # warm-up: first-run allocations and lazy kernel selection
+        for _ in range(args.repeat):
+            for name, backend in backends.items():
+                start = time.perf_counter()
+                backend.run(feed)
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+        rows = [(name, seconds, None) for name, seconds in best.items()]
+        eager = best["pytorch eager"]
 
         # The sampler loop the runtime keeps in numpy: per step one Euler update and one run call.
         import numpy as np

@@ -21,6 +21,7 @@ def test_shipped_default_is_a_dynamic_fused_export_of_tiny(scale):
     tiny = models.build_model("tiny", scale=scale)
     assert manifest.scale == scale and manifest.dynamic and manifest.precision == "fp32"
     assert manifest.config == {**tiny.config.to_dict(), "window": list(tiny.config.window)}
+    assert manifest.weights_sha256 == models.weights_sha256(tiny), "stale asset: rerun python -m export.assets"
     assert onnx_op_counts(path)["Attention"] == tiny.config.depth
     # The untrained default's output does not depend on its random trunk (zero head): any build matches.
     feed = DenoiserSpec(3, scale).dummy_inputs(3, 12, 20, seed=2)
