@@ -8,7 +8,6 @@ produces too, so tests can check outputs against a known answer.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from fractions import Fraction
@@ -16,65 +15,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
-from models.manifest import MANIFEST_KEY
+from tests.fake_model import build_fake_onnx, fake_manifest  # noqa: F401  (re-exported to the tests)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def fake_manifest(scale: int = 2, temporal_unit: int = 2, steps: int = 2, **extra) -> dict:
-    return {
-        "config": {"preset": "fake"},
-        "scale": scale,
-        "latent_channels": 3,
-        "patch": 1,
-        "window": [4, 4],
-        "temporal_unit": temporal_unit,
-        "steps": steps,
-        "noise_aug": 0.0,
-        "prediction": "velocity",
-        "attention": "full",
-        "codec": "pixel",
-        "gvr_version": "test",
-        **extra,
-    }
-
-
-def build_fake_onnx(path: Path, scale: int = 2, manifest: dict | None = None, with_manifest: bool = True) -> Path:
-    dims_hr = ["B", 3, "T", "H", "W"]
-    dims_lr = ["B", 3, "T", "h", "w"]
-    inputs = [
-        helper.make_tensor_value_info("z_t", TensorProto.FLOAT, dims_hr),
-        helper.make_tensor_value_info("t", TensorProto.FLOAT, ["B"]),
-        helper.make_tensor_value_info("lr", TensorProto.FLOAT, dims_lr),
-        helper.make_tensor_value_info("lr_noise", TensorProto.FLOAT, dims_lr),
-        helper.make_tensor_value_info("noise_aug", TensorProto.FLOAT, ["B"]),
-    ]
-    output = helper.make_tensor_value_info("velocity", TensorProto.FLOAT, dims_hr)
-    inits = [
-        helper.make_tensor("scales", TensorProto.FLOAT, [5], [1, 1, 1, scale, scale]),
-        helper.make_tensor("t_shape", TensorProto.INT64, [5], [-1, 1, 1, 1, 1]),
-    ]
-    nodes = [
-        helper.make_node(
-            "Resize", ["lr", "", "scales"], ["up"], mode="linear", coordinate_transformation_mode="half_pixel"
-        ),
-        helper.make_node("Sub", ["z_t", "up"], ["diff"]),
-        helper.make_node("Reshape", ["t", "t_shape"], ["t5"]),
-        helper.make_node("Div", ["diff", "t5"], ["velocity"]),
-    ]
-    graph = helper.make_graph(nodes, "fake_gvr", inputs, [output], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    if with_manifest:
-        text = json.dumps(manifest or fake_manifest(scale=scale))
-        model.metadata_props.append(onnx.StringStringEntryProto(key=MANIFEST_KEY, value=text))
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture(scope="session")
