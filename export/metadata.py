@@ -1,12 +1,11 @@
 """The gvr manifest inside every artefact: ONNX ``metadata_props`` and OpenVINO ``rt_info``.
 
 Same key (``models.manifest.MANIFEST_KEY``) and same JSON in both, so the runtime reads either
-with one function and refuses a model whose manifest is missing or inconsistent.
+with one function (``gvrcli.modelfile.read_manifest``) and refuses a model whose manifest is missing or inconsistent.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from models.manifest import MANIFEST_KEY, ModelManifest
 
@@ -21,22 +20,6 @@ def write_onnx(model_proto, manifest: ModelManifest) -> None:
     entry.key, entry.value = MANIFEST_KEY, manifest.to_json()
 
 
-def read_onnx(path: str | Path) -> ModelManifest:
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in proto.metadata_props}
-    return ModelManifest.from_json(props.get(MANIFEST_KEY), source=str(path))
-
-
 def write_openvino(ov_model, manifest: ModelManifest) -> None:
     manifest.validate("export")
     ov_model.set_rt_info(manifest.to_json(), MANIFEST_KEY)
-
-
-def read_openvino(path: str | Path) -> ModelManifest:
-    import openvino as ov
-
-    model = ov.Core().read_model(str(path))
-    text = model.get_rt_info()[MANIFEST_KEY].astype(str) if model.has_rt_info(MANIFEST_KEY) else None
-    return ModelManifest.from_json(text, source=str(path))

@@ -12,12 +12,12 @@ def test_shipped_default_is_a_dynamic_fused_export_of_tiny(scale):
     import models
     from export.backends import OrtBackend, TorchBackend
     from export.graph_checks import onnx_op_counts
-    from export.metadata import read_onnx
     from export.spec import DenoiserSpec, rel_l2
+    from gvrcli.modelfile import read_manifest
 
     path = asset_path(scale)
     assert path.is_file(), f"{path} missing: run python -m export.assets"
-    manifest = read_onnx(path)
+    manifest = read_manifest(path)
     tiny = models.build_model("tiny", scale=scale)
     assert manifest.scale == scale and manifest.dynamic and manifest.precision == "fp32"
     assert manifest.config == {**tiny.config.to_dict(), "window": list(tiny.config.window)}

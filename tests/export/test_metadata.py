@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from export.metadata import read_onnx, read_openvino
+from gvrcli.modelfile import read_manifest
 from models.checkpoint import weights_sha256
 from models.simplegvr import GVRConfig
 
 
 def test_onnx_manifest_round_trips(dynamic_onnx, small_model):
-    m = read_onnx(dynamic_onnx.path)
+    m = read_manifest(dynamic_onnx.path)
     cfg = small_model.config
     assert (m.scale, m.patch, tuple(m.window), m.temporal_unit, m.steps) == (cfg.scale, cfg.patch, cfg.window, cfg.temporal_unit, cfg.steps)
     assert GVRConfig.from_dict(m.config) == cfg and m.weights_sha256 == weights_sha256(small_model)
@@ -17,17 +17,15 @@ def test_onnx_manifest_round_trips(dynamic_onnx, small_model):
 
 
 def test_static_manifest_declares_its_shape(static_unfused_onnx):
-    m = read_onnx(static_unfused_onnx.path)
+    m = read_manifest(static_unfused_onnx.path)
     assert not m.dynamic and tuple(m.static_shape) == (6, 18, 26)
 
 
 def test_openvino_manifest_round_trips(openvino_ir, small_model):
-    m = read_openvino(next(openvino_ir.path.glob("*.xml")))
+    m = read_manifest(next(openvino_ir.path.glob("*.xml")))
     assert m.weights_sha256 == weights_sha256(small_model) and m.extra["target"] == "openvino"
 
 
 def test_runtime_reader_accepts_exports(dynamic_onnx, openvino_ir):
-    from gvrcli.modelfile import read_manifest
-
     assert read_manifest(dynamic_onnx.path).scale == 2
     assert read_manifest(next(openvino_ir.path.glob("*.xml"))).scale == 2
