@@ -409,7 +409,7 @@ def fault_workers(base: Path, model: Path, workers: int) -> Row:
 
 
 def fault_stale_lock(base: Path, model: Path, owner: str) -> Row:
-    from gvrcli.claims import ClaimBoard
+    from gvrcli.farm.claims import ClaimBoard
 
     row = Row(f"stale-lock-{owner}", "fault", "recovered" if owner != "remote-alive" else "respected")
     root, out = base / "in", base / "out"

@@ -2,8 +2,8 @@
 
 Order of work, chosen so a bad run fails before touching anything: options and output directory
 are checked, the model is found, its manifest read and the backend loaded (exit 2 / 75), and only
-then are inputs walked, sharded, probed and processed. Each input is claimed (``gvrcli.claims``),
-skipped if its output already exists, written to a partial and renamed (``gvrcli.atomic``).
+then are inputs walked, sharded, probed and processed. Each input is claimed (``gvrcli.farm.claims``),
+skipped if its output already exists, written to a partial and renamed (``gvrcli.farm.atomic``).
 One input failing never stops the others.
 """
 
@@ -17,20 +17,20 @@ from pathlib import Path
 
 import av
 
-from gvrcli import atomic
-from gvrcli.backends import check_denoiser, make_backend
-from gvrcli.claims import ClaimBoard
-from gvrcli.discovery import Candidate, check_output_dir, find_candidates
-from gvrcli.encode import EncodeSettings
-from gvrcli.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
+from gvrcli.farm import atomic
+from gvrcli.inference.backends import check_denoiser, make_backend
+from gvrcli.farm.claims import ClaimBoard
+from gvrcli.farm.discovery import Candidate, check_output_dir, find_candidates
+from gvrcli.media.encode import EncodeSettings
+from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError
-from gvrcli.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
-from gvrcli.modelfile import read_manifest, resolve_default_model
+from gvrcli.media.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
+from gvrcli.inference.modelfile import read_manifest, resolve_default_model
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, upscale_file
-from gvrcli.probe import DEFAULT_MAX_PIXELS, VideoInfo, probe_video
+from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo, probe_video
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.report import DONE, FAILED, SKIPPED, BatchReport, FileResult
-from gvrcli.shard import Shard
+from gvrcli.farm.shard import Shard
 
 
 @dataclass

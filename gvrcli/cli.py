@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from gvrcli.engine import DEFAULT_MEMORY_BUDGET_MB
+from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
 from gvrcli.errors import EXIT_USAGE, GvrError
 
 app = typer.Typer(
@@ -92,7 +92,7 @@ def upscale(
     from gvrcli.batch import UpscaleOptions
     from gvrcli.batch import upscale as run_batch
     from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
-    from gvrcli.shard import parse_shard, shard_from_env
+    from gvrcli.farm.shard import parse_shard, shard_from_env
 
     if len(paths) < 2:
         _error("give at least one input and the output directory (gvr upscale INPUT... OUTPUT_DIR)", as_json, EXIT_USAGE)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from gvrcli.formats import CODECS
-from gvrcli.modelfile import ASSETS_DIR, cache_dir, default_model_name, read_manifest
+from gvrcli.media.formats import CODECS
+from gvrcli.inference.modelfile import ASSETS_DIR, cache_dir, default_model_name, read_manifest
 
 
 def collect(model: Path | None = None) -> dict:

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gvrcli.decode import VideoDecoder
-from gvrcli.encode import EncodeSettings, VideoEncoder
-from gvrcli.engine import StreamingUpscaler, Upscaler
+from gvrcli.media.decode import VideoDecoder
+from gvrcli.media.encode import EncodeSettings, VideoEncoder
+from gvrcli.inference.engine import StreamingUpscaler, Upscaler
 from gvrcli.errors import Cancelled, StalledError
-from gvrcli.probe import VideoInfo
+from gvrcli.media.probe import VideoInfo
 
 _END = object()
 DEFAULT_STALL_TIMEOUT = 300.0  # seconds without a frame through a stage; far above one chunk's inference

@@ -13,7 +13,7 @@ def test_shipped_default_is_a_dynamic_fused_export_of_tiny(scale):
     from export.backends import OrtBackend, TorchBackend
     from export.graph_checks import onnx_op_counts
     from export.spec import DenoiserSpec, rel_l2
-    from gvrcli.modelfile import read_manifest
+    from gvrcli.inference.modelfile import read_manifest
 
     path = asset_path(scale)
     assert path.is_file(), f"{path} missing: run python -m export.assets"

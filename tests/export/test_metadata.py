@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gvrcli.modelfile import read_manifest
+from gvrcli.inference.modelfile import read_manifest
 from models.checkpoint import weights_sha256
 from models.simplegvr import GVRConfig
 

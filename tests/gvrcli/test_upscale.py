@@ -169,7 +169,7 @@ def test_audio_only_and_still_images(tmp_path, fake_model):
 def test_watchdog_fails_a_file_whose_decoder_hangs(tmp_path, fake_model, monkeypatch):
     import threading
 
-    from gvrcli import decode
+    from gvrcli.media import decode
 
     write_video(tmp_path / "in" / "hangs.mp4", frames=3)
     write_video(tmp_path / "in" / "ok.mp4", frames=3)

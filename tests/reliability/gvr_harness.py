@@ -32,7 +32,7 @@ sys.argv = ["gvr", *sys.argv[1:]]
 main()
 """
 HANG_IN_DECODE = [sys.executable, "-c", _HANG_PROLOGUE + """
-import gvrcli.decode as decode
+import gvrcli.media.decode as decode
 _frames = decode.VideoDecoder.frames
 def frames(self):
     if "hang" in self.info.path.name:

@@ -74,7 +74,7 @@ def test_workers_with_kills_in_between_do_each_file_exactly_once(clips, tmp_path
 
 def _plant_lock(out, output, host: str, pid: int, age: float) -> None:
     """A lock as another worker would have left it (same layout the runtime's ClaimBoard writes)."""
-    from gvrcli.claims import ClaimBoard  # the library: the lock's file name is its business
+    from gvrcli.farm.claims import ClaimBoard  # the library: the lock's file name is its business
 
     path = ClaimBoard(out).lock_path(output)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from media_cases import write_video
 
-from gvrcli.decode import VideoDecoder
+from gvrcli.media.decode import VideoDecoder
 from gvrcli.errors import InputError
-from gvrcli.probe import probe_video
+from gvrcli.media.probe import probe_video
 
 EXAMPLE_SECONDS = 10.0  # per mutated file: far above a 64x48 clip's decode time, far below a hang
 MAX_DECODED_FRAMES = 64  # a mutation may claim a long stream: decoding more proves nothing

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import bilinear_up, fake_manifest, pattern
 
-from gvrcli.engine import EngineSettings, FrameNoise, StreamingUpscaler, Upscaler
-from gvrcli.tiling import ramp, window_starts
+from gvrcli.inference.engine import EngineSettings, FrameNoise, StreamingUpscaler, Upscaler
+from gvrcli.inference.tiling import ramp, window_starts
 from models.manifest import ModelManifest
 
 
@@ -132,7 +132,7 @@ def test_tile_size_follows_the_memory_budget():
     small = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=16))
     th, tw = small.tile_size(8, 540, 960)
     assert th < 540 and tw < 960 and th % den.manifest.spatial_multiple == 0
-    from gvrcli.engine import ACTIVATION_FACTOR
+    from gvrcli.inference.engine import ACTIVATION_FACTOR
 
     assert 8 * 3 * 4 * th * tw * 4 * ACTIVATION_FACTOR <= 16 * 2**20
     roomy = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=100_000))

@@ -9,9 +9,9 @@ import onnx
 import pytest
 from conftest import build_fake_onnx, fake_manifest
 
-from gvrcli.backends import OpenVinoBackend, OrtBackend, make_backend
+from gvrcli.inference.backends import OpenVinoBackend, OrtBackend, make_backend
 from gvrcli.errors import EXIT_RETRY, EXIT_USAGE, ModelError, RetryableError, UsageError
-from gvrcli.modelfile import read_manifest
+from gvrcli.inference.modelfile import read_manifest
 from models.manifest import MANIFEST_KEY
 
 
@@ -118,7 +118,7 @@ def test_openvino_ir_upscales_a_video_like_onnx_runtime(tmp_path, fake_model, op
 
 
 def test_a_graph_that_disagrees_with_its_manifest_is_refused_before_any_video(tmp_path):
-    from gvrcli.backends import check_denoiser
+    from gvrcli.inference.backends import check_denoiser
 
     liar = build_fake_onnx(tmp_path / "liar.onnx", scale=4, manifest=fake_manifest(scale=2))  # graph x4, manifest x2
     with pytest.raises(ModelError, match="does not match its manifest|expected"):

@@ -8,7 +8,7 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
 * A frame whose chunk would exceed the memory budget is cut into overlapping spatial tiles.
 * Noise is drawn per frame from ``(seed, frame index)``, full-frame, then cropped: overlapping
   chunks and tiles see exactly the same noise for the same pixel, so where they overlap they
-  compute the same thing and the ramp blend (``gvrcli.tiling``) leaves no seam.
+  compute the same thing and the ramp blend (``gvrcli.inference.tiling``) leaves no seam.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from models.codec import get_codec
 from models.manifest import ModelManifest
 from models.rectified_flow import timesteps
 
-from gvrcli.backends import Denoiser
+from gvrcli.inference.backends import Denoiser
 from gvrcli.errors import Cancelled, ModelError, UsageError
-from gvrcli.tiling import ramp, window_starts
+from gvrcli.inference.tiling import ramp, window_starts
 
 # Peak memory of one denoiser call as a multiple of its HR float32 input (z_t): the output,
 # the upsampled condition, the noise, and the network's activations. Measured for the built-in

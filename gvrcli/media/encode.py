@@ -17,9 +17,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from gvrcli.decode import ColourTags
-from gvrcli.formats import OutputCodec
-from gvrcli.probe import OPEN_TIMEOUT
+from gvrcli.media.decode import ColourTags
+from gvrcli.media.formats import OutputCodec
+from gvrcli.media.probe import OPEN_TIMEOUT
 
 _UNSPECIFIED = 2  # FFmpeg's AVCOL_*_UNSPECIFIED
 

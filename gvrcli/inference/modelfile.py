@@ -15,7 +15,7 @@ from models.manifest import MANIFEST_KEY, ManifestError, ModelManifest
 
 from gvrcli.errors import ModelError
 
-ASSETS_DIR = Path(__file__).parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 
 def default_model_name(scale: int) -> str:

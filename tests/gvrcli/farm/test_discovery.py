@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gvrcli.batch import UpscaleOptions, plan_jobs
-from gvrcli.discovery import check_output_dir, find_candidates
+from gvrcli.farm.discovery import check_output_dir, find_candidates
 from gvrcli.errors import UsageError
-from gvrcli.formats import get_codec, output_relative_path
+from gvrcli.media.formats import get_codec, output_relative_path
 
 
 def touch(root: Path, *names: str) -> None:

@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from gvrcli.errors import InputError
-from gvrcli.probe import OPEN_TIMEOUT, VideoInfo
+from gvrcli.media.probe import OPEN_TIMEOUT, VideoInfo
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gvrcli.errors import UsageError
-from gvrcli.shard import Shard, parse_shard, shard_from_env
+from gvrcli.farm.shard import Shard, parse_shard, shard_from_env
 
 NAMES = [Path(f"shot{i:03d}/take{j}.mp4") for i in range(60) for j in range(3)]
 

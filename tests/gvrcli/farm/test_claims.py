@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from gvrcli import atomic
-from gvrcli.claims import HOST, ClaimBoard
+from gvrcli.farm import atomic
+from gvrcli.farm.claims import HOST, ClaimBoard
 
 
 def test_a_held_claim_excludes_other_workers(tmp_path):

@@ -20,7 +20,7 @@ import numpy as np
 from models.manifest import ModelManifest
 
 from gvrcli.errors import ModelError, RetryableError, UsageError
-from gvrcli.modelfile import read_manifest
+from gvrcli.inference.modelfile import read_manifest
 
 BACKENDS = ("auto", "ort-cuda", "ort-cpu", "openvino")
 

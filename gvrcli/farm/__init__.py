@@ -1,0 +1,1 @@
+"""Farm plumbing: which inputs a worker takes (discovery, shards), claims on outputs (locks), atomic writes."""
