@@ -15,14 +15,15 @@ from export.errors import ExportError
 class TorchBackend:
     """PyTorch eager, the reference. Knob: threads (torch's intra-op pool)."""
 
-    model: object
+    model: object  # a module: one of export.graphs' graphs
     name: str = "pytorch"
 
-    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         import torch
 
         with torch.inference_mode():
-            return self.model(**{k: torch.from_numpy(v) for k, v in feed.items()}).float().numpy()
+            out = self.model(**{k: torch.from_numpy(v) for k, v in feed.items()})
+        return [o.float().numpy() for o in (out if isinstance(out, tuple) else (out,))]
 
 
 @dataclass
@@ -53,8 +54,8 @@ class OrtBackend:
             self._session = session
         return self._session
 
-    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        return self.load().run(None, feed)[0].astype(np.float32)
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [o.astype(np.float32) for o in self.load().run(None, feed)]
 
 
 def cuda_usable() -> bool:
@@ -100,8 +101,8 @@ class OpenVINOBackend:
             self._compiled = core.compile_model(core.read_model(str(self.path)), self.device, config)
         return self._compiled
 
-    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         compiled = self.load()
         request = compiled.create_infer_request()
         request.infer(feed)
-        return np.asarray(request.get_output_tensor(0).data, dtype=np.float32).copy()
+        return [np.asarray(request.get_output_tensor(i).data, dtype=np.float32).copy() for i in range(len(compiled.outputs))]

@@ -19,6 +19,7 @@ from typing import Callable
 
 from export.errors import ExportError
 from export.spec import DEFAULT_OPSET, MIN_OPSET, PRECISIONS, TRACE_SHAPE, DenoiserSpec
+from models.manifest import CONDITION, STEP, companion_name, graph_sha256
 
 OV_SOURCES = ("torch", "onnx")
 # Library option -> the CLI flag a user typed, for refusals.
@@ -60,13 +61,17 @@ class ExportReport:
 # --------------------------------------------------------------------------------------------------
 
 
-def _trace_inputs(model, dynamic: bool, static_shape):
+def _spec(model) -> DenoiserSpec:
+    cfg = model.config
+    return DenoiserSpec(cfg.latent_channels, cfg.scale, cfg.prediction)
+
+
+def _trace_inputs(model, role: str, dynamic: bool, static_shape):
     import torch
 
-    cfg = model.config
-    spec = DenoiserSpec(cfg.latent_channels, cfg.scale)
+    spec = _spec(model)
     T, h, w = TRACE_SHAPE if dynamic else static_shape
-    return spec, {k: torch.from_numpy(v) for k, v in spec.dummy_inputs(T, h, w).items()}
+    return spec, {k: torch.from_numpy(v) for k, v in spec.dummy_inputs(role, T, h, w).items()}
 
 
 @contextlib.contextmanager
@@ -81,35 +86,38 @@ def _quiet():
         yield
 
 
-def build_onnx(model, *, dynamic: bool, static_shape, opset: int, attention: str):
-    """Trace one denoiser step into an ``torch.onnx.ONNXProgram`` with our attention translation."""
+def build_onnx(model, role: str = STEP, *, dynamic: bool, static_shape, opset: int, attention: str):
+    """Trace one graph of the model (``role``: step or condition) into an ``torch.onnx.ONNXProgram``
+    with our attention translation."""
     import torch
 
     from export.attention import attention_as_custom_op, translation_table
+    from export.graphs import graph_module
     from export.spec import DYNAMIC_AXES
 
-    spec, inputs = _trace_inputs(model, dynamic, static_shape)
+    spec, inputs = _trace_inputs(model, role, dynamic, static_shape)
+    input_names, output_names = spec.names(role)
     # String axis names become Dim.DYNAMIC (relations such as H = scale*h are inferred) and name the
     # graph's symbolic dims. Batch stays 1: the runtime upscales one clip at a time, and a dynamic
     # batch adds guards torch.export cannot express (B <= 2 from broadcasting against 1).
-    dynamic_shapes = {k: (dict(v) or None) for k, v in DYNAMIC_AXES.items()} if dynamic else None
+    dynamic_shapes = {k: (dict(DYNAMIC_AXES[k]) or None) for k in input_names} if dynamic else None
     try:
         with _quiet(), attention_as_custom_op(), torch.no_grad():
             program = torch.onnx.export(
-                model,
+                graph_module(model, role),
                 (),
                 kwargs=inputs,
                 dynamo=True,
                 opset_version=opset,
-                input_names=list(spec.input_names),
-                output_names=list(spec.output_names),
+                input_names=list(input_names),
+                output_names=list(output_names),
                 dynamic_shapes=dynamic_shapes,
                 custom_translation_table=translation_table(attention),
                 optimize=True,
                 verbose=False,
             )
     except Exception as e:  # the exporter's errors are long; keep the first line of the cause
-        raise ExportError(f"ONNX export failed: {_first_line(e)}") from e
+        raise ExportError(f"ONNX export of the {role} graph failed: {_first_line(e)}") from e
     return program
 
 
@@ -127,8 +135,9 @@ def save_onnx(program, path: Path, manifest, precision: str) -> list[Path]:
 
     from models.manifest import MANIFEST_KEY
 
-    manifest.validate("export")
-    program.model.metadata_props[MANIFEST_KEY] = manifest.to_json()
+    if manifest is not None:  # the main (step) graph carries the manifest; companions do not
+        manifest.validate("export")
+        program.model.metadata_props[MANIFEST_KEY] = manifest.to_json()
     weights_bytes = sum(v.const_value.nbytes for v in program.model.graph.initializers.values() if v.const_value is not None)
     if weights_bytes > EXTERNAL_DATA_BYTES:
         program.save(str(path), external_data=True)  # fp16 halves the file; past 2 GB we keep fp32
@@ -137,7 +146,7 @@ def save_onnx(program, path: Path, manifest, precision: str) -> list[Path]:
         if precision == "fp16":
             compress_weights_fp16(proto)
         onnx.save(proto, str(path))
-    return [p for p in sorted(path.parent.iterdir()) if p.name.startswith(path.name)]
+    return [path]
 
 
 def compress_weights_fp16(proto) -> None:
@@ -179,7 +188,7 @@ def _check_onnx_dynamic(path: Path, dynamic: bool) -> None:
                 raise ExportError(f"export specialised {inp.name} axis {axis} to {dims[axis].dim_value}; the graph would not be dynamic")
 
 
-def _manifest(model, *, precision, dynamic, static_shape, extra):
+def _manifest(model, *, precision, dynamic, static_shape, extra, graphs):
     from models import __version__
 
     return model.manifest(
@@ -188,7 +197,13 @@ def _manifest(model, *, precision, dynamic, static_shape, extra):
         dynamic=dynamic,
         static_shape=None if dynamic else tuple(static_shape),
         extra=extra,
+        graphs=graphs,
     )
+
+
+def _companions(paths: dict[str, Path]) -> dict:
+    """The manifest's ``graphs`` entry for companion files already written: name and hash."""
+    return {role: {"file": path.name, "sha256": graph_sha256(path)} for role, path in paths.items()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,70 +212,105 @@ def _manifest(model, *, precision, dynamic, static_shape, extra):
 
 
 def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precision, opset=DEFAULT_OPSET, attention="fused"):
-    """One ``.onnx`` file (weights inside unless over 2 GB)."""
+    """Two ``.onnx`` files: the step graph at ``stage`` (carries the manifest) and the condition
+    graph beside it (``NAME.condition.onnx``). ``int8`` quantises the step graph's weights with ONNX
+    Runtime's tools (the condition graph's few convolutions stay fp32)."""
     from export.graph_checks import onnx_fused_attention_nodes
 
-    program = build_onnx(model, dynamic=dynamic, static_shape=static_shape, opset=opset, attention=attention)
+    build = dict(dynamic=dynamic, static_shape=static_shape, opset=opset, attention=attention)
+    cond_path = stage.with_name(companion_name(stage.name, CONDITION))
+    save_onnx(build_onnx(model, CONDITION, **build), cond_path, None, "fp32" if precision == "int8" else precision)
+    _check_onnx_dynamic(cond_path, dynamic)
     manifest = _manifest(
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
         extra={"target": "onnx", "opset": opset, "attention_form": attention, "batch": 1},
+        graphs=_companions({CONDITION: cond_path}),
     )
-    files = save_onnx(program, stage, manifest, precision)
+    step = build_onnx(model, STEP, **build)
+    if precision == "int8":
+        from export.quantize import quantize_onnx
+
+        save_onnx(step, stage, None, "fp32")
+        quantize_onnx(stage, manifest)
+    else:
+        save_onnx(step, stage, manifest, precision)
     _check_onnx_dynamic(stage, dynamic)
-    return files, manifest, onnx_fused_attention_nodes(stage)
+    return [stage, cond_path], manifest, onnx_fused_attention_nodes(stage)
 
 
-def _openvino_inputs(spec: DenoiserSpec, dynamic: bool, static_shape):
+def _openvino_inputs(spec: DenoiserSpec, role: str, dynamic: bool, static_shape):
     import openvino as ov
 
-    if not dynamic:
-        return [(k, ov.PartialShape(list(v))) for k, v in spec.input_shapes(*static_shape).items()]
-    C = spec.channels
-    video = ov.PartialShape([1, C, -1, -1, -1])
-    return [("z_t", video), ("t", ov.PartialShape([1])), ("lr", video), ("lr_noise", video), ("noise_aug", ov.PartialShape([1]))]
+    shapes = spec.input_shapes(role, *(static_shape or TRACE_SHAPE))
+    if dynamic:  # batch 1; T, H, W (or T, h, w) free
+        shapes = {k: (1, spec.channels, -1, -1, -1) if len(v) == 5 else (1,) for k, v in shapes.items()}
+    return [(k, ov.PartialShape(list(v))) for k, v in shapes.items()]
+
+
+def _convert_openvino(model, role: str, stage: Path, *, dynamic, static_shape, source, opset, attention):
+    """One graph of the model as an ``openvino.Model`` whose outputs carry the graph_io names."""
+    import openvino as ov
+
+    from export.graphs import graph_module
+
+    spec, inputs = _trace_inputs(model, role, dynamic, static_shape)
+    if source == "torch":
+        if attention != "fused":
+            raise ExportError("--attention unfused needs --ov-source onnx (the PyTorch frontend always emits fused SDPA)")
+        import torch
+
+        with _quiet(), torch.no_grad():
+            ov_model = ov.convert_model(
+                graph_module(model, role), example_input=inputs, input=_openvino_inputs(spec, role, dynamic, static_shape)
+            )
+    else:
+        with tempfile.TemporaryDirectory(dir=stage.parent) as tmp:
+            onnx_path = Path(tmp) / f"{role}.onnx"
+            build_onnx(model, role, dynamic=dynamic, static_shape=static_shape, opset=opset, attention=attention).save(str(onnx_path))
+            ov_model = ov.convert_model(str(onnx_path))
+    for output, name in zip(ov_model.outputs, spec.names(role)[1]):
+        output.get_tensor().set_names({name})
+    return ov_model
 
 
 def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention="fused"):
-    """OpenVINO IR (``.xml`` + ``.bin``) in a folder.
+    """OpenVINO IR in a folder: the step graph ``NAME.xml`` + ``.bin`` (carries the manifest) and
+    the condition graph ``NAME.condition.xml`` + ``.bin``.
 
     ``source="torch"`` converts the PyTorch module directly (OpenVINO's PyTorch frontend turns the
     SDPA call into its ScaledDotProductAttention op); ``source="onnx"`` converts our ONNX graph
     (its Attention node becomes the same op). Both verify; see the README for which runs faster.
-    ``precision="fp16"`` compresses the weights to fp16 (the CPU plugin still computes in fp32).
-    Both sources start from the fp32 network.
+    ``precision="fp16"`` compresses the weights to fp16 (the CPU plugin still computes in fp32);
+    ``int8`` quantises the step graph with NNCF (weights and activations, calibrated on sampler
+    inputs). Both sources start from the fp32 network.
     """
     import openvino as ov
 
     from export.metadata import write_openvino
 
-    spec, inputs = _trace_inputs(model, dynamic, static_shape)
+    convert = dict(dynamic=dynamic, static_shape=static_shape, source=source, opset=opset, attention=attention)
     try:
-        if source == "torch":
-            if attention != "fused":
-                raise ExportError("--attention unfused needs --ov-source onnx (the PyTorch frontend always emits fused SDPA)")
-            import torch
-
-            with _quiet(), torch.no_grad():
-                ov_model = ov.convert_model(model, example_input=inputs, input=_openvino_inputs(spec, dynamic, static_shape))
-        else:
-            with tempfile.TemporaryDirectory(dir=stage.parent) as tmp:
-                onnx_path = Path(tmp) / "denoiser.onnx"
-                program = build_onnx(model, dynamic=dynamic, static_shape=static_shape, opset=opset, attention=attention)
-                program.save(str(onnx_path))
-                ov_model = ov.convert_model(str(onnx_path))
+        cond_model = _convert_openvino(model, CONDITION, stage, **convert)
+        step_model = _convert_openvino(model, STEP, stage, **convert)
     except ExportError:
         raise
     except Exception as e:
         raise ExportError(f"OpenVINO conversion failed: {_first_line(e)}") from e
+    stage.mkdir(parents=True, exist_ok=True)
+    cond_xml = stage / companion_name(f"{stem}.xml", CONDITION)
+    ov.save_model(cond_model, str(cond_xml), compress_to_fp16=precision == "fp16")
     manifest = _manifest(
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
         extra={"target": "openvino", "source": source, "attention_form": attention, "batch": 1},
+        graphs=_companions({CONDITION: cond_xml}),
     )
-    write_openvino(ov_model, manifest)
-    stage.mkdir(parents=True, exist_ok=True)
-    xml = stage / f"{stem}.xml"
-    ov.save_model(ov_model, str(xml), compress_to_fp16=precision == "fp16")
-    sdpa = sum(op.get_type_name() == "ScaledDotProductAttention" for op in ov_model.get_ops())
+    if precision == "int8":
+        from export.quantize import quantize_openvino
+
+        step_model = quantize_openvino(step_model, model, dynamic=dynamic, static_shape=static_shape)
+    write_openvino(step_model, manifest)
+    ov.save_model(step_model, str(stage / f"{stem}.xml"), compress_to_fp16=precision == "fp16")
+    sdpa = sum(op.get_type_name() == "ScaledDotProductAttention" for op in step_model.get_ops())
     return sorted(stage.iterdir()), manifest, sdpa
 
 
@@ -312,7 +362,8 @@ def export_model(
     verify: bool = False,
     **options,
 ) -> ExportReport:
-    """Export one denoiser step of a SimpleGVR network to ``target`` and return a report.
+    """Export a SimpleGVR network (its step graph, and the condition graph beside it) to ``target``
+    and return a report.
 
     The network is ``model`` if given, else built from ``config`` / ``weights`` (``export.sources``).
     ``static_shape`` = (T, h, w) of the LR latent for ``dynamic=False``. Target options: ``opset``,
@@ -361,7 +412,11 @@ def export_model(
     stem = out.name.removesuffix(spec.suffix) if spec.is_dir else out.stem
     with staged(out, force, is_dir=spec.is_dir) as stage:
         _, manifest, fused, seconds, size = _timed(spec.run)(model, stage, stem=stem, **kwargs)
-    files = sorted(out.iterdir()) if spec.is_dir else sorted(p for p in out.parent.iterdir() if p.name.startswith(out.name))
+    if spec.is_dir:
+        files = sorted(out.iterdir())
+    else:
+        companions = [out.with_name(g["file"]) for g in manifest.graphs.values()]
+        files = sorted({*companions, *(p for p in out.parent.iterdir() if p.name.startswith(out.name))})
     report_verify = None
     if verify:
         from export.verify import verify_export

@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from export.spec import TOLERANCE, VERIFY_SHAPES, DenoiserSpec, rel_l2
 
 
@@ -48,8 +50,16 @@ class VerifyReport:
         return [c.line() for c in self.checks] + [f"{b:<22} skipped: {why}" for b, why in self.skipped.items()]
 
 
+def graph_files(target: str, path: Path) -> dict[str, Path]:
+    """role -> file of every graph of an export at ``path`` (an .onnx file or an OpenVINO folder)."""
+    from models.manifest import CONDITION, STEP, companion_name
+
+    main = next(p for p in sorted(path.glob("*.xml")) if p.name.count(".") == 1) if path.is_dir() else path
+    return {CONDITION: main.with_name(companion_name(main.name, CONDITION)), STEP: main}
+
+
 def backends_for(target: str, path: Path, threads: int = 0):
-    """The runtimes that can run ``path``: (backends, skipped)."""
+    """The runtimes that can run the graph file ``path``: (backends, skipped)."""
     from export.backends import OpenVINOBackend, OrtBackend, cuda_usable
 
     skipped = {}
@@ -61,32 +71,37 @@ def backends_for(target: str, path: Path, threads: int = 0):
             skipped["onnxruntime-cuda"] = "no usable GPU / CUDA provider here"
         backends.append(OpenVINOBackend(path, threads=threads))  # through OpenVINO's ONNX frontend
     else:
-        xml = next(path.glob("*.xml")) if path.is_dir() else path
-        backends = [OpenVINOBackend(xml, threads=threads)]
+        backends = [OpenVINOBackend(path, threads=threads)]
     return backends, skipped
 
 
-def compare(model, backends, shapes, precision: str = "fp32", seed: int = 0, skipped=None) -> VerifyReport:
-    """Run every backend and PyTorch (fp32) on the same random inputs at each shape."""
-    import numpy as np
-
+def compare(model, graphs: dict, shapes, precision: str = "fp32", seed: int = 0, skipped=None) -> VerifyReport:
+    """Run every backend of every graph (``graphs``: role -> backends) and the PyTorch fp32 graph on
+    the same random inputs at each shape. The step graph is judged on its update ``z_next - z_t``
+    (the network's contribution), not on z_next, whose z_t part would hide an error."""
     from export.backends import TorchBackend
+    from export.graphs import graph_module
+    from models.manifest import STEP
 
     cfg = model.config
-    spec = DenoiserSpec(cfg.latent_channels, cfg.scale)
-    reference = TorchBackend(model)
+    spec = DenoiserSpec(cfg.latent_channels, cfg.scale, cfg.prediction)
     report = VerifyReport(skipped=dict(skipped or {}))
-    for i, shape in enumerate(shapes):
-        feed = spec.dummy_inputs(*shape, seed=seed + i)
-        expected = reference.run(feed)
-        for backend in backends:
-            got = backend.run(feed)
-            if got.shape != expected.shape:
-                report.checks.append(Check(backend.name, tuple(shape), float("inf"), float("inf"), TOLERANCE[precision]))
-                continue
-            report.checks.append(
-                Check(backend.name, tuple(shape), float(np.abs(got - expected).max()), rel_l2(got, expected), TOLERANCE[precision])
-            )
+    for role, backends in graphs.items():
+        reference = TorchBackend(graph_module(model, role))
+        for i, shape in enumerate(shapes):
+            feed = spec.dummy_inputs(role, *shape, seed=seed + i)
+            expected = reference.run(feed)
+            for backend in backends:
+                got = backend.run(feed)
+                if [g.shape for g in got] != [e.shape for e in expected]:
+                    report.checks.append(Check(f"{backend.name} {role}", tuple(shape), float("inf"), float("inf"), TOLERANCE[precision]))
+                    continue
+                if role == STEP:
+                    got, expected_ = [g - feed["z_t"] for g in got], [e - feed["z_t"] for e in expected]
+                else:
+                    expected_ = expected
+                a, e = np.concatenate([g.ravel() for g in got]), np.concatenate([x.ravel() for x in expected_])
+                report.checks.append(Check(f"{backend.name} {role}", tuple(shape), float(np.abs(a - e).max()), rel_l2(a, e), TOLERANCE[precision]))
     return report
 
 
@@ -103,5 +118,8 @@ def verify_export(target: str, model, *, seed: int = 0, shapes=None, threads: in
     with tempfile.TemporaryDirectory(prefix="gvr-verify-") as tmp:
         stage = Path(tmp) / ("model" if spec.is_dir else "model.onnx")
         spec.run(randomised, stage, stem="model", **export_kwargs)
-        backends, skipped = backends_for(target, stage, threads)
-        return compare(randomised, backends, shapes, export_kwargs.get("precision", "fp32"), seed, skipped)
+        graphs, skipped = {}, {}
+        for role, path in graph_files(target, stage).items():
+            graphs[role], skipped_here = backends_for(target, path, threads)
+            skipped.update(skipped_here)
+        return compare(randomised, graphs, shapes, export_kwargs.get("precision", "fp32"), seed, skipped)

@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 
 from gvrcli.farm import atomic
-from gvrcli.inference.backends import check_denoiser, make_backend
+from gvrcli.inference.backends import check_model, make_backend
 from gvrcli.farm.claims import ClaimBoard
 from gvrcli.farm.discovery import Candidate, check_output_dir, find_candidates
 from gvrcli.media.encode import EncodeSettings
@@ -41,6 +41,7 @@ class UpscaleOptions:
     model: Path | None = None  # None = the built-in default for ``scale``
     backend: str = "auto"
     device: str = "AUTO"
+    precision: str | None = None  # fp32 | bf16 | fp16 | int8; None = the model's (fp32 for every fp32 export)
     scale: int | None = None  # None = the model's (the default model: 2)
     steps: int | None = None
     noise_aug: float | None = None
@@ -133,15 +134,17 @@ def upscale(
         report.files.append(result)
         events.file_finished(result)
 
-    backend = make_backend(model_path, options.backend, options.device, options.threads)
-    denoiser = None
+    backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest)
+    loaded = None
     if not options.dry_run:
-        denoiser = backend.load(manifest)
-        report.backend = denoiser.description
-        if denoiser.note:
-            events.message(f"gvr: {denoiser.note}")
-        Upscaler(denoiser, settings)  # refuses models the engine cannot run, before any video
-        check_denoiser(denoiser, model_path)
+        loaded = backend.load(manifest)
+        report.backend, report.precision = loaded.description, loaded.precision
+        why = f" (auto: {backend.reason})" if backend.reason else ""
+        events.message(f"gvr: backend {loaded.description}{why}, precision {loaded.precision}, {settings.steps} steps")
+        if loaded.note:
+            events.message(f"gvr: {loaded.note}")
+        Upscaler(loaded, settings)  # refuses models the engine cannot run, before any video
+        check_model(loaded, model_path)
 
     probed = _probe(jobs, options, report, events, cancel)
     events.plan(len(probed), sum(info.frames for _, info in probed))
@@ -149,7 +152,7 @@ def upscale(
         for job, _ in probed:
             events.planned(job.candidate.source, job.output, "planned")
     else:
-        _run(probed, options, denoiser, settings, encode, report, events, cancel)
+        _run(probed, options, loaded, settings, encode, report, events, cancel)
     report.seconds = time.monotonic() - started
     return report
 
@@ -204,7 +207,7 @@ def _probe_watched(path: Path, options: UpscaleOptions, cancel: threading.Event)
     return box["info"]
 
 
-def _run(probed, options, denoiser, settings, encode, report, events, cancel) -> None:
+def _run(probed, options, loaded, settings, encode, report, events, cancel) -> None:
     """Process the probed inputs, ``options.jobs`` at a time; a RetryableError or a signal stops
     the batch (files in progress are cleaned up by ``_process``)."""
     board = ClaimBoard(options.output_dir)
@@ -215,7 +218,7 @@ def _run(probed, options, denoiser, settings, encode, report, events, cancel) ->
         if cancel.is_set() or fatal:
             return None
         if not hasattr(per_thread, "upscaler"):
-            per_thread.upscaler = Upscaler(denoiser, settings)
+            per_thread.upscaler = Upscaler(loaded, settings)
         return _process(job, info, options, per_thread.upscaler, encode, board, events, cancel)
 
     try:
@@ -226,7 +229,7 @@ def _run(probed, options, denoiser, settings, encode, report, events, cancel) ->
                 # Short waits keep the main thread free to run signal handlers.
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 if cancel.is_set() and not interrupted:
-                    denoiser.interrupt()  # a model step in flight may take minutes on a CPU
+                    loaded.interrupt()  # a model step in flight may take minutes on a CPU
                     interrupted = True
                 for fut in finished:
                     try:
@@ -308,6 +311,7 @@ def _process(job, info, options, upscaler, encode, board, events, cancel) -> Fil
             frames=stats.frames,
             seconds=time.monotonic() - started,
             model_seconds=stats.model_seconds,
+            precision=upscaler.model.precision,
             warnings=list(stats.warnings),
         )
     except (Cancelled, RetryableError):

@@ -21,7 +21,8 @@ class FileResult:
     status: str  # done | skipped | failed
     frames: int = 0
     seconds: float = 0.0
-    model_seconds: float = 0.0  # time inside the denoiser
+    model_seconds: float = 0.0  # time inside the model's graphs
+    precision: str = ""  # what the model computed in (fp32 | bf16 | fp16 | int8)
     reason: str = ""  # why skipped/failed: one line naming the file and the cause
     warnings: list[str] = field(default_factory=list)
 
@@ -43,6 +44,7 @@ class BatchReport:
     seconds: float = 0.0
     model: str = ""
     backend: str = ""
+    precision: str = ""
     fatal: str = ""  # a batch-wide error that stopped the run (model, usage, retryable fault)
     fatal_exit: int = 0
     interrupted: int = 0  # the signal number that stopped the run, 0 if none
@@ -77,6 +79,7 @@ class BatchReport:
             "fps": round(self.fps, 3),
             "model": self.model,
             "backend": self.backend,
+            "precision": self.precision,
             "exit_code": self.exit_code,
             "error": self.fatal or None,
             "interrupted": bool(self.interrupted),

@@ -13,11 +13,29 @@ from dataclasses import dataclass, field
 
 MANIFEST_KEY = "gvr.manifest"
 FORMAT = "gvr-denoiser"
-FORMAT_VERSION = 1
+# 2: two graphs per model: the main file is the sampler step, the condition graph a companion.
+FORMAT_VERSION = 2
 
-# The exported graph is one denoiser step; these are its tensors, in NCTHW layout.
-INPUT_NAMES = ("z_t", "t", "lr", "lr_noise", "noise_aug")
-OUTPUT_NAMES = ("velocity",)
+# An exported model is several graphs (roles): the main artefact is the ``step`` graph, which
+# carries this manifest; the others are companion files beside it, named with their SHA-256 in
+# ``graphs``. Their tensors, in NCTHW layout (``base`` only for the x0_residual prediction):
+#   condition: (lr, lr_noise, noise_aug) -> cond [, base]       once per clip (chunk, tile)
+#   step:      (z_t, t, t_next, cond, noise_aug [, base]) -> z_next   once per sampler step
+STEP, CONDITION = "step", "condition"
+COMPANION_ROLES = (CONDITION,)  # a later VAE adds its encoder/decoder graphs here
+
+
+def graph_io(role: str, prediction: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(input names, output names) of the graph ``role`` of a model with this prediction type."""
+    base = ("base",) if prediction == "x0_residual" else ()
+    if role == STEP:
+        return ("z_t", "t", "t_next", "cond", "noise_aug", *base), ("z_next",)
+    if role == CONDITION:
+        return ("lr", "lr_noise", "noise_aug"), ("cond", *base)
+    raise ValueError(f"unknown graph role {role!r}")
+
+
+INPUT_NAMES, OUTPUT_NAMES = graph_io(STEP, "x0_residual")  # the default model's step graph
 
 
 class ManifestError(ValueError):
@@ -45,11 +63,18 @@ class ModelManifest:
     input_layout: str = "NCTHW"
     value_range: tuple[float, float] = (0.0, 1.0)  # pixels the codec takes, RGB
     colour: str = "RGB, BT.709 matrix on decode; values are the input's code values scaled to [0, 1]"
-    inputs: tuple[str, ...] = INPUT_NAMES
-    outputs: tuple[str, ...] = OUTPUT_NAMES
+    inputs: tuple[str, ...] = ()  # the step graph's (graph_io(STEP, prediction)); () = those
+    outputs: tuple[str, ...] = ()
+    # Companion graphs, role -> {"file": name beside the main file, "sha256": of its bytes (IR: .xml
+    # then .bin)}: the runtime refuses a model whose companions are missing, elsewhere or altered.
+    graphs: dict = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        step_in, step_out = graph_io(STEP, self.prediction) if self.prediction in ("x0_residual", "velocity") else ((), ())
+        self.inputs, self.outputs = tuple(self.inputs or step_in), tuple(self.outputs or step_out)
 
     @property
     def spatial_multiple(self) -> int:
@@ -88,6 +113,11 @@ class ModelManifest:
             problems.append(f"format {self.format!r} is not {FORMAT!r}")
         if self.format_version > FORMAT_VERSION:
             problems.append(f"format version {self.format_version} is newer than this gvr ({FORMAT_VERSION})")
+        elif self.format_version < FORMAT_VERSION:
+            raise ManifestError(
+                f"{source}: gvr model format {self.format_version} is older than this gvr's ({FORMAT_VERSION}: "
+                "condition and step graphs); re-export it with gvr export"
+            )
         if self.scale not in (2, 4):
             problems.append(f"scale {self.scale} is not 2 or 4")
         for key in ("scale", "patch", "temporal_unit", "latent_channels"):
@@ -99,8 +129,11 @@ class ModelManifest:
             problems.append("steps, temporal_unit, patch and window must be positive")
         if not 0.0 <= self.noise_aug <= 1.0:
             problems.append(f"noise_aug {self.noise_aug} is outside [0, 1]")
-        if tuple(self.inputs) != INPUT_NAMES or tuple(self.outputs) != OUTPUT_NAMES:
-            problems.append(f"inputs/outputs {self.inputs}/{self.outputs} are not {INPUT_NAMES}/{OUTPUT_NAMES}")
+        if self.prediction not in ("x0_residual", "velocity"):
+            problems.append(f"unknown prediction {self.prediction!r}")
+        elif (tuple(self.inputs), tuple(self.outputs)) != graph_io(STEP, self.prediction):
+            problems.append(f"inputs/outputs {self.inputs}/{self.outputs} are not {graph_io(STEP, self.prediction)}")
+        problems += _graph_problems(self.graphs)
         if self.input_layout != "NCTHW":
             problems.append(f"input layout {self.input_layout!r} is not 'NCTHW'")
         if not self.dynamic and self.static_shape is None:
@@ -113,6 +146,45 @@ class ModelManifest:
             raise ManifestError(f"{source}: inconsistent gvr manifest: {'; '.join(problems)}")
 
 
+def _graph_problems(graphs) -> list[str]:
+    if not isinstance(graphs, dict):
+        return ["graphs is not an object"]
+    problems = [f"companion graph {role!r} is missing" for role in COMPANION_ROLES if role not in graphs]
+    for role, entry in graphs.items():
+        if role not in COMPANION_ROLES:
+            problems.append(f"unknown companion graph {role!r}")
+            continue
+        name = entry.get("file") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        # A plain file name: companions live beside the main file, never elsewhere.
+        if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+            problems.append(f"companion graph {role!r} names no plain file name ({name!r})")
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            problems.append(f"companion graph {role!r} has no sha256")
+    return problems
+
+
 def _required(cls, name: str) -> bool:
     f = cls.__dataclass_fields__[name]
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def graph_sha256(path) -> str:
+    """SHA-256 of a graph file as ``graphs`` records it: its bytes, and for OpenVINO IR (.xml) the
+    bytes of its weights (.bin) after them."""
+    import hashlib
+    from pathlib import Path
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    for part in (path, path.with_suffix(".bin")) if path.suffix.lower() == ".xml" else (path,):
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def companion_name(main_name: str, role: str) -> str:
+    """``gvr-tiny-x2.onnx`` -> ``gvr-tiny-x2.condition.onnx`` (same suffix as the main file)."""
+    stem, dot, suffix = main_name.rpartition(".")
+    return f"{stem}.{role}.{suffix}" if dot else f"{main_name}.{role}"

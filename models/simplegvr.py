@@ -209,20 +209,25 @@ class SimpleGVR(nn.Module):
         self.blocks = nn.ModuleList(DiTBlock(cfg, shifted=i % 2 == 1) for i in range(cfg.depth))
         self.final = FinalLayer(cfg.dim, cfg.patch, C)
 
-    def condition(self, lr: torch.Tensor, lr_noise: torch.Tensor, noise_aug: torch.Tensor) -> torch.Tensor:
-        """Noise-augmented, upsampled LR latent: (B, C, T, h, w) -> (B, C, T, s*h, s*w)."""
-        a = noise_aug.view(-1, 1, 1, 1, 1).to(lr.dtype)
-        return self.upsampler((1 - a) * lr + a * lr_noise)  # same interpolation as the forward process
+    # The two graphs of an exported model (``export``): ``condition`` runs once per clip (chunk,
+    # tile), ``step`` once per sampler step. ``forward`` is one velocity evaluation, what the
+    # reference sampler ``upscale`` integrates; ``step`` = Euler update around the same network.
 
-    def forward(self, z_t, t, lr, lr_noise, noise_aug):
-        """One denoiser step: velocity (B, C, T, H, W) at (z_t, t) given the LR latent.
+    def condition(self, lr: torch.Tensor, lr_noise: torch.Tensor, noise_aug: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What a clip's sampler steps share: ``(cond,)``, or ``(cond, base)`` for ``x0_residual``.
 
-        z_t: (B, C, T, H, W) noisy HR latent, H = scale*h; t: (B,) in (0, 1]; lr, lr_noise:
-        (B, C, T, h, w) clean LR latent and the standard normal noise of its augmentation;
-        noise_aug: (B,) augmentation level.
+        cond = the noise-augmented LR latent, upsampled: (B, C, T, h, w) -> (B, C, T, s*h, s*w);
+        base = the clean LR latent, upsampled (the x0 the residual head adds to).
         """
+        a = noise_aug.view(-1, 1, 1, 1, 1).to(lr.dtype)
+        cond = self.upsampler((1 - a) * lr + a * lr_noise)  # same interpolation as the forward process
+        if self.config.prediction == "velocity":
+            return (cond,)
+        return cond, self.upsampler(lr)
+
+    def velocity(self, z_t, t, cond, noise_aug, base=None):
+        """The network given the clip's condition: velocity (B, C, T, H, W) at (z_t, t)."""
         H, W = z_t.shape[-2:]
-        cond = self.condition(lr, lr_noise, noise_aug)
         x = self.patch_embed(torch.cat([z_t, cond], dim=1))  # (B, T, Hp, Wp, D)
         c = self.t_embed(t) + self.aug_embed(noise_aug)  # (B, D)
         _, T, Hp, Wp, _ = x.shape
@@ -233,8 +238,29 @@ class SimpleGVR(nn.Module):
         if self.config.prediction == "velocity":
             return out
         # x0 = upsampled clean condition + residual; rectified flow's velocity is (z_t - x0) / t.
-        x0 = self.upsampler(lr) + out
-        return (z_t - x0) / t.view(-1, 1, 1, 1, 1).to(z_t.dtype)
+        return (z_t - (base + out)) / t.view(-1, 1, 1, 1, 1).to(z_t.dtype)
+
+    def step(self, z_t, t, t_next, cond, noise_aug, base=None):
+        """One Euler step of the sampler: ``z_next = z_t + (t_next - t) * velocity``."""
+        dt = (t_next - t).view(-1, 1, 1, 1, 1).to(z_t.dtype)
+        return z_t + dt * self.velocity(z_t, t, cond, noise_aug, base)
+
+    def forward(self, z_t, t, lr, lr_noise, noise_aug):
+        """One denoiser evaluation: velocity (B, C, T, H, W) at (z_t, t) given the LR latent.
+
+        z_t: (B, C, T, H, W) noisy HR latent, H = scale*h; t: (B,) in (0, 1]; lr, lr_noise:
+        (B, C, T, h, w) clean LR latent and the standard normal noise of its augmentation;
+        noise_aug: (B,) augmentation level.
+        """
+        cond, *base = self.condition(lr, lr_noise, noise_aug)
+        return self.velocity(z_t, t, cond, noise_aug, *base)
+
+    def step_independent(self) -> bool:
+        """True when the output does not depend on the number of sampler steps: an ``x0_residual``
+        network whose head is zero (the untrained default) predicts x0 = base at every t, and Euler
+        integration of that exact velocity lands on base after any number of steps."""
+        head = self.final.linear
+        return self.config.prediction == "x0_residual" and not head.weight.any() and not head.bias.any()
 
     @torch.no_grad()
     def upscale(self, lr: torch.Tensor, steps: int | None = None, noise_aug: float | None = None, seed: int = 0):
@@ -274,7 +300,8 @@ class SimpleGVR(nn.Module):
             patch=cfg.patch,
             window=cfg.window,
             temporal_unit=cfg.temporal_unit,
-            steps=cfg.steps,
+            # The fewest steps that give the network's output: 1 for a step-independent one.
+            steps=1 if self.step_independent() else cfg.steps,
             noise_aug=cfg.noise_aug,
             prediction=cfg.prediction,
             attention=cfg.attention,

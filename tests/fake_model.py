@@ -1,5 +1,5 @@
-"""The fake gvr model the runtime tests run: a hand-built ONNX graph with the exported model's
-inputs, output and manifest, whose velocity makes the Euler sampler land exactly on the bilinear
+"""The fake gvr model the runtime tests run: hand-built ONNX graphs (condition + step) with the
+exported model's inputs, outputs and manifest, whose Euler step lands exactly on the bilinear
 upscale (what the untrained default does), so runtime tests need neither torch nor an export."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def fake_manifest(scale: int = 2, temporal_unit: int = 2, steps: int = 2, **extr
         "attention": "full",
         "codec": "pixel",
         "gvr_version": "test",
+        "format_version": 2,
         **extra,
     }
 
@@ -39,43 +40,80 @@ def build_fake_onnx(
     with_manifest: bool = True,
     external_location: str | None = None,
 ) -> Path:
-    """``velocity = (z_t - bilinear_up(lr)) / t``: the Euler sampler lands on the bilinear upscale.
+    """A fake two-graph model: ``path`` (the step graph, carrying the manifest) and its condition
+    graph ``NAME.condition.onnx`` beside it (named and hashed in the manifest).
 
-    ``manifest`` may be raw text (to write broken JSON); ``external_location`` stores the scales
-    tensor as ONNX external data at that location (relative to the model's folder, may escape it).
+    condition: ``cond = bilinear_up(lr)``; step: ``z_next = z_t + (t_next - t) * (z_t - cond) / t``,
+    the Euler update of a velocity under which the sampler lands exactly on the bilinear upscale.
+    ``manifest`` may be raw text (to write broken JSON); ``external_location`` stores the step
+    graph's ``t_shape`` tensor as ONNX external data at that location (relative to the model's
+    folder, may escape it).
     """
-    dims_hr, dims_lr = ["B", 3, "T", "H", "W"], ["B", 3, "T", "h", "w"]
+    from models.manifest import companion_name, graph_sha256
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cond_path = path.with_name(companion_name(path.name, "condition"))
+    _save(_condition_graph(scale), cond_path)
+    step = _step_graph()
+    if with_manifest:
+        if isinstance(manifest, str):
+            text = manifest
+        else:
+            fields = dict(manifest or fake_manifest(scale=scale))
+            fields.setdefault("graphs", {"condition": {"file": cond_path.name, "sha256": graph_sha256(cond_path)}})
+            text = json.dumps(fields)
+        step.metadata_props.append(onnx.StringStringEntryProto(key=MANIFEST_KEY, value=text))
+    if external_location is not None:
+        t = next(t for t in step.graph.initializer if t.name == "t_shape")
+        raw = np.array([-1, 1, 1, 1, 1], dtype=np.int64).tobytes()
+        target = (path.parent / external_location).resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(raw)
+        t.ClearField("int64_data")
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", external_location), ("offset", "0"), ("length", str(len(raw)))):
+            t.external_data.append(onnx.StringStringEntryProto(key=key, value=value))
+    _save(step, path)
+    return path
+
+
+def _save(model, path: Path) -> None:
+    model.ir_version = 9
+    onnx.save(model, str(path))
+
+
+def _condition_graph(scale: int):
+    dims_lr, dims_hr = ["B", 3, "T", "h", "w"], ["B", 3, "T", "H", "W"]
     inputs = [
-        helper.make_tensor_value_info("z_t", TensorProto.FLOAT, dims_hr),
-        helper.make_tensor_value_info("t", TensorProto.FLOAT, ["B"]),
         helper.make_tensor_value_info("lr", TensorProto.FLOAT, dims_lr),
         helper.make_tensor_value_info("lr_noise", TensorProto.FLOAT, dims_lr),
         helper.make_tensor_value_info("noise_aug", TensorProto.FLOAT, ["B"]),
     ]
-    output = helper.make_tensor_value_info("velocity", TensorProto.FLOAT, dims_hr)
+    output = helper.make_tensor_value_info("cond", TensorProto.FLOAT, dims_hr)
     scales = helper.make_tensor("scales", TensorProto.FLOAT, [5], [1, 1, 1, scale, scale])
-    inits = [scales, helper.make_tensor("t_shape", TensorProto.INT64, [5], [-1, 1, 1, 1, 1])]
-    nodes = [
-        helper.make_node("Resize", ["lr", "", "scales"], ["up"], mode="linear", coordinate_transformation_mode="half_pixel"),
-        helper.make_node("Sub", ["z_t", "up"], ["diff"]),
-        helper.make_node("Reshape", ["t", "t_shape"], ["t5"]),
-        helper.make_node("Div", ["diff", "t5"], ["velocity"]),
+    nodes = [helper.make_node("Resize", ["lr", "", "scales"], ["cond"], mode="linear", coordinate_transformation_mode="half_pixel")]
+    graph = helper.make_graph(nodes, "fake_gvr_condition", inputs, [output], [scales])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _step_graph():
+    dims = ["B", 3, "T", "H", "W"]
+    inputs = [
+        helper.make_tensor_value_info("z_t", TensorProto.FLOAT, dims),
+        helper.make_tensor_value_info("t", TensorProto.FLOAT, ["B"]),
+        helper.make_tensor_value_info("t_next", TensorProto.FLOAT, ["B"]),
+        helper.make_tensor_value_info("cond", TensorProto.FLOAT, dims),
+        helper.make_tensor_value_info("noise_aug", TensorProto.FLOAT, ["B"]),
     ]
-    model = helper.make_model(helper.make_graph(nodes, "fake_gvr", inputs, [output], inits), opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    if with_manifest:
-        text = manifest if isinstance(manifest, str) else json.dumps(manifest or fake_manifest(scale=scale))
-        model.metadata_props.append(onnx.StringStringEntryProto(key=MANIFEST_KEY, value=text))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if external_location is not None:
-        raw = np.array([1, 1, 1, scale, scale], dtype=np.float32).tobytes()
-        target = (path.parent / external_location).resolve()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(raw)
-        t = model.graph.initializer[0]
-        t.ClearField("float_data")
-        t.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", external_location), ("offset", "0"), ("length", str(len(raw)))):
-            t.external_data.append(onnx.StringStringEntryProto(key=key, value=value))
-    onnx.save(model, str(path))
-    return path
+    output = helper.make_tensor_value_info("z_next", TensorProto.FLOAT, dims)
+    t_shape = helper.make_tensor("t_shape", TensorProto.INT64, [5], [-1, 1, 1, 1, 1])
+    nodes = [
+        helper.make_node("Sub", ["z_t", "cond"], ["diff"]),
+        helper.make_node("Sub", ["t_next", "t"], ["dt"]),
+        helper.make_node("Div", ["dt", "t"], ["ratio"]),
+        helper.make_node("Reshape", ["ratio", "t_shape"], ["ratio5"]),
+        helper.make_node("Mul", ["diff", "ratio5"], ["update"]),
+        helper.make_node("Add", ["z_t", "update"], ["z_next"]),
+    ]
+    graph = helper.make_graph(nodes, "fake_gvr_step", inputs, [output], [t_shape])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])

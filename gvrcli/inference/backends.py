@@ -1,12 +1,17 @@
-"""Inference backends: one small dataclass per runtime, each loading a model into a ``Denoiser``.
+"""Inference backends: one small dataclass per runtime, each loading *all* of a model's graphs.
 
-A ``Denoiser`` runs one denoiser step of the exported graph:
-``denoiser(z_t, t, lr, lr_noise, noise_aug, out=velocity)`` on float32 NCTHW numpy arrays,
-writing the velocity into ``out`` (the engine reuses one buffer rather than allocating per step).
+A loaded model (``LoadedModel``) runs its graphs by role (``models.manifest.graph_io``): the
+condition graph once per clip, the step graph once per sampler step. The engine binds its own
+preallocated float32 numpy buffers to a graph's inputs and outputs once (``bind``) and then runs
+the binding as often as it likes (``Bound.run``): the runtime reads the inputs and writes the
+outputs in place, so a sampler step allocates nothing and copies nothing on the host. (The same
+seam takes device-resident buffers on a GPU.)
+
 Each backend checks that the provider or device it was asked for really loaded: ONNX Runtime
 silently falls back to CPU when CUDA libraries are missing, which on a farm would turn a GPU job
 into a 50x slower one without a word. A requested GPU that is not there is exit 75 (retry
-elsewhere); ``auto`` takes the GPU when it loads and says which it got.
+elsewhere). Precision is explicit (``PRECISIONS``): OpenVINO always gets its
+``INFERENCE_PRECISION_HINT``, so the same command computes the same numbers on every CPU.
 """
 
 from __future__ import annotations
@@ -17,23 +22,37 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from models.manifest import ModelManifest
+from models.manifest import CONDITION, STEP, ModelManifest
 
 from gvrcli.errors import ModelError, RetryableError, UsageError
-from gvrcli.inference.modelfile import read_manifest
+from gvrcli.inference.modelfile import graph_paths, read_manifest
 
 BACKENDS = ("auto", "ort-cuda", "ort-cpu", "openvino")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
+# Peak memory of one sampler step as a multiple of its HR float32 latent (z_t), on top of the
+# process: the engine's buffers (z ping-pong, cond, base, noise) and the runtime's activations.
+# Measured per backend with the built-in tiny default at 480x270 -> 960x540 (benchmarks/bench_cpu.py
+# prints it); ``--memory-budget`` tiles frames so that this stays within it.
+ACTIVATION_FACTOR = {"onnxruntime": 16, "openvino": 16}
 
 
-class Denoiser(Protocol):
+class Bound(Protocol):
+    def run(self) -> None:
+        """Run the graph on the bound buffers (outputs written in place)."""
+
+
+class LoadedModel(Protocol):
     manifest: ModelManifest
     description: str  # e.g. "onnxruntime CPUExecutionProvider"
+    precision: str  # what it computes in: one of PRECISIONS
     note: str  # a fallback worth telling the user about, or ""
+    activation_factor: float  # see ACTIVATION_FACTOR
 
-    def __call__(self, z_t, t, lr, lr_noise, noise_aug, out: np.ndarray) -> np.ndarray: ...
+    def bind(self, role: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> Bound: ...
 
     def interrupt(self) -> None:
-        """Abort the calls in flight (from another thread): SIGTERM must not wait out a long step."""
+        """Abort the runs in flight (from another thread): SIGTERM must not wait out a long step."""
 
 
 _OOM_MARKERS = ("out of memory", "failed to allocate", "bad_alloc", "cudaerrormemoryallocation")
@@ -47,45 +66,52 @@ def _raise_if_oom(e: Exception) -> None:
         ) from None
 
 
-_arena_lock = threading.Lock()
-_arena_registered = False
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
 
 
-def _shared_cpu_arena(ort) -> bool:
-    """Register (once per process) a CPU arena that grows by exactly what is requested.
+def artefact_precision(requested: str | None, manifest: ModelManifest, runtime: str, extra: str = "") -> str:
+    """The precision to run: ``requested``, or the artefact's own (fp32 for every fp32 export, which
+    is all that ships). fp16 and int8 need artefacts exported so (``gvr export --precision``);
+    ``runtime``/``extra`` name the backend in the refusal."""
+    have = manifest.precision
+    want = requested or have
+    if want not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)} (got {want!r})")
+    if want in ("fp16", "int8") and have != want:
+        raise UsageError(
+            f"--precision {want}: the model is a {have} artefact; export one with gvr export --precision {want}{extra}"
+        )
+    if want in ("fp32", "bf16") and have not in ("fp32", "fp16"):
+        raise UsageError(f"--precision {want}: the model is a {have} artefact; run it with --precision {have} or use an fp32 export")
+    if want == "bf16" and runtime != "openvino":
+        raise UsageError("--precision bf16 runs on OpenVINO's CPU plugin (--backend openvino); ONNX Runtime's CPU provider has no bf16 path")
+    return want
 
-    ORT's default arena rounds each extension up to a power of two and keeps growing over the
-    first dozen calls, so a long video peaked ~20% above a short one. Growing by what is asked
-    plateaus after a few calls and was also the fastest of the three settings measured (1.04 s a
-    call vs 1.26 default vs 1.48 without an arena: tiny default, 20 x 192x320 frames, 2 cores).
-    """
-    global _arena_registered
-    with _arena_lock:
-        if not _arena_registered:
-            try:
-                cfg = ort.OrtArenaCfg({"arena_extend_strategy": 1})  # 1 = kSameAsRequested
-                info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-                ort.create_and_register_allocator(info, cfg)
-                _arena_registered = True
-            except (AttributeError, RuntimeError, TypeError):
-                return False  # an ONNX Runtime without it: its default arena serves
-        return True
+
+# --------------------------------------------------------------------------------------------------
+# ONNX Runtime
+# --------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class OrtBackend:
     """ONNX Runtime. Knobs: ``provider`` (cuda, cpu, or auto = CUDA when it loads, else CPU),
-    ``device_id`` (which GPU), ``threads`` (CPU intra-op threads, 0 = one per core)."""
+    ``device_id`` (which GPU), ``threads`` (CPU intra-op threads, 0 = one per core), ``precision``
+    (None = the artefact's)."""
 
     model_path: Path
     provider: str = "auto"
     device_id: int = 0
     threads: int = 0
+    precision: str | None = None
+    reason: str = ""  # why auto chose it, for the start line
 
-    def load(self, manifest: ModelManifest | None = None) -> "OrtDenoiser":
+    def load(self, manifest: ModelManifest | None = None) -> "OrtModel":
         import onnxruntime as ort
 
         manifest = manifest or read_manifest(self.model_path)
+        precision = artefact_precision(self.precision, manifest, "onnxruntime", " (or use --backend openvino)")
         # ORT logs a multi-line CUDA load failure to stderr by itself; we say it in one line instead.
         ort.set_default_logger_severity(4)
         opts = ort.SessionOptions()
@@ -94,8 +120,6 @@ class OrtBackend:
         # ORT's pool threads spin for a while after each run; on a small CPU that spinning steals
         # the cores the decode/encode threads and the sampler's numpy work need between calls.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if _shared_cpu_arena(ort):
-            opts.add_session_config_entry("session.use_env_allocators", "1")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         want_cuda = self.provider in ("auto", "cuda")
         available = ort.get_available_providers()
@@ -107,12 +131,13 @@ class OrtBackend:
                 f"ONNX Runtime has no CUDA provider here (available: {', '.join(available)}); "
                 "install onnxruntime-gpu with CUDA, or run with --backend ort-cpu"
             )
-        try:
-            session = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=providers)
-        except Exception as e:  # ORT raises its own exception types for unloadable graphs
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise ModelError(f"model {self.model_path}: ONNX Runtime cannot load it ({first})") from None
-        loaded = session.get_providers()
+        sessions = {}
+        for role, path in graph_paths(self.model_path, manifest).items():
+            try:
+                sessions[role] = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+            except Exception as e:  # ORT raises its own exception types for unloadable graphs
+                raise ModelError(f"model {path}: ONNX Runtime cannot load it ({_first_line(e)})") from None
+        loaded = sessions[STEP].get_providers()
         if self.provider == "cuda" and "CUDAExecutionProvider" not in loaded:
             raise RetryableError(
                 "the CUDA execution provider did not load (missing CUDA/cuDNN libraries or no GPU); "
@@ -121,68 +146,81 @@ class OrtBackend:
         note = ""
         if self.provider == "auto" and "CUDAExecutionProvider" in available and "CUDAExecutionProvider" not in loaded:
             note = "the CUDA provider did not load (no GPU or CUDA libraries); running on CPU"
-        return OrtDenoiser(manifest, session, f"onnxruntime {loaded[0]}", note)
+        return OrtModel(manifest, sessions, f"onnxruntime {loaded[0]}", precision, note)
 
 
 @dataclass
-class OrtDenoiser:
+class OrtModel:
     manifest: ModelManifest
-    session: object
+    sessions: dict  # role -> InferenceSession
     description: str
-    note: str = ""  # a fallback worth telling the user about
-    _dtypes: dict = field(default_factory=dict, repr=False)
-
+    precision: str
+    note: str = ""
+    activation_factor: float = ACTIVATION_FACTOR["onnxruntime"]
     _in_flight: set = field(default_factory=set, repr=False)
+
+    def bind(self, role, inputs, outputs) -> "OrtBound":
+        """An IOBinding of our buffers: ORT reads the inputs and writes the outputs in place."""
+        session = self.sessions[role]
+        binding = session.io_binding()
+        for name, value in inputs.items():
+            binding.bind_cpu_input(name, _f32(value))
+        for name, value in outputs.items():
+            binding.bind_output(name, "cpu", 0, np.float32, list(_f32(value).shape), value.ctypes.data)
+        return OrtBound(self, session, binding)
 
     def interrupt(self) -> None:
         for options in list(self._in_flight):
             options.terminate = True  # ORT checks it between kernels and fails the run
 
-    def __post_init__(self):
-        # fp16 exports may take half-precision inputs; the runtime keeps float32 everywhere else.
-        self._dtypes = {
-            i.name: (np.float16 if i.type == "tensor(float16)" else np.float32) for i in self.session.get_inputs()
-        }
 
-    def __call__(self, z_t, t, lr, lr_noise, noise_aug, out=None) -> np.ndarray:
-        feeds = {"z_t": z_t, "t": t, "lr": lr, "lr_noise": lr_noise, "noise_aug": noise_aug}
-        feeds = {k: np.ascontiguousarray(v, dtype=self._dtypes.get(k, np.float32)) for k, v in feeds.items()}
-        fp32_out = self._dtypes.get("z_t") == np.float32
+@dataclass
+class OrtBound:
+    model: OrtModel
+    session: object
+    binding: object
+
+    def run(self) -> None:
         import onnxruntime as ort
 
         options = ort.RunOptions()
-        self._in_flight.add(options)
+        self.model._in_flight.add(options)
         try:
-            if out is None or not fp32_out:
-                (velocity,) = self.session.run(["velocity"], feeds, options)
-                if out is None:
-                    return velocity.astype(np.float32, copy=False)
-                out[...] = velocity
-                return out
-            # Bind our buffer as the output: ONNX Runtime writes the velocity straight into it.
-            binding = self.session.io_binding()
-            for name, value in feeds.items():
-                binding.bind_cpu_input(name, value)
-            binding.bind_output("velocity", "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
-            self.session.run_with_iobinding(binding, options)
-            return out
+            self.session.run_with_iobinding(self.binding, options)
         except Exception as e:
             _raise_if_oom(e)
             raise
         finally:
-            self._in_flight.discard(options)
+            self.model._in_flight.discard(options)
+
+
+def _f32(value: np.ndarray) -> np.ndarray:
+    if value.dtype != np.float32 or not value.flags.c_contiguous:
+        raise ValueError("bound buffers must be C-contiguous float32")  # a copy would silently unbind them
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# OpenVINO
+# --------------------------------------------------------------------------------------------------
+
+# --precision -> INFERENCE_PRECISION_HINT. Always set: OpenVINO's CPU plugin otherwise picks bf16
+# by itself on CPUs that have it (AMX, AVX-512 BF16), and the same command differs by farm node.
+_OV_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 
 
 @dataclass
 class OpenVinoBackend:
-    """OpenVINO. Knobs: ``device`` (CPU, GPU, AUTO), ``threads`` (CPU inference threads, 0 = default).
-    Reads OpenVINO IR (.xml + .bin) or an ONNX file directly."""
+    """OpenVINO. Knobs: ``device`` (CPU, GPU, AUTO), ``threads`` (CPU inference threads, 0 = default),
+    ``precision`` (None = the artefact's). Reads OpenVINO IR (.xml + .bin) or ONNX files directly."""
 
     model_path: Path
     device: str = "AUTO"
     threads: int = 0
+    precision: str | None = None
+    reason: str = ""
 
-    def load(self, manifest: ModelManifest | None = None) -> "OpenVinoDenoiser":
+    def load(self, manifest: ModelManifest | None = None) -> "OpenVinoModel":
         import openvino as ov
 
         manifest = manifest or read_manifest(self.model_path)
@@ -194,93 +232,190 @@ class OpenVinoBackend:
                 f"OpenVINO device {device} is not available (available: {', '.join(available)}); "
                 "retry on a node that has it, or use --device CPU"
             )
-        config = {"INFERENCE_NUM_THREADS": self.threads} if self.threads and device == "CPU" else {}
+        # AUTO would pick a GPU if one is there, else the CPU: resolve it so the hint is checked
+        # against the device that runs.
+        if device == "AUTO":
+            device = next((d for d in available if d.startswith("GPU")), "CPU")
+        precision, weights = self._precision(core, device, manifest)
+        config = {"INFERENCE_PRECISION_HINT": _OV_HINT[precision]}
+        if precision == "fp16" and weights:
+            config["INFERENCE_PRECISION_HINT"] = "f32"  # fp16 weights, f32 arithmetic (no f16 here)
+        if self.threads and device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        compiled = {}
+        for role, path in graph_paths(self.model_path, manifest).items():
+            try:
+                compiled[role] = core.compile_model(str(path), device, config)
+            except RuntimeError as e:
+                raise ModelError(f"model {path}: OpenVINO cannot compile it for {device} ({_first_line(e)})") from None
         try:
-            compiled = core.compile_model(str(self.model_path), device, config)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else "unknown error"
-            raise ModelError(f"model {self.model_path}: OpenVINO cannot compile it for {device} ({first})") from None
-        try:
-            devices = compiled.get_property("EXECUTION_DEVICES")
+            devices = compiled[STEP].get_property("EXECUTION_DEVICES")
         except RuntimeError:
             devices = [device]
-        return OpenVinoDenoiser(manifest, compiled, f"openvino {','.join(devices)}")
+        return OpenVinoModel(manifest, compiled, f"openvino {','.join(devices)}", precision)
+
+    def _precision(self, core, device: str, manifest: ModelManifest) -> tuple[str, bool]:
+        """(precision, whether fp16 means fp16 *weights* computed in f32)."""
+        wanted = self.precision or manifest.precision
+        if wanted == "fp16" and manifest.precision == "fp32" or wanted == "bf16":
+            caps = _capabilities(core, device)
+            name = {"fp16": "FP16", "bf16": "BF16"}[wanted]
+            if name not in caps:
+                raise UsageError(
+                    f"--precision {wanted}: OpenVINO {device} does not compute in {wanted} on this machine "
+                    f"(capabilities: {', '.join(caps) or 'none'})"
+                    + ("; an fp16 artefact (gvr export --precision fp16) stores fp16 weights" if wanted == "fp16" else "")
+                )
+            return wanted, False
+        return artefact_precision(self.precision, manifest, "openvino"), wanted == "fp16"
+
+
+def _capabilities(core, device: str) -> list[str]:
+    try:
+        return [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
+    except RuntimeError:
+        return []
 
 
 @dataclass
-class OpenVinoDenoiser:
+class OpenVinoModel:
     manifest: ModelManifest
-    compiled: object
+    compiled: dict  # role -> CompiledModel
     description: str
+    precision: str
     note: str = ""
+    activation_factor: float = ACTIVATION_FACTOR["openvino"]
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _interrupted: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def bind(self, role, inputs, outputs) -> "OpenVinoBound":
+        """Tensors sharing our buffers' memory; set on the thread's request for the role at each run
+        (one request per role and thread: requests are not shareable, and each holds its own
+        activation memory, so ping-pong bindings share one)."""
+        import openvino as ov
+
+        tensors = {name: ov.Tensor(_f32(value), shared_memory=True) for name, value in {**inputs, **outputs}.items()}
+        return OpenVinoBound(self, role, tensors, tuple(outputs))
+
+    def request(self, role: str):
+        requests = self._local.__dict__.setdefault("requests", {})
+        if role not in requests:
+            requests[role] = self.compiled[role].create_infer_request()
+        return requests[role]
 
     def interrupt(self) -> None:
         self._interrupted.set()
 
-    def __call__(self, z_t, t, lr, lr_noise, noise_aug, out=None) -> np.ndarray:
-        request = getattr(self._local, "request", None)
-        if request is None:  # one infer request per thread: requests are not shareable (--jobs > 1)
-            request = self._local.request = self.compiled.create_infer_request()
-        feeds = {"z_t": z_t, "t": t, "lr": lr, "lr_noise": lr_noise, "noise_aug": noise_aug}
-        feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()}
+
+@dataclass
+class OpenVinoBound:
+    model: OpenVinoModel
+    role: str
+    tensors: dict
+    outputs: tuple
+
+    def run(self) -> None:
+        request = self.model.request(self.role)
+        compiled = self.model.compiled[self.role]
+        for name, tensor in self.tensors.items():
+            if name in self.outputs:
+                request.set_tensor(compiled.output(name), tensor)
+            else:
+                request.set_tensor(compiled.input(name), tensor)
         try:
             # Asynchronous, polled, so an interrupt can cancel a long inference.
-            request.start_async(feeds)
+            request.start_async()
             while not request.wait_for(100):
-                if self._interrupted.is_set():
+                if self.model._interrupted.is_set():
                     request.cancel()
                     raise RuntimeError("inference cancelled")
         except RuntimeError as e:
             _raise_if_oom(e)
             raise
-        velocity = request.get_tensor(self.compiled.output("velocity")).data
-        if out is None:
-            return np.array(velocity, dtype=np.float32, copy=True)
-        out[...] = velocity
-        return out
 
 
-def check_denoiser(denoiser: Denoiser, source: Path) -> None:
-    """One step on a small input before any video: a graph that disagrees with its manifest (another
-    scale, other channels) is a model error (exit 2), not a failure of every file."""
-    m = denoiser.manifest
+# --------------------------------------------------------------------------------------------------
+# Checks and choice
+# --------------------------------------------------------------------------------------------------
+
+
+def run_graph(model: LoadedModel, role: str, inputs: dict[str, np.ndarray], output_shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+    """Run one graph once on fresh output buffers (tests, checks; the engine binds its own)."""
+    outputs = {name: np.empty(shape, dtype=np.float32) for name, shape in output_shapes.items()}
+    model.bind(role, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}, outputs).run()
+    return outputs
+
+
+def check_model(model: LoadedModel, source: Path) -> None:
+    """Both graphs once on a small input before any video: a graph that disagrees with its manifest
+    (another scale, other channels) is a model error (exit 2), not a failure of every file."""
+    m = model.manifest
     C, T, h, w, s = m.latent_channels, 1, m.patch * m.window[0], m.patch * m.window[1], m.scale
     rng = np.random.default_rng(0)
-    z = rng.standard_normal((1, C, T, h * s, w * s), dtype=np.float32)
     lr = rng.standard_normal((1, C, T, h, w), dtype=np.float32)
     level = np.array([m.noise_aug], dtype=np.float32)
+    hr = (1, C, T, h * s, w * s)
     try:
-        velocity = denoiser(z, np.array([1.0], dtype=np.float32), lr, lr, level)
+        conds = run_graph(model, CONDITION, {"lr": lr, "lr_noise": lr, "noise_aug": level}, {"cond": hr, **({"base": hr} if "base" in m.inputs else {})})
+        z = rng.standard_normal(hr, dtype=np.float32)
+        feeds = {"z_t": z, "t": np.array([1.0], np.float32), "t_next": np.array([0.5], np.float32), "noise_aug": level, **conds}
+        out = run_graph(model, STEP, feeds, {"z_next": hr})["z_next"]
     except RetryableError:
         raise
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise ModelError(
-            f"model {source}: a test step at the manifest's scale x{s} fails; the graph does not match "
-            f"its manifest ({first})"
+            f"model {source}: a test step at the manifest's scale x{s} fails; the graphs do not match "
+            f"its manifest ({_first_line(e)})"
         ) from None
-    if tuple(velocity.shape) != z.shape or not np.isfinite(velocity).all():
-        raise ModelError(
-            f"model {source}: a test step returns shape {tuple(velocity.shape)} (expected {z.shape}, "
-            f"x{s} of the input as the manifest says) or non-finite values"
-        )
+    if not np.isfinite(out).all() or not all(np.isfinite(c).all() for c in conds.values()):
+        raise ModelError(f"model {source}: a test step at the manifest's scale x{s} returns non-finite values")
 
 
-def make_backend(model_path: Path, backend: str = "auto", device: str = "AUTO", threads: int = 0):
-    """The backend dataclass for a ``--backend`` choice (auto: OpenVINO for .xml, ONNX Runtime otherwise)."""
+def gpu_present() -> bool:
+    """A GPU ONNX Runtime can use, without creating a session: the CUDA provider is built in and
+    the driver library loads (a few ms; no probing run)."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def make_backend(model_path: Path, backend: str = "auto", device: str = "AUTO", threads: int = 0, precision: str | None = None, manifest: ModelManifest | None = None):
+    """The backend dataclass for a ``--backend`` choice. ``auto``: OpenVINO for .xml; for ONNX a GPU
+    provider when a GPU is present, else the fastest CPU backend measured (OpenVINO; ONNX Runtime
+    for an int8 ONNX artefact, whose quantised ops are ONNX Runtime's). ``reason`` says why."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if precision is not None and precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+    is_ir = Path(model_path).suffix.lower() == ".xml"
+    reason = ""
     if backend == "auto":
-        backend = "openvino" if Path(model_path).suffix.lower() == ".xml" else "ort-auto"
+        int8 = (precision or (manifest.precision if manifest else "")) == "int8"
+        if is_ir:
+            backend, reason = "openvino", "OpenVINO IR"
+        elif device.upper() == "GPU" or (device.upper() != "CPU" and precision != "bf16" and gpu_present()):
+            backend, reason = "ort-cuda", "a GPU is present"
+        elif int8 or not _openvino_importable():
+            backend, reason = "ort-cpu", "int8 ONNX artefact" if int8 else "OpenVINO is not installed"
+        else:
+            backend, reason = "openvino", "no GPU; OpenVINO is the fastest CPU backend measured (benchmarks/bench_cpu.py)"
     if backend == "openvino":
-        return OpenVinoBackend(model_path, device=device, threads=threads)
-    if Path(model_path).suffix.lower() == ".xml":
+        return OpenVinoBackend(model_path, device=device, threads=threads, precision=precision, reason=reason)
+    if is_ir:
         raise UsageError(f"--backend {backend} runs ONNX files; {model_path} is OpenVINO IR (use --backend openvino)")
-    provider = {"ort-cuda": "cuda", "ort-cpu": "cpu"}.get(backend, "auto")
-    if device.upper() == "GPU" and provider == "auto":
-        provider = "cuda"
-    elif device.upper() == "CPU" and provider == "auto":
-        provider = "cpu"
-    return OrtBackend(model_path, provider=provider, threads=threads)
+    provider = {"ort-cuda": "cuda", "ort-cpu": "cpu"}[backend]
+    return OrtBackend(model_path, provider=provider, threads=threads, precision=precision, reason=reason)
+
+
+def _openvino_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None

@@ -6,6 +6,9 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
 * Temporal chunks of ``chunk_frames`` overlap by ``chunk_overlap`` frames; the model's own
   interleaved temporal units run inside each chunk.
 * A frame whose chunk would exceed the memory budget is cut into overlapping spatial tiles.
+* Per clip (chunk or tile) the model's condition graph runs once; the step graph then runs once per
+  sampler step, reading and writing two preallocated latent buffers in turn (ping-pong), so the
+  sampler loop allocates and copies nothing.
 * Noise is drawn per frame from ``(seed, frame index)``, full-frame, then cropped: overlapping
   chunks and tiles see exactly the same noise for the same pixel, so where they overlap they
   compute the same thing and the ramp blend (``gvrcli.inference.tiling``) leaves no seam.
@@ -19,22 +22,16 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from models.codec import get_codec
-from models.manifest import ModelManifest
+from models.manifest import CONDITION, STEP, ModelManifest
 from models.rectified_flow import timesteps
 
-from gvrcli.inference.backends import Denoiser
+from gvrcli.inference.backends import ACTIVATION_FACTOR, LoadedModel
 from gvrcli.errors import Cancelled, ModelError, UsageError
 from gvrcli.inference.tiling import ramp, window_starts
-
-# Peak memory of one denoiser call as a multiple of its HR float32 input (z_t): the output,
-# the upsampled condition, the noise, and the network's activations. Measured for the built-in
-# tiny default (fused attention, ONNX Runtime CPU, 20 frames): 34.5x for one call without an
-# arena; ~80x (10 GB at 480x270 -> 960x540) with the CPU arena backends.py sets up, which keeps
-# freed blocks for reuse and runs 1.9x faster.
-ACTIVATION_FACTOR = 80
 
 
 def default_memory_budget_mb() -> int:
@@ -110,11 +107,15 @@ class FrameNoise:
 
 
 class Upscaler:
-    """Upscales chunks of frames with a denoiser: ``(T, h, w, 3)`` [0, 1] -> ``(T, s*h, s*w, 3)``."""
+    """Upscales chunks of frames with a loaded model: ``(T, h, w, 3)`` [0, 1] -> ``(T, s*h, s*w, 3)``.
 
-    def __init__(self, denoiser: Denoiser, settings: EngineSettings):
-        self.denoiser, self.settings = denoiser, settings
-        m = denoiser.manifest
+    ``on_step(step, steps)``, if set, is called after each sampler step (1-based): the seam for
+    per-step progress.
+    """
+
+    def __init__(self, model: LoadedModel, settings: EngineSettings):
+        self.model, self.settings = model, settings
+        m = model.manifest
         self.manifest, self.scale = m, m.scale
         self.codec = get_codec(m.codec)
         if self.codec.spatial_factor != 1 or self.codec.temporal_factor != 1:
@@ -124,8 +125,11 @@ class Upscaler:
         if not m.dynamic:
             raise ModelError("static-shape models are not supported by the batch runtime; export with --dynamic")
         self.noise = FrameNoise(settings.seed, self.codec.channels)
-        self.model_seconds = 0.0  # time inside the denoiser, for the outside-the-model share
+        self.model_seconds = 0.0  # time inside the model's graphs, for the outside-the-model share
+        self.step_seconds: list[float] = []  # each sampler step's time (for the overhead checks)
         self.cancel: threading.Event | None = None  # set: stop before the next sampler step
+        self.on_step: Callable[[int, int], None] | None = None
+        self._buffers: dict[str, np.ndarray] = {}
 
     def frame_noise(self, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """(HR noise (C, s*h, s*w), LR noise (C, h, w)) for video frame ``index`` of LR size h x w."""
@@ -139,7 +143,8 @@ class Upscaler:
         if s.tile:
             return min(s.tile, height), min(s.tile, width)
         budget = (s.memory_budget_mb or default_memory_budget_mb()) * 2**20
-        per_lr_pixel = frames * self.codec.channels * self.scale**2 * 4 * ACTIVATION_FACTOR
+        factor = getattr(self.model, "activation_factor", max(ACTIVATION_FACTOR.values()))
+        per_lr_pixel = frames * self.codec.channels * self.scale**2 * 4 * factor
         if height * width * per_lr_pixel <= budget:
             return height, width
         side = int(math.sqrt(budget / per_lr_pixel))
@@ -194,42 +199,64 @@ class Upscaler:
     def _sample(self, lr: np.ndarray, lr_noise: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
         """One tile through the whole sampler: (C, T, h, w) -> T frames (C, H, W), pixels in [0, 1].
 
-        The Euler update is ``models.rectified_flow.euler_sample``'s, done in place in ``z`` (the
-        tile's noise) and a reused velocity buffer: at 960x540 x 20 frames every fresh temporary
-        is a 124 MB allocation, and on this class of machine allocating and faulting it in costs
-        more than the arithmetic. The decoded output is made per frame for the same reason
-        (per-frame arrays stay under the allocator's mmap threshold and are recycled).
+        The condition graph runs once; the step graph (network + Euler update, the same update as
+        ``models.rectified_flow.euler_sample``) then runs ``steps`` times between ``z`` (the tile's
+        noise, integrated in place) and one reused buffer, both bound to the runtime once. At
+        960x540 x 20 frames every fresh temporary is a 124 MB allocation, and on this class of
+        machine allocating and faulting it in costs more than the arithmetic. The decoded output is
+        made per frame for the same reason (per-frame arrays stay under the allocator's mmap
+        threshold and are recycled).
         """
-        cond = self.codec.encode(lr)[None]  # (1, C, T, h, w)
-        lr_noise, level = lr_noise[None], np.array([self.settings.noise_aug], dtype=np.float32)
+        m = self.model.manifest
+        lat, lr_noise = self.codec.encode(lr)[None], lr_noise[None]  # (1, C, T, h, w)
         z = z[None]  # (1, C, T, H, W)
-        velocity = self._velocity_buffer(z.shape)
+        other = self._buffer("z", z.shape)
+        conds = {name: self._buffer(name, z.shape) for name in ("cond", "base") if name in m.inputs}
+        level = self._buffer("noise_aug", (1,))
+        level[0] = self.settings.noise_aug
+        t, t_next = self._buffer("t", (1,)), self._buffer("t_next", (1,))
+        self._check_cancel()
+        self._timed(self.model.bind(CONDITION, {"lr": lat, "lr_noise": lr_noise, "noise_aug": level}, conds))
+        shared = {"t": t, "t_next": t_next, "noise_aug": level, **conds}
+        ping_pong = [  # step k reads z_t from one buffer and writes z_next into the other
+            self.model.bind(STEP, {"z_t": z, **shared}, {"z_next": other}),
+            self.model.bind(STEP, {"z_t": other, **shared}, {"z_next": z}),
+        ]
         ts = timesteps(self.settings.steps)
-        for t, t_next in zip(ts[:-1], ts[1:]):
+        for k, (now, then) in enumerate(zip(ts[:-1], ts[1:])):
+            t[0], t_next[0] = now, then  # bound by address: the runtime reads them in place
             self._check_cancel()
-            started = time.perf_counter()
-            try:
-                self.denoiser(z, np.array([t], dtype=np.float32), cond, lr_noise, level, out=velocity)
-            except Exception:
-                self._check_cancel()  # a call aborted by Denoiser.interrupt() is a cancel, not a failure
-                raise
-            self.model_seconds += time.perf_counter() - started
-            velocity *= np.float32(t_next - t)
-            z += velocity
+            self.step_seconds.append(self._timed(ping_pong[k % 2]))
+            if self.on_step is not None:
+                self.on_step(k + 1, self.settings.steps)
+        z = other if self.settings.steps % 2 else z
         frames = []
         for k in range(z.shape[2]):
             pixels = self.codec.decode(z[0, :, k])  # (C, H, W)
             frames.append(np.clip(pixels, 0.0, 1.0, out=pixels))
         return frames
 
+    def _timed(self, bound) -> float:
+        started = time.perf_counter()
+        try:
+            bound.run()
+        except Exception:
+            self._check_cancel()  # a run aborted by LoadedModel.interrupt() is a cancel, not a failure
+            raise
+        seconds = time.perf_counter() - started
+        self.model_seconds += seconds
+        return seconds
+
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled()
 
-    def _velocity_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
-        if getattr(self, "_velocity", None) is None or self._velocity.shape != shape:
-            self._velocity = np.empty(shape, dtype=np.float32)
-        return self._velocity
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A float32 buffer kept from tile to tile (reallocated only when the shape changes)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[name] = np.empty(shape, dtype=np.float32)
+        return buf
 
 
 class StreamingUpscaler:

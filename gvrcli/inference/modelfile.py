@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from models.manifest import MANIFEST_KEY, ManifestError, ModelManifest
+from models.manifest import MANIFEST_KEY, STEP, ManifestError, ModelManifest, graph_sha256
 
 from gvrcli.errors import ModelError
 
@@ -65,14 +65,40 @@ def read_manifest(path: Path) -> ModelManifest:
     suffix = path.suffix.lower()
     try:
         if suffix == ".onnx":
-            text = _onnx_manifest(path)
+            text, io = _onnx_manifest(path)
         elif suffix == ".xml":
             text = _openvino_manifest(path)
         else:
             raise ModelError(f"model {path}: not an .onnx file or OpenVINO .xml")
-        return ModelManifest.from_json(text, source=f"model {path}")
+        manifest = ModelManifest.from_json(text, source=f"model {path}")
     except ManifestError as e:
         raise ModelError(str(e)) from None
+    if suffix == ".onnx":
+        _check_onnx_io(path, manifest, io)
+    return manifest
+
+
+def graph_paths(path: Path, manifest: ModelManifest) -> dict[str, Path]:
+    """role -> file of every graph of the model at ``path`` (the step graph itself and the companions
+    its manifest names). A companion must be a file inside the model's folder whose SHA-256 matches
+    the manifest's; anything else is a ModelError (exit 2) naming it."""
+    path = Path(path)
+    root = path.resolve().parent
+    paths = {STEP: path}
+    for role, entry in manifest.graphs.items():
+        name = entry["file"]
+        companion = path.parent / name
+        target = companion.resolve()
+        if target.parent != root:
+            raise ModelError(f"model {path}: its {role} graph {name!r} is not a file in the model's folder")
+        if not target.is_file() or (target.suffix.lower() == ".xml" and not target.with_suffix(".bin").is_file()):
+            raise ModelError(f"model {path}: its {role} graph {name} is missing (copy it along with the model, or re-export)")
+        if graph_sha256(target) != entry["sha256"]:
+            raise ModelError(f"model {path}: its {role} graph {name} does not match the manifest's SHA-256 (altered, or from another export)")
+        if target.suffix.lower() == ".onnx":
+            _onnx_manifest(companion)  # readable, and its external data stays inside the folder too
+        paths[role] = companion
+    return paths
 
 
 def _onnx_manifest(path: Path) -> str | None:
@@ -86,18 +112,18 @@ def _onnx_manifest(path: Path) -> str | None:
     if not proto.graph.node:
         raise ModelError(f"model {path}: not a readable ONNX file (empty graph)")
     _check_external_data(path, proto)
-    names_in = [i.name for i in proto.graph.input]
-    names_out = [o.name for o in proto.graph.output]
-    manifest_text = {p.key: p.value for p in proto.metadata_props}.get(MANIFEST_KEY)
-    if manifest_text is not None:
-        from models.manifest import INPUT_NAMES, OUTPUT_NAMES
+    io = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
+    return {p.key: p.value for p in proto.metadata_props}.get(MANIFEST_KEY), io
 
-        if set(INPUT_NAMES) - set(names_in) or set(OUTPUT_NAMES) - set(names_out):
-            raise ModelError(
-                f"model {path}: graph inputs {names_in} / outputs {names_out} are not the gvr denoiser's "
-                f"{list(INPUT_NAMES)} / {list(OUTPUT_NAMES)}"
-            )
-    return manifest_text
+
+def _check_onnx_io(path: Path, manifest: ModelManifest, io) -> None:
+    """The step graph's inputs and outputs must be the ones its manifest declares."""
+    names_in, names_out = io
+    if set(manifest.inputs) - set(names_in) or set(manifest.outputs) - set(names_out):
+        raise ModelError(
+            f"model {path}: graph inputs {names_in} / outputs {names_out} are not the gvr step graph's "
+            f"{list(manifest.inputs)} / {list(manifest.outputs)}"
+        )
 
 
 def _check_external_data(path: Path, proto) -> None:

@@ -13,6 +13,7 @@ def _manifest(**kw):
         config={"scale": 2, "patch": 8, "window": [9, 12], "temporal_unit": 5, "latent_channels": 3},
         scale=2, latent_channels=3, patch=8, window=(9, 12), temporal_unit=5, steps=4,
         noise_aug=0.3, prediction="x0_residual", attention="sparse",
+        graphs={"condition": {"file": "m.condition.onnx", "sha256": "ab" * 32}},
     )
     return ModelManifest(**{**base, **kw})
 
@@ -33,6 +34,11 @@ def test_round_trip():
         (_manifest(codec="wan-vae").to_json(), "unknown latent codec"),
         (_manifest(format_version=99).to_json(), "newer"),
         (_manifest(dynamic=False).to_json(), "static_shape"),
+        (_manifest(format_version=1).to_json(), "re-export"),
+        (_manifest(graphs={}).to_json(), "'condition' is missing"),
+        (_manifest(graphs={"condition": {"file": "../x.onnx", "sha256": "ab" * 32}}).to_json(), "plain file name"),
+        (_manifest(graphs={"condition": {"file": "x.onnx", "sha256": "nope"}}).to_json(), "sha256"),
+        (_manifest(inputs=("z_t", "t", "lr", "lr_noise", "noise_aug")).to_json(), "inputs/outputs"),
     ],
 )
 def test_refuses_missing_or_inconsistent(text, message):

@@ -66,7 +66,7 @@ def test_presets_and_overrides():
 
 def test_manifest_declares_deployment_facts():
     model = models.build_model(scale=4)
-    m = model.manifest()
+    m = model.manifest(graphs={"condition": {"file": "m.condition.onnx", "sha256": "0" * 64}})
     assert (m.scale, m.window, m.temporal_unit, m.patch) == (4, (9, 12), 5, 8)
     assert m.weights_sha256 == models.weights_sha256(model)
     m.validate()
@@ -82,3 +82,28 @@ def test_construction_is_seeded_so_the_default_is_reproducible():
     a = models.build_model()
     torch.manual_seed(456)
     assert models.weights_sha256(a) == models.weights_sha256(models.build_model())
+
+
+@pytest.mark.parametrize("prediction", ["x0_residual", "velocity"])
+def test_condition_and_step_split_equals_the_one_step_network(prediction):
+    """The exported graphs: condition once, then step = Euler update around forward's velocity."""
+    model = init_random_(models.build_model(prediction=prediction), seed=0)
+    g = torch.Generator().manual_seed(0)
+    lr, lr_noise = torch.rand(1, 3, 3, 13, 17, generator=g) * 2 - 1, torch.randn(1, 3, 3, 13, 17, generator=g)
+    z, t, t_next, aug = torch.randn(1, 3, 3, 26, 34, generator=g), torch.tensor([0.75]), torch.tensor([0.5]), torch.tensor([0.3])
+    with torch.no_grad():
+        velocity = model(z, t, lr, lr_noise, aug)
+        graphs = model.condition(lr, lr_noise, aug)
+        assert len(graphs) == (2 if prediction == "x0_residual" else 1)
+        assert torch.equal(model.velocity(z, t, graphs[0], aug, *graphs[1:]), velocity)
+        z_next = model.step(z, t, t_next, graphs[0], aug, *graphs[1:])
+    assert torch.allclose(z_next, z + (t_next - t) * velocity, atol=1e-6)
+    assert not model.step_independent()
+
+
+def test_untrained_default_is_step_independent_so_it_runs_one_step():
+    model = models.build_model()
+    assert model.step_independent() and model.manifest().steps == 1 and model.config.steps == 4
+    lr = torch.rand(1, 3, 6, 27, 48)
+    one, four = model.upscale(lr, steps=1, seed=3), model.upscale(lr, steps=4, seed=3)
+    assert (one - four).abs().max() < 1e-5

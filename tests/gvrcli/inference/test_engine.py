@@ -11,33 +11,49 @@ from conftest import bilinear_up, fake_manifest, pattern
 from gvrcli.inference.engine import EngineSettings, FrameNoise, StreamingUpscaler, Upscaler
 from gvrcli.inference.tiling import ramp, window_starts
 from models.manifest import ModelManifest
+from types import SimpleNamespace
 
 
-class BilinearDenoiser:
-    """numpy twin of the fake ONNX model: velocity that lands on the bilinear upscale of ``lr``."""
+class BilinearModel:
+    """numpy twin of the fake ONNX model (a ``LoadedModel``): condition = bilinear upscale of ``lr``;
+    step = the Euler update of the velocity that lands on it. Records every run."""
 
     description = "numpy"
+    precision = "fp32"
     note = ""
+    activation_factor = 16
 
     def __init__(self, scale=2, temporal_unit=2):
-        self.manifest = ModelManifest.from_json(json.dumps(fake_manifest(scale=scale, temporal_unit=temporal_unit)))
-        self.calls = []
+        manifest = fake_manifest(scale=scale, temporal_unit=temporal_unit, graphs={"condition": {"file": "c.onnx", "sha256": "0" * 64}})
+        self.manifest = ModelManifest.from_json(json.dumps(manifest))
+        self.calls = []  # (role, shape of its first input)
 
-    def __call__(self, z_t, t, lr, lr_noise, noise_aug, out):
-        self.calls.append(z_t.shape)
-        up = bilinear_up(lr[0].transpose(1, 2, 3, 0), self.manifest.scale).transpose(3, 0, 1, 2)[None]
-        out[...] = (z_t - up) / t[0]
-        return out
+    def condition(self, lr):
+        return bilinear_up(lr[0].transpose(1, 2, 3, 0), self.manifest.scale).transpose(3, 0, 1, 2)[None]
+
+    def bind(self, role, inputs, outputs):
+        def run():
+            self.calls.append((role, next(iter(inputs.values())).shape))
+            if role == "condition":
+                outputs["cond"][...] = self.condition(inputs["lr"])
+            else:
+                z, t, t_next = inputs["z_t"], inputs["t"][0], inputs["t_next"][0]
+                outputs["z_next"][...] = z + (t_next - t) * (z - inputs["cond"]) / t
+
+        return SimpleNamespace(run=run)
+
+    def steps(self):
+        return [shape for role, shape in self.calls if role == "step"]
 
 
-class TemporalMixDenoiser(BilinearDenoiser):
+class TemporalMixModel(BilinearModel):
     """A model whose output at a frame depends on its neighbours (like temporal attention): chunk
     seams are where chunked and one-piece results may differ; the blend must keep that small."""
 
-    def __call__(self, z_t, t, lr, lr_noise, noise_aug, out):
+    def condition(self, lr):
         mixed = lr.copy()
         mixed[:, :, 1:] = 0.8 * lr[:, :, 1:] + 0.2 * lr[:, :, :-1]
-        return super().__call__(z_t, t, mixed, lr_noise, noise_aug, out)
+        return super().condition(mixed)
 
 
 def video(frames=9, h=24, w=32):
@@ -55,18 +71,35 @@ def run_stream(upscaler, lr):
 
 
 def test_sampler_lands_on_the_bilinear_upscale():
-    den = BilinearDenoiser()
+    den = BilinearModel()
     lr = video(4)
     up = Upscaler(den, EngineSettings.from_manifest(den.manifest, steps=3))
     out = up.upscale_chunk(lr, 0)
     assert out.shape == (4, 48, 64, 3)
     np.testing.assert_allclose(out, bilinear_up(lr, 2), atol=1e-5)
-    assert len(den.calls) == 3, "one denoiser call per sampler step"
+    assert [role for role, _ in den.calls] == ["condition", "step", "step", "step"], "condition once, then one step per sampler step"
+
+
+def test_steps_ping_pong_between_two_bound_buffers_and_report_progress():
+    den = BilinearModel()
+    up = Upscaler(den, EngineSettings.from_manifest(den.manifest, steps=4))
+    seen = []
+    up.on_step = lambda step, steps: seen.append((step, steps))
+    bound = []
+    bind = den.bind
+    den.bind = lambda role, inputs, outputs: bound.append((role, inputs, outputs)) or bind(role, inputs, outputs)
+    lr = video(3)
+    out = up.upscale_chunk(lr, 0)
+    np.testing.assert_allclose(out, bilinear_up(lr, 2), atol=1e-5)
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    (_, _, cond), (_, a_in, a_out), (_, b_in, b_out) = bound
+    assert a_out["z_next"] is b_in["z_t"] and b_out["z_next"] is a_in["z_t"], "ping-pong, no per-step buffers"
+    assert a_in["cond"] is cond["cond"] and len(up.step_seconds) == 4
 
 
 @pytest.mark.parametrize("chunk,overlap", [(2, 1), (3, 1), (4, 2), (5, 0), (20, 5)])
 def test_chunked_equals_one_piece(chunk, overlap):
-    den = BilinearDenoiser()
+    den = BilinearModel()
     lr = video(11)
     whole = Upscaler(den, EngineSettings.from_manifest(den.manifest, chunk_frames=64)).upscale_chunk(lr, 0)
     chunked = run_stream(Upscaler(den, EngineSettings.from_manifest(den.manifest, chunk_frames=chunk, chunk_overlap=overlap)), lr)
@@ -75,7 +108,7 @@ def test_chunked_equals_one_piece(chunk, overlap):
 
 @pytest.mark.parametrize("size,tile,overlap", [((37, 29), 16, 4), ((24, 32), 12, 6), ((61, 97), 32, 8)])
 def test_tiled_equals_one_piece(size, tile, overlap):
-    den = BilinearDenoiser()
+    den = BilinearModel()
     lr = video(3, *size)
     whole = Upscaler(den, EngineSettings.from_manifest(den.manifest)).upscale_chunk(lr, 0)
     tiled_up = Upscaler(den, EngineSettings.from_manifest(den.manifest, tile=tile, tile_overlap=overlap))
@@ -87,7 +120,7 @@ def test_tiled_equals_one_piece(size, tile, overlap):
 
 
 def test_chunk_seams_of_a_temporal_model_are_blended_not_cut():
-    den = TemporalMixDenoiser()
+    den = TemporalMixModel()
     lr = video(12)
     whole = Upscaler(den, EngineSettings.from_manifest(den.manifest, chunk_frames=64)).upscale_chunk(lr, 0)
     chunked = run_stream(Upscaler(den, EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=2)), lr)
@@ -98,7 +131,7 @@ def test_chunk_seams_of_a_temporal_model_are_blended_not_cut():
 
 
 def test_x4_and_odd_sizes():
-    den = BilinearDenoiser(scale=4)
+    den = BilinearModel(scale=4)
     lr = video(2, 13, 7)
     out = Upscaler(den, EngineSettings.from_manifest(den.manifest)).upscale_chunk(lr, 0)
     assert out.shape == (2, 52, 28, 3)
@@ -114,7 +147,7 @@ def test_noise_depends_only_on_seed_and_frame_index():
 
 
 def test_streaming_holds_at_most_one_chunk():
-    den = BilinearDenoiser()
+    den = BilinearModel()
     settings = EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=1)
     stream = StreamingUpscaler(Upscaler(den, settings))
     most = 0
@@ -124,17 +157,15 @@ def test_streaming_holds_at_most_one_chunk():
         assert all(len(item) == 3 for item in stream.window), "each frame travels with its noise"
     stream.finish()
     assert most <= settings.chunk_frames
-    assert max(shape[2] for shape in den.calls) == 4
+    assert max(shape[2] for shape in den.steps()) == 4
 
 
 def test_tile_size_follows_the_memory_budget():
-    den = BilinearDenoiser()
+    den = BilinearModel()
     small = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=16))
     th, tw = small.tile_size(8, 540, 960)
     assert th < 540 and tw < 960 and th % den.manifest.spatial_multiple == 0
-    from gvrcli.inference.engine import ACTIVATION_FACTOR
-
-    assert 8 * 3 * 4 * th * tw * 4 * ACTIVATION_FACTOR <= 16 * 2**20
+    assert 8 * 3 * 4 * th * tw * 4 * den.activation_factor <= 16 * 2**20
     roomy = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=100_000))
     assert roomy.tile_size(8, 540, 960) == (540, 960)
 
@@ -157,7 +188,7 @@ def test_ramp_rises_across_the_overlap_and_never_reaches_zero():
 
 
 def test_bad_settings_are_refused():
-    den = BilinearDenoiser()
+    den = BilinearModel()
     from gvrcli.errors import UsageError
 
     with pytest.raises(UsageError):
