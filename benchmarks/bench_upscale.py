@@ -52,11 +52,10 @@ def make_clip(path: Path, frames: int, width: int, height: int, fps: int = 24) -
     return path
 
 
-def peak_rss_child(clip: Path, out: Path, model: str | None, extra: list[str]) -> tuple[dict, float]:
-    """Run ``gvr upscale`` in a child; return its JSON file event and its peak RSS in MiB (wait4's ru_maxrss)."""
-    argv = [sys.executable, "-m", "gvrcli", "upscale", str(clip), str(out), "--json", "--overwrite", *extra]
-    if model:
-        argv += ["--model", model]
+def run_gvr(args: list[str]) -> tuple[list[dict], float, str]:
+    """Run ``gvr ARGS`` in a child; return its JSON events, its peak RSS in MiB (wait4's ru_maxrss:
+    this child alone) and its stderr."""
+    argv = [sys.executable, "-m", "gvrcli", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     with tempfile.TemporaryFile("w+") as so, tempfile.TemporaryFile("w+") as se:
         proc = subprocess.Popen(argv, stdout=so, stderr=se, text=True, env=env)
@@ -66,10 +65,16 @@ def peak_rss_child(clip: Path, out: Path, model: str | None, extra: list[str]) -
         se.seek(0)
         stdout, stderr = so.read(), se.read()
     events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    files = [e for e in events if e.get("event") == "file"]
-    if proc.returncode != 0 or not files:
-        raise SystemExit(f"gvr upscale failed ({proc.returncode}): {stderr.strip()[-500:]}")
-    return files[0], usage.ru_maxrss / 1024
+    if proc.returncode != 0 or not any(e.get("event") == "file" for e in events):
+        raise SystemExit(f"gvr {' '.join(args[:1])} failed ({proc.returncode}): {stderr.strip()[-500:]}")
+    return events, usage.ru_maxrss / 1024, stderr
+
+
+def peak_rss_child(clip: Path, out: Path, model: str | None, extra: list[str]) -> tuple[dict, float]:
+    """Run ``gvr upscale`` in a child; return its JSON file event and its peak RSS in MiB."""
+    args = ["upscale", str(clip), str(out), "--json", "--overwrite", *extra] + (["--model", model] if model else [])
+    events, rss, _ = run_gvr(args)
+    return next(e for e in events if e.get("event") == "file"), rss
 
 
 def main() -> None:

@@ -30,8 +30,15 @@ def quantize_onnx(path: Path, manifest) -> None:
     from export.metadata import write_onnx
 
     tmp = path.with_name(path.name + ".int8")
+    proto = onnx.load(str(path))
+    # The exporter's recorded intermediate shapes trip ONNX's shape inference, which the quantiser
+    # reruns; without them inference starts fresh and agrees with itself.
+    del proto.graph.value_info[:]
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)  # the quantiser's "consider pre-processing" advice
     try:
-        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"])
+        quantize_dynamic(proto, str(tmp), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"])
     except Exception as e:
         raise ExportError(f"ONNX int8 quantisation failed: {type(e).__name__}: {str(e).strip()[:200]}") from e
     proto = onnx.load(str(tmp))
@@ -75,9 +82,13 @@ def quantize_openvino(ov_model, model, *, dynamic: bool, static_shape):
         import nncf
     except ImportError:
         raise ExportError("--precision int8 for OpenVINO needs NNCF: pip install -e '.[export]'") from None
+    import logging
+
+    nncf.set_log_level(logging.ERROR)
     shape = CALIBRATION_SHAPE if dynamic else tuple(static_shape)
     feeds = calibration_feeds(model, shape=shape)
-    names = [i.get_any_name() for i in ov_model.inputs]
+    # An input may carry several tensor names (the frontend adds its own): take ours.
+    names = [next(n for n in i.get_names() if n in feeds[0]) for i in ov_model.inputs]
     try:
         return nncf.quantize(
             ov_model,

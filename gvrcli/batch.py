@@ -9,6 +9,7 @@ One input failing never stops the others.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -128,7 +129,7 @@ def upscale(
         tile_overlap=options.tile_overlap,
         memory_budget_mb=options.memory_budget_mb,
     )
-    report = BatchReport(model=str(model_path))
+    report = BatchReport(model=str(model_path), precision=options.precision or manifest.precision)
     jobs, collisions = _refuse_collisions(plan_jobs(inputs, options))
     for result in collisions:
         report.files.append(result)
@@ -294,6 +295,7 @@ def _process(job, info, options, upscaler, encode, board, events, cancel) -> Fil
         atomic.remove_partials(output)  # left by a worker that died holding this claim
         output.parent.mkdir(parents=True, exist_ok=True)
         events.file_started(source, info.frames)
+        upscaler.step_seconds.clear()  # this file's steps only
         stats = upscale_file(
             info,
             partial,
@@ -312,6 +314,7 @@ def _process(job, info, options, upscaler, encode, board, events, cancel) -> Fil
             seconds=time.monotonic() - started,
             model_seconds=stats.model_seconds,
             precision=upscaler.model.precision,
+            step_ms=1000 * statistics.median(upscaler.step_seconds or [0.0]),
             warnings=list(stats.warnings),
         )
     except (Cancelled, RetryableError):

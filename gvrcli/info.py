@@ -21,6 +21,7 @@ def collect(model: Path | None = None) -> dict:
         facts["openvino"] = {
             "version": ov.__version__,
             "devices": {d: core.get_property(d, "FULL_DEVICE_NAME") for d in core.available_devices},
+            "cpu_capabilities": [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")],
         }
     except (ImportError, RuntimeError) as e:
         facts["openvino"] = {"error": str(e).splitlines()[0]}
@@ -38,7 +39,20 @@ def collect(model: Path | None = None) -> dict:
     else:
         manifest = read_manifest(model)
         facts["model"] = {"path": str(model), "manifest": dataclasses.asdict(manifest)}
+    facts["precision"] = _precisions(facts, manifest.precision if model is not None else "fp32")
     return facts
+
+
+def _precisions(facts: dict, default: str) -> dict:
+    """What ``--precision`` gives on this machine: the default (the model's) and where each runs."""
+    caps = facts["openvino"].get("cpu_capabilities", [])
+    return {
+        "default": default,
+        "fp32": "every backend",
+        "bf16": "openvino CPU" if "BF16" in caps else "unavailable (this CPU has no bf16; OpenVINO only)",
+        "fp16": "fp16 artefacts (gvr export --precision fp16)" + ("; openvino CPU computes f16" if "FP16" in caps else ""),
+        "int8": "int8 artefacts (gvr export --precision int8)",
+    }
 
 
 def render(facts: dict) -> None:
@@ -53,6 +67,8 @@ def render(facts: dict) -> None:
     else:
         devices = "; ".join(f"{k} ({v})" for k, v in ov_facts["devices"].items())
         console.print(f"[bold]OpenVINO[/] {ov_facts['version']}: devices {devices}")
+    p = facts["precision"]
+    console.print(f"[bold]Precision[/] (--precision): default {p['default']}; " + "; ".join(f"{k}: {v}" for k, v in p.items() if k != "default"), markup=True, highlight=False)
     enc = ", ".join(f"{k}{'' if ok else ' (missing)'}" for k, ok in facts["pyav"]["encoders"].items())
     console.print(f"[bold]PyAV[/] {facts['pyav']['version']}: encoders {enc}")
     m = facts["model"]

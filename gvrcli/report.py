@@ -23,6 +23,7 @@ class FileResult:
     seconds: float = 0.0
     model_seconds: float = 0.0  # time inside the model's graphs
     precision: str = ""  # what the model computed in (fp32 | bf16 | fp16 | int8)
+    step_ms: float = 0.0  # median time of one sampler step (the step graph alone)
     reason: str = ""  # why skipped/failed: one line naming the file and the cause
     warnings: list[str] = field(default_factory=list)
 
@@ -35,6 +36,7 @@ class FileResult:
         d["source"], d["output"] = str(self.source), (str(self.output) if self.output else None)
         d["fps"] = round(self.fps, 3)
         d["seconds"], d["model_seconds"] = round(self.seconds, 3), round(self.model_seconds, 3)
+        d["step_ms"] = round(self.step_ms, 1)
         return d
 
 

@@ -29,6 +29,25 @@ def flops_per_frame(preset: str, attention: str, out_hw: tuple[int, int], scale:
     return counter.get_total_flops() / T
 
 
+def graph_flops(model, T: int, H: int, W: int) -> dict[str, float]:
+    """FLOPs of one run of each exported graph (``condition`` once per clip, ``step`` once per
+    sampler step) for a clip of T frames at H x W output, counted on the meta device."""
+    cfg = model.config
+    model = build_model(**{**cfg.to_dict(), "window": cfg.window}).to("meta") if next(model.parameters()).device.type != "meta" else model
+    s, C = cfg.scale, cfg.latent_channels
+    z = torch.empty(1, C, T, H, W, device="meta")
+    lr = torch.empty(1, C, T, H // s, W // s, device="meta")
+    t = torch.empty(1, device="meta")
+    counts = {}
+    with FlopCounterMode(display=False) as counter:
+        conds = model.condition(lr, lr, t)
+    counts["condition"] = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        model.step(z, t, t, conds[0], t, *conds[1:])
+    counts["step"] = counter.get_total_flops()
+    return counts
+
+
 def parameter_count(preset: str) -> int:
     return sum(p.numel() for p in build_model(preset).to("meta").parameters())
 

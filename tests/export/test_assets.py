@@ -12,8 +12,10 @@ def test_shipped_default_is_a_dynamic_fused_export_of_tiny(scale):
     import models
     from export.backends import OrtBackend, TorchBackend
     from export.graph_checks import onnx_op_counts
+    from export.graphs import graph_module
     from export.spec import DenoiserSpec, rel_l2
-    from gvrcli.inference.modelfile import read_manifest
+    from export.verify import graph_files
+    from gvrcli.inference.modelfile import graph_paths, read_manifest
 
     path = asset_path(scale)
     assert path.is_file(), f"{path} missing: run python -m export.assets"
@@ -22,7 +24,29 @@ def test_shipped_default_is_a_dynamic_fused_export_of_tiny(scale):
     assert manifest.scale == scale and manifest.dynamic and manifest.precision == "fp32"
     assert manifest.config == {**tiny.config.to_dict(), "window": list(tiny.config.window)}
     assert manifest.weights_sha256 == models.weights_sha256(tiny), "stale asset: rerun python -m export.assets"
+    assert manifest.format_version == 2 and manifest.steps == 1, "step-independent: the fewest steps"
+    assert set(graph_paths(path, manifest)) == {"condition", "step"}
     assert onnx_op_counts(path)["Attention"] == tiny.config.depth
     # The untrained default's output does not depend on its random trunk (zero head): any build matches.
-    feed = DenoiserSpec(3, scale).dummy_inputs(3, 12, 20, seed=2)
-    assert rel_l2(OrtBackend(path).run(feed), TorchBackend(tiny).run(feed)) < 1e-5
+    spec = DenoiserSpec(3, scale)
+    for role, file in graph_files("onnx", path).items():
+        feed = spec.dummy_inputs(role, 3, 12, 20, seed=2)
+        for got, want in zip(OrtBackend(file).run(feed), TorchBackend(graph_module(tiny, role)).run(feed)):
+            assert rel_l2(got, want) < 1e-5, role
+
+
+def test_the_default_runs_one_step_and_gets_what_four_give():
+    """Work once: the untrained default's output is step-independent, so its manifest says 1 step;
+    through the runtime, 1 and 4 steps give the same frames."""
+    import numpy as np
+
+    from gvrcli.inference.backends import OrtBackend
+    from gvrcli.inference.engine import EngineSettings, Upscaler
+
+    model = OrtBackend(asset_path(2), provider="cpu").load()
+    rng = np.random.default_rng(0)
+    lr = rng.uniform(0, 1, (3, 27, 40, 3)).astype(np.float32)
+    assert EngineSettings.from_manifest(model.manifest).steps == 1
+    one = Upscaler(model, EngineSettings.from_manifest(model.manifest)).upscale_chunk(lr, 0)
+    four = Upscaler(model, EngineSettings.from_manifest(model.manifest, steps=4)).upscale_chunk(lr, 0)
+    assert np.abs(one - four).max() < 1e-5

@@ -34,12 +34,25 @@ def test_unfused_fallback_is_explicit_and_really_unfused(static_unfused_onnx, sm
 def test_graph_inputs_are_dynamic_in_time_and_space(dynamic_onnx):
     import onnx
 
-    proto = onnx.load(str(dynamic_onnx.path))
-    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
-    assert [i.name for i in proto.graph.input] == ["z_t", "t", "lr", "lr_noise", "noise_aug"]
-    assert [o.name for o in proto.graph.output] == ["velocity"]
-    for name in ("z_t", "lr", "lr_noise"):
-        assert all(isinstance(d, str) for d in dims[name][2:]), dims
+    step = onnx.load(str(dynamic_onnx.path))
+    condition = onnx.load(str(dynamic_onnx.path.with_name("dynamic.condition.onnx")))
+    for proto, inputs, outputs in (
+        (step, ["z_t", "t", "t_next", "cond", "noise_aug", "base"], ["z_next"]),
+        (condition, ["lr", "lr_noise", "noise_aug"], ["cond", "base"]),
+    ):
+        dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+        assert [i.name for i in proto.graph.input] == inputs
+        assert [o.name for o in proto.graph.output] == outputs
+        for name in set(inputs) - {"t", "t_next", "noise_aug"}:
+            assert all(isinstance(d, str) for d in dims[name][2:]), dims
+
+
+def test_the_condition_is_not_in_the_step_graph(dynamic_onnx):
+    """The upsampler's convolutions run once per clip (condition graph), never per step."""
+    step = onnx_op_counts(dynamic_onnx.path)
+    condition = onnx_op_counts(dynamic_onnx.path.with_name("dynamic.condition.onnx"))
+    assert condition["Conv"] == 4 and condition["Resize"] == 2  # pre, post of cond and of base
+    assert step["Resize"] == 0 and step["Conv"] == 1  # the patch embedding only
 
 
 def _all_intermediates(path, feed):
@@ -64,7 +77,7 @@ def test_no_tensor_is_tokens_by_tokens(dynamic_onnx, small_model):
     from export.spec import DenoiserSpec
 
     T, h, w = 6, 18, 26
-    feed = DenoiserSpec(3, 2).dummy_inputs(T, h, w)
+    feed = DenoiserSpec(3, 2).dummy_inputs("step", T, h, w)
     values, proto = _all_intermediates(dynamic_onnx.path, feed)
     cfg = small_model.config
     tokens_h, tokens_w = -(-2 * h // cfg.patch), -(-2 * w // cfg.patch)
@@ -82,7 +95,7 @@ def test_openvino_compiled_model_keeps_attention_fused(openvino_ir, dynamic_onnx
     import openvino as ov
 
     core = ov.Core()
-    for path in (next(openvino_ir.path.glob("*.xml")), dynamic_onnx.path):
+    for path in (openvino_ir.path / "ir.xml", dynamic_onnx.path):
         model = core.read_model(str(path))
         compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         kernels = openvino_attention_kernels(compiled, model)

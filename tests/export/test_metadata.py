@@ -22,10 +22,22 @@ def test_static_manifest_declares_its_shape(static_unfused_onnx):
 
 
 def test_openvino_manifest_round_trips(openvino_ir, small_model):
-    m = read_manifest(next(openvino_ir.path.glob("*.xml")))
+    m = read_manifest(openvino_ir.path / "ir.xml")
     assert m.weights_sha256 == weights_sha256(small_model) and m.extra["target"] == "openvino"
 
 
 def test_runtime_reader_accepts_exports(dynamic_onnx, openvino_ir):
     assert read_manifest(dynamic_onnx.path).scale == 2
-    assert read_manifest(next(openvino_ir.path.glob("*.xml"))).scale == 2
+    assert read_manifest(openvino_ir.path / "ir.xml").scale == 2
+
+
+def test_companion_graphs_are_named_and_hashed(dynamic_onnx, openvino_ir):
+    from models.manifest import graph_sha256
+
+    for main in (dynamic_onnx.path, openvino_ir.path / "ir.xml"):
+        m = read_manifest(main)
+        assert m.format_version == 2 and set(m.graphs) == {"condition"}
+        companion = main.with_name(m.graphs["condition"]["file"])
+        assert companion.name == main.stem + ".condition" + main.suffix
+        assert graph_sha256(companion) == m.graphs["condition"]["sha256"]
+    assert dynamic_onnx.path.with_name("dynamic.condition.onnx") in dynamic_onnx.files

@@ -5,6 +5,12 @@ from __future__ import annotations
 from export import compare, export_model
 from export.backends import OpenVINOBackend, OrtBackend, cuda_usable
 from export.spec import TOLERANCE, VERIFY_SHAPES
+from export.verify import graph_files
+
+
+def _backends(target, path, *kinds):
+    """role -> [one backend of each kind] for every graph of the export at ``path``."""
+    return {role: [kind(file) for kind in kinds] for role, file in graph_files(target, path).items()}
 
 
 def _show(report):
@@ -12,23 +18,21 @@ def _show(report):
 
 
 def test_dynamic_onnx_matches_pytorch_on_ort_and_openvino(dynamic_onnx, small_model):
-    backends = [OrtBackend(dynamic_onnx.path), OpenVINOBackend(dynamic_onnx.path)]
-    if cuda_usable():
-        backends.append(OrtBackend(dynamic_onnx.path, "CUDAExecutionProvider"))
-    report = compare(small_model, backends, VERIFY_SHAPES, seed=5)
+    kinds = [OrtBackend, OpenVINOBackend] + ([lambda p: OrtBackend(p, "CUDAExecutionProvider")] if cuda_usable() else [])
+    report = compare(small_model, _backends("onnx", dynamic_onnx.path, *kinds), VERIFY_SHAPES, seed=5)
     _show(report)
-    assert report.ok and len(report.checks) == len(backends) * 2
+    assert report.ok and len(report.checks) == len(kinds) * 2 * 2  # backends x shapes x graphs
     assert all(c.rel_l2 <= TOLERANCE["fp32"] for c in report.checks)
 
 
 def test_openvino_ir_matches_pytorch(openvino_ir, small_model):
-    report = compare(small_model, [OpenVINOBackend(next(openvino_ir.path.glob("*.xml")))], VERIFY_SHAPES, seed=6)
+    report = compare(small_model, _backends("openvino", openvino_ir.path, OpenVINOBackend), VERIFY_SHAPES, seed=6)
     _show(report)
     assert report.ok
 
 
 def test_static_unfused_matches_pytorch(static_unfused_onnx, small_model):
-    report = compare(small_model, [OrtBackend(static_unfused_onnx.path), OpenVINOBackend(static_unfused_onnx.path)], [(6, 18, 26)])
+    report = compare(small_model, _backends("onnx", static_unfused_onnx.path, OrtBackend, OpenVINOBackend), [(6, 18, 26)])
     _show(report)
     assert report.ok
 
@@ -49,5 +53,18 @@ def test_a_wrong_graph_fails_verification(small_model, dynamic_onnx):
     from models.checkpoint import init_random_
 
     other = init_random_(copy.deepcopy(small_model), seed=99)
-    report = compare(other, [OrtBackend(dynamic_onnx.path)], VERIFY_SHAPES[:1])
+    report = compare(other, _backends("onnx", dynamic_onnx.path, OrtBackend), VERIFY_SHAPES[:1])
     assert not report.ok
+
+
+def test_int8_exports_stay_within_their_stated_tolerance(small_model, tmp_path):
+    """int8 (ONNX Runtime dynamic quantisation; OpenVINO NNCF) against PyTorch fp32, on the step's update."""
+    shape = (4, 10, 14)
+    for target, out, backend in (("onnx", tmp_path / "q.onnx", OrtBackend), ("openvino", tmp_path / "qir", OpenVINOBackend)):
+        exported = export_model(target, out, model=small_model, precision="int8", dynamic=False, static_shape=shape)
+        assert exported.manifest.precision == "int8"
+        report = compare(small_model, _backends(target, out, backend), [shape], "int8", seed=3)
+        _show(report)
+        assert report.ok and all(c.tolerance == TOLERANCE["int8"] for c in report.checks)
+        step = [c for c in report.checks if c.backend.endswith("step")]
+        assert step and all(c.rel_l2 > 1e-6 for c in step), "really quantised"
