@@ -1,12 +1,12 @@
-"""Benchmark: PyTorch eager vs ONNX Runtime vs OpenVINO on one denoiser step (not a timed test).
+"""Benchmark: PyTorch eager vs ONNX Runtime vs OpenVINO on one sampler step (not a timed test).
 
     python benchmarks/bench_export.py [--frames 8] [--size 480x270] [--scale 2] [--repeat 3] [--threads 0]
 
 The ``tiny`` preset at 480x270 -> 960x540, 8 frames, the same random input for every backend.
 Prints milliseconds per output frame and the ratio to eager, for: the shipped export (dynamic,
 fused attention), a static export of this size, the unfused-attention fallback (what the fusion
-buys), and OpenVINO IR converted from the PyTorch module and from the ONNX graph. Also the cost of
-the sampler loop outside the graph, which decides whether unrolling the sampler would pay.
+buys), and OpenVINO IR converted from the PyTorch module and from the ONNX graph. The step graph
+(network + Euler update) is what is timed; the condition graph runs once per clip.
 """
 
 from __future__ import annotations
@@ -18,16 +18,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def timed(fn, repeat: int) -> float:
-    fn()
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
-    return min(runs)
 
 
 def main(argv=None) -> None:
@@ -49,6 +39,7 @@ def main(argv=None) -> None:
     from models.checkpoint import init_random_
     from export import export_model
     from export.backends import OpenVINOBackend, OrtBackend, TorchBackend
+    from export.graphs import graph_module
     from export.spec import DenoiserSpec
 
     threads = args.threads or os.cpu_count()
@@ -56,13 +47,13 @@ def main(argv=None) -> None:
     w, h = (int(v) for v in args.size.split("x"))
     T = args.frames
     model = init_random_(models.build_model("tiny", scale=args.scale), seed=0)  # routing sees real scores
-    feed = DenoiserSpec(model.config.latent_channels, args.scale).dummy_inputs(T, h, w, seed=0)
+    feed = DenoiserSpec(model.config.latent_channels, args.scale).dummy_inputs("step", T, h, w, seed=0)
     out_frames = T
     print(f"tiny preset, {w}x{h} -> {w * args.scale}x{h * args.scale}, {T} frames, {threads} threads, best of {args.repeat} interleaved rounds")
 
     # Export everything first, then time all backends in interleaved rounds (best of N): on a shared
     # machine, load that comes and goes then hits every row alike instead of whichever ran during it.
-    backends = {"pytorch eager": TorchBackend(model)}
+    backends = {"pytorch eager": TorchBackend(graph_module(model, "step"))}
     with tempfile.TemporaryDirectory(prefix="gvr-bench-") as tmp:
         tmp = Path(tmp)
         # (variant, target, export options, runtimes to time on it). OpenVINO rows "from onnx" read
@@ -78,7 +69,7 @@ def main(argv=None) -> None:
             if ("static" in variant and "static" in skip) or ("UNFUSED" in variant and "unfused" in skip):
                 continue
             report = export_model(target, tmp / f"m{i}{'.onnx' if target == 'onnx' else ''}", model=model, **opts)
-            path = report.path if target == "onnx" else next(report.path.glob("*.xml"))
+            path = report.path if target == "onnx" else report.path / f"m{i}.xml"
             print(f"  exported {target} {variant} in {report.seconds:5.1f} s: {report.fused_attention_nodes} fused attention nodes", flush=True)
             for runner in runners:
                 if runner == "openvino from onnx" and "ov-onnx" in skip:
@@ -98,23 +89,10 @@ def main(argv=None) -> None:
         rows = [(name, seconds, None) for name, seconds in best.items()]
         eager = best["pytorch eager"]
 
-        # The sampler loop the runtime keeps in numpy: per step one Euler update and one run call.
-        import numpy as np
-
-        z = feed["z_t"].copy()
-        v = np.ones_like(z)
-        update = timed(lambda: z + (-0.25) * v, args.repeat)
-
     print()
     print(f"{'backend, export':<40} {'ms/output frame':>16} {'vs eager':>9}")
     for name, seconds, _ in rows:
         print(f"{name:<40} {1000 * seconds / out_frames:16.1f} {eager / seconds:8.2f}x")
-    fastest = min(s for _, s, _ in rows)
-    print()
-    print(
-        f"sampler loop outside the graph: {1000 * update:.1f} ms per Euler update vs {1000 * fastest:.0f} ms per step "
-        f"({100 * update / fastest:.2f}%): unrolling the sampler into the graph would save at most that."
-    )
 
 
 if __name__ == "__main__":

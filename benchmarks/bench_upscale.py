@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -53,21 +54,31 @@ def make_clip(path: Path, frames: int, width: int, height: int, fps: int = 24) -
 
 
 def run_gvr(args: list[str]) -> tuple[list[dict], float, str]:
-    """Run ``gvr ARGS`` in a child; return its JSON events, its peak RSS in MiB (wait4's ru_maxrss:
-    this child alone) and its stderr."""
+    """Run ``gvr ARGS`` in a child; return its JSON events, its peak RSS in MiB and its stderr.
+
+    The peak is the child's own VmHWM, polled from /proc until it exits: wait4's ru_maxrss would
+    also count the pages the child shared with this process between fork and exec, which for a
+    parent holding torch and an eager run is gigabytes that gvr never touched.
+    """
     argv = [sys.executable, "-m", "gvrcli", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    peak_kib = 0
     with tempfile.TemporaryFile("w+") as so, tempfile.TemporaryFile("w+") as se:
         proc = subprocess.Popen(argv, stdout=so, stderr=se, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        while proc.poll() is None:
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                peak_kib = max(peak_kib, int(status.split("VmHWM:")[1].split()[0]))
+            except (OSError, IndexError, ValueError):
+                pass  # exiting
+            time.sleep(0.02)
         so.seek(0)
         se.seek(0)
         stdout, stderr = so.read(), se.read()
     events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not any(e.get("event") == "file" for e in events):
         raise SystemExit(f"gvr {' '.join(args[:1])} failed ({proc.returncode}): {stderr.strip()[-500:]}")
-    return events, usage.ru_maxrss / 1024, stderr
+    return events, peak_kib / 1024, stderr
 
 
 def peak_rss_child(clip: Path, out: Path, model: str | None, extra: list[str]) -> tuple[dict, float]:

@@ -59,18 +59,11 @@ class OrtBackend:
 
 
 def cuda_usable() -> bool:
-    """True when ONNX Runtime's CUDA provider is built in *and* a GPU answers (not just listed)."""
-    import onnxruntime as ort
+    """True when ONNX Runtime's CUDA provider is built in *and* a GPU answers (not just listed):
+    the runtime's own check, ``gvrcli.inference.backends.gpu_present``."""
+    from gvrcli.inference.backends import gpu_present
 
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return False
-    try:
-        import ctypes
-
-        ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return False
-    return True
+    return gpu_present()
 
 
 @dataclass

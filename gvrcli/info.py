@@ -15,7 +15,9 @@ def collect(model: Path | None = None) -> dict:
 
     facts: dict = {"onnxruntime": {"version": ort.__version__, "providers": ort.get_available_providers()}}
     try:
-        import openvino as ov
+        from gvrcli.inference.quiet_openvino import import_openvino
+
+        ov = import_openvino()
 
         core = ov.Core()
         facts["openvino"] = {

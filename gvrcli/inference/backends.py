@@ -26,15 +26,19 @@ from models.manifest import CONDITION, STEP, ModelManifest
 
 from gvrcli.errors import ModelError, RetryableError, UsageError
 from gvrcli.inference.modelfile import graph_paths, read_manifest
+from gvrcli.inference.quiet_openvino import import_openvino
 
 BACKENDS = ("auto", "ort-cuda", "ort-cpu", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
-# Peak memory of one sampler step as a multiple of its HR float32 latent (z_t), on top of the
-# process: the engine's buffers (z ping-pong, cond, base, noise) and the runtime's activations.
-# Measured per backend with the built-in tiny default at 480x270 -> 960x540 (benchmarks/bench_cpu.py
-# prints it); ``--memory-budget`` tiles frames so that this stays within it.
-ACTIVATION_FACTOR = {"onnxruntime": 16, "openvino": 16}
+# Peak memory of one sampler step as a multiple of its HR float32 latent (z_t): the engine's four
+# latent buffers (z ping-pong, cond, base) plus the runtime's activations. Measured with the
+# built-in tiny default, one step at 8 x 480x270 -> 960x540 (z = 50 MB): ONNX Runtime's CPU arena
+# grows to ~3.8 GB over the first two runs (76x; ~42x live without the arena, at up to 2x the
+# time); OpenVINO ~1.1 GB with dynamic shapes (23x), ~0.64 GB compiled for the clip's shape (13x,
+# what the engine's clips get, see STATIC_MIN_ELEMENTS). ``--memory-budget`` tiles frames so
+# that factor x z stays within it.
+ACTIVATION_FACTOR = {"onnxruntime": 80, "openvino": 24}
 
 
 class Bound(Protocol):
@@ -221,8 +225,7 @@ class OpenVinoBackend:
     reason: str = ""
 
     def load(self, manifest: ModelManifest | None = None) -> "OpenVinoModel":
-        import openvino as ov
-
+        ov = import_openvino()
         manifest = manifest or read_manifest(self.model_path)
         core = ov.Core()
         device = self.device.upper()
@@ -242,17 +245,18 @@ class OpenVinoBackend:
             config["INFERENCE_PRECISION_HINT"] = "f32"  # fp16 weights, f32 arithmetic (no f16 here)
         if self.threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = self.threads
-        compiled = {}
+        graphs, compiled = {}, {}
         for role, path in graph_paths(self.model_path, manifest).items():
             try:
-                compiled[role] = core.compile_model(str(path), device, config)
+                graphs[role] = core.read_model(str(path))
+                compiled[role] = core.compile_model(graphs[role], device, config)
             except RuntimeError as e:
                 raise ModelError(f"model {path}: OpenVINO cannot compile it for {device} ({_first_line(e)})") from None
         try:
             devices = compiled[STEP].get_property("EXECUTION_DEVICES")
         except RuntimeError:
             devices = [device]
-        return OpenVinoModel(manifest, compiled, f"openvino {','.join(devices)}", precision)
+        return OpenVinoModel(manifest, compiled, f"openvino {','.join(devices)}", precision, core=core, graphs=graphs, device=device, config=config)
 
     def _precision(self, core, device: str, manifest: ModelManifest) -> tuple[str, bool]:
         """(precision, whether fp16 means fp16 *weights* computed in f32)."""
@@ -277,46 +281,84 @@ def _capabilities(core, device: str) -> list[str]:
         return []
 
 
+# Clips at least this large (output pixels x frames) run on a copy of the graph compiled for their
+# exact shape: the CPU plugin then plans its memory statically, and a step at 8 x 960x540 needs
+# ~45% less of it (640 vs 1140 MB) for one compile per shape (a video has one or two: full chunks,
+# the last chunk; tiles share a size). Smaller clips (the load-time check) use the dynamic graph.
+STATIC_MIN_ELEMENTS = 1 << 20
+STATIC_CACHE = 4  # compiled shapes kept per role
+
+
 @dataclass
 class OpenVinoModel:
     manifest: ModelManifest
-    compiled: dict  # role -> CompiledModel
+    compiled: dict  # role -> CompiledModel (dynamic shapes)
     description: str
     precision: str
     note: str = ""
     activation_factor: float = ACTIVATION_FACTOR["openvino"]
+    core: object = None
+    graphs: dict = field(default_factory=dict)  # role -> openvino.Model, to specialise per shape
+    device: str = "CPU"
+    config: dict = field(default_factory=dict)
+    _static: dict = field(default_factory=dict, repr=False)  # (role, shapes) -> CompiledModel
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _interrupted: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def bind(self, role, inputs, outputs) -> "OpenVinoBound":
-        """Tensors sharing our buffers' memory; set on the thread's request for the role at each run
-        (one request per role and thread: requests are not shareable, and each holds its own
-        activation memory, so ping-pong bindings share one)."""
+        """Tensors sharing our buffers' memory, set on the thread's request for the role and shape at
+        each run (requests are not shareable between threads, and each holds its own activation
+        memory, so ping-pong bindings share one)."""
         import openvino as ov
 
+        compiled = self._compiled_for(role, {k: v.shape for k, v in inputs.items()})
         tensors = {name: ov.Tensor(_f32(value), shared_memory=True) for name, value in {**inputs, **outputs}.items()}
-        return OpenVinoBound(self, role, tensors, tuple(outputs))
+        return OpenVinoBound(self, compiled, tensors, tuple(outputs))
 
-    def request(self, role: str):
+    def _compiled_for(self, role: str, shapes: dict[str, tuple]):
+        if role not in self.graphs or max(int(np.prod(s)) for s in shapes.values()) < STATIC_MIN_ELEMENTS:
+            return self.compiled[role]
+        key = (role, tuple(sorted(shapes.items())))
+        with self._lock:
+            if key not in self._static:
+                import openvino as ov
+
+                graph = self.graphs[role].clone()
+                graph.reshape({i: ov.PartialShape(list(shapes[_tensor_name(i, shapes)])) for i in graph.inputs})
+                mine = [k for k in self._static if k[0] == role]
+                if len(mine) >= STATIC_CACHE:
+                    del self._static[mine[0]]
+                self._static[key] = self.core.compile_model(graph, self.device, self.config)
+            return self._static[key]
+
+    def request(self, compiled):
         requests = self._local.__dict__.setdefault("requests", {})
-        if role not in requests:
-            requests[role] = self.compiled[role].create_infer_request()
-        return requests[role]
+        if id(compiled) not in requests:
+            if len(requests) > 2 * STATIC_CACHE:  # shapes come and go (a batch of sizes): start afresh
+                requests.clear()
+            requests[id(compiled)] = (compiled, compiled.create_infer_request())
+        return requests[id(compiled)][1]
 
     def interrupt(self) -> None:
         self._interrupted.set()
 
 
+def _tensor_name(port, names) -> str:
+    """Our name for a graph port (a port may carry several tensor names; the frontend adds its own)."""
+    return next(n for n in port.get_names() if n in names)
+
+
 @dataclass
 class OpenVinoBound:
     model: OpenVinoModel
-    role: str
+    compiled: object
     tensors: dict
     outputs: tuple
 
     def run(self) -> None:
-        request = self.model.request(self.role)
-        compiled = self.model.compiled[self.role]
+        compiled = self.compiled
+        request = self.model.request(compiled)
         for name, tensor in self.tensors.items():
             if name in self.outputs:
                 request.set_tensor(compiled.output(name), tensor)
@@ -374,11 +416,16 @@ def check_model(model: LoadedModel, source: Path) -> None:
 def gpu_present() -> bool:
     """A GPU ONNX Runtime can use, without creating a session: the CUDA provider is built in and
     the driver library loads (a few ms; no probing run)."""
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return False
     import ctypes
+    import importlib.util
+
+    # Look for ORT's CUDA provider library rather than importing ORT (an OpenVINO run never needs it).
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    capi = Path(next(iter(spec.submodule_search_locations))) / "capi"
+    if not any(capi.glob("libonnxruntime_providers_cuda*")):
+        return False
 
     try:
         ctypes.CDLL("libcuda.so.1")

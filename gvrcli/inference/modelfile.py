@@ -143,7 +143,9 @@ def _check_external_data(path: Path, proto) -> None:
 
 
 def _openvino_manifest(path: Path) -> str | None:
-    import openvino as ov
+    from gvrcli.inference.quiet_openvino import import_openvino
+
+    ov = import_openvino()
 
     if not path.with_suffix(".bin").is_file():
         raise ModelError(f"model {path}: the OpenVINO weights {path.with_suffix('.bin').name} are missing")

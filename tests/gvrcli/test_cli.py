@@ -54,6 +54,26 @@ def test_json_lines_parse_and_end_with_a_summary(gvr_cmd, cli_env, clips, tmp_pa
     assert (summary["done"], summary["skipped"], summary["failed"], summary["frames"]) == (6, 0, 0, 72)
     assert summary["fps"] > 0 and summary["exit_code"] == 0
     assert {e["event"] for e in events} >= {"plan", "file_start", "progress", "file", "summary"}
+    # Precision is explicit and fp32 by default, whatever the CPU; the start line says what runs and why.
+    assert summary["precision"] == "fp32" and summary["backend"].startswith("openvino")
+    assert all(e["precision"] == "fp32" and e["step_ms"] > 0 for e in events if e["event"] == "file")
+    assert "precision fp32" in done.stderr and "auto: no GPU" in done.stderr
+
+
+@pytest.mark.parametrize("backend", ["ort-cpu", "openvino"])
+def test_precision_is_fp32_by_default_on_every_backend_and_bf16_is_a_choice(gvr_cmd, cli_env, tmp_path, fake_model, backend):
+    src = write_video(tmp_path / "in" / "a.mp4", frames=2)
+    done = run(gvr_cmd, cli_env, "upscale", src, tmp_path / "out", "--model", fake_model, "--json", "--backend", backend)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["precision"] == "fp32"
+    bf16 = run(gvr_cmd, cli_env, "upscale", src, tmp_path / "out16", "--model", fake_model, "--backend", backend, "--precision", "bf16")
+    if backend == "ort-cpu":
+        assert bf16.returncode == 2 and "bf16 runs on OpenVINO" in bf16.stderr
+    else:
+        import openvino as ov
+
+        has_bf16 = "BF16" in [str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+        assert bf16.returncode == (0 if has_bf16 else 2), bf16.stderr
 
 
 def test_exit_1_when_some_inputs_fail_each_with_one_line(gvr_cmd, cli_env, tmp_path, fake_model):
@@ -191,6 +211,8 @@ def test_python_dash_m_and_info(gvr_cmd, cli_env, fake_model):
     assert "CPUExecutionProvider" in facts["onnxruntime"]["providers"]
     assert facts["model"]["manifest"]["scale"] == 2
     assert "CPU" in facts["openvino"]["devices"]
+    assert facts["precision"]["default"] == "fp32" and set(facts["precision"]) >= {"fp32", "bf16", "fp16", "int8"}
+    assert facts["model"]["manifest"]["graphs"]["condition"]["file"] == "fake-x2.condition.onnx"
 
 
 def test_the_runtime_never_imports_torch(cli_env, tmp_path, fake_model):

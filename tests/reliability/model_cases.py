@@ -49,9 +49,23 @@ BAD_MODELS = {
         lambda m, d: build_fake_onnx(d / "m" / "abs.onnx", external_location=str(d / "abs.bin")), "outside"),
     "external-data-missing": (
         lambda m, d: _drop_external(build_fake_onnx(d / "m" / "gone.onnx", external_location="weights.bin")), "missing"),
+    "companion-graph-missing": (lambda m, d: _drop_companion(build_fake_onnx(d / "m" / "alone.onnx")), "condition graph"),
+    "companion-graph-altered": (lambda m, d: _alter_companion(build_fake_onnx(d / "m" / "alt.onnx")), "sha-256"),
+    "old-one-graph-format": (lambda m, d: build_fake_onnx(d / "old.onnx", manifest=fake_manifest(format_version=1)), "re-export"),
     "openvino-xml-without-bin": (lambda m, d: _write(d, "model.xml", b"<net name='x'></net>"), "bin"),
     "openvino-xml-garbage": (lambda m, d: (_write(d, "g.bin", b""), _write(d, "g.xml", b"garbage"))[1], "openvino"),
 }
+
+
+def _drop_companion(model):
+    model.with_name(model.stem + ".condition.onnx").unlink()
+    return model
+
+
+def _alter_companion(model):
+    companion = model.with_name(model.stem + ".condition.onnx")
+    companion.write_bytes(companion.read_bytes() + b"\0")
+    return model
 
 
 def _drop_external(model):
