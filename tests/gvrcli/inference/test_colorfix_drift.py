@@ -8,13 +8,11 @@ figures are in the asserts' comments). The clip is the first frames of ``samples
 reduced 4x, stored losslessly, and the outputs are written losslessly too, so only the model and
 the fix move pixels.
 
-"Blurred" comparisons: both sides through a Gaussian blur of sigma 2 px (replicate edges) before
-the PSNR, so the measure is colour and low-frequency tone, not detail the model may legitimately add.
+"Blurred" comparisons: ``tests.colorfix_metrics`` (Gaussian blur, sigma 2 px, on both sides first).
 """
 
 from __future__ import annotations
 
-import copy
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,45 +21,10 @@ import numpy as np
 import pytest
 
 from gvrcli.colorfix import bilinear_upsample
+from tests.colorfix_metrics import blurred_psnr, channel_stat_errors, drifting_model
 
 REPO = Path(__file__).resolve().parents[3]
 FRAMES = 8
-
-
-def gaussian_blur(x: np.ndarray, sigma: float = 2.0) -> np.ndarray:
-    """(..., H, W) separable Gaussian blur, radius 3 sigma, replicate edges."""
-    r = int(3 * sigma)
-    k = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma**2))
-    k /= k.sum()
-    for axis in (-2, -1):
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (r, r)
-        p = np.pad(x, pad, mode="edge")
-        n = x.shape[axis]
-        x = sum(w * np.take(p, np.arange(i, i + n), axis=axis) for i, w in enumerate(k))
-    return x
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
-
-
-def blurred_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return psnr(gaussian_blur(a), gaussian_blur(b))
-
-
-def drifting_model(fraction: float = 0.1, seed: int = 0):
-    """The untrained tiny default with every parameter ``fraction`` of the way to random weights."""
-    import models
-    import torch
-    from models.checkpoint import init_random_
-
-    model = models.build_model("tiny", scale=2).eval()
-    random = init_random_(copy.deepcopy(model), seed=seed)
-    with torch.no_grad():
-        for p, q in zip(model.parameters(), random.parameters()):
-            p.mul_(1 - fraction).add_(fraction * q)
-    return model
 
 
 @pytest.fixture(scope="session")
@@ -117,27 +80,22 @@ def drift_runs(drifting_ir, hills_small, tmp_path_factory):
 
 
 def test_random_weights_drift(drift_runs):
-    """The premise: without a fix the output is far from its input (measured 26.9 dB blurred,
-    channel standard deviations off by up to 0.05)."""
+    """The premise: without a fix the output is far from its input (measured 27.3 dB blurred,
+    channel means off by up to 0.033 and standard deviations by 0.051)."""
     outputs, ref = drift_runs
     assert blurred_psnr(outputs["none"], ref) < 30
-    assert np.abs(outputs["none"].std(axis=(2, 3)) - ref.std(axis=(2, 3))).max() > 0.02
+    assert max(channel_stat_errors(outputs["none"], ref)) > 0.02
 
 
 def test_wavelet_restores_low_frequencies(drift_runs):
+    """Measured 38.9 dB blurred, 11.7 dB better than none."""
     outputs, ref = drift_runs
     none, wavelet = blurred_psnr(outputs["none"], ref), blurred_psnr(outputs["wavelet"], ref)
     assert wavelet >= 35 and wavelet >= none + 8, (none, wavelet)
 
 
 def test_adain_matches_every_frames_channel_statistics(drift_runs):
+    """Measured within 0.0004 (means) and 0.00003 (standard deviations)."""
     outputs, ref = drift_runs
-    out = outputs["adain"]
-    assert np.abs(out.mean(axis=(2, 3)) - ref.mean(axis=(2, 3))).max() <= 0.01
-    assert np.abs(out.std(axis=(2, 3)) - ref.std(axis=(2, 3))).max() <= 0.01
-
-
-def test_print_figures(drift_runs):  # TEMP
-    outputs, ref = drift_runs
-    for m, o in outputs.items():
-        print(m, blurred_psnr(o, ref), psnr(o, ref), np.abs(o.mean(axis=(2, 3)) - ref.mean(axis=(2, 3))).max(), np.abs(o.std(axis=(2, 3)) - ref.std(axis=(2, 3))).max())
+    mean_error, std_error = channel_stat_errors(outputs["adain"], ref)
+    assert mean_error <= 0.01 and std_error <= 0.01
