@@ -27,7 +27,7 @@ import numpy as np
 from gvrcli.errors import UsageError
 
 METHODS = ("wavelet", "adain", "lab", "none")
-DEFAULT_COLOR_FIX = "wavelet"  # measured best on the sample clips (benchmarks/bench_colorfix.py)
+DEFAULT_COLOR_FIX = "adain"  # measured best on the sample clips (benchmarks/bench_colorfix.py, README)
 WAVELET_LEVELS = 5
 _EPS = 1e-6
 
@@ -84,8 +84,8 @@ def low_band(x: np.ndarray, levels: int = WAVELET_LEVELS) -> np.ndarray:
 
 
 def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    flat = x.reshape(x.shape[0], -1)
-    return flat.mean(axis=1, dtype=np.float64), flat.std(axis=1, dtype=np.float64)
+    flat = x.reshape(x.shape[0], -1)  # float32 reductions along rows are pairwise sums: accurate enough
+    return flat.mean(axis=1).astype(np.float64), flat.std(axis=1).astype(np.float64)
 
 
 def _match_stats(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -110,27 +110,51 @@ _DELTA = 6.0 / 29.0
 
 
 def _mix(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return np.tensordot(matrix, x, axes=(1, 0))  # (3, 3) . (3, H, W)
+    return np.tensordot(matrix, x, axes=(1, 0)).astype(np.float32, copy=False)  # (3, 3) . (3, H, W)
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """Planar sRGB in [0, 1] -> planar CIELAB (L in [0, 100])."""
-    rgb = np.clip(rgb, 0.0, 1.0)
-    linear = np.where(rgb <= 0.04045, rgb / np.float32(12.92), ((rgb + np.float32(0.055)) / np.float32(1.055)) ** np.float32(2.4))
-    t = _mix(_RGB_TO_XYZN, linear.astype(np.float32))
-    f = np.where(t > _DELTA**3, np.cbrt(t), t / np.float32(3 * _DELTA**2) + np.float32(4.0 / 29.0))
-    fx, fy, fz = f
-    return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]).astype(np.float32)
+    """Planar sRGB in [0, 1] -> planar CIELAB float32 (L in [0, 100]). In place where it can:
+    at 960x540 every temporary costs about as much as the arithmetic on it."""
+    linear = rgb + np.float32(0.055)  # the sRGB transfer, inverted
+    linear *= np.float32(1 / 1.055)
+    np.power(linear, np.float32(2.4), out=linear)
+    np.multiply(rgb, np.float32(1 / 12.92), out=linear, where=rgb <= 0.04045)
+    t = _mix(_RGB_TO_XYZN, linear)  # XYZ / white
+    f = np.cbrt(t, out=linear)
+    small = t <= np.float32(_DELTA**3)
+    np.multiply(t, np.float32(1 / (3 * _DELTA**2)), out=f, where=small)
+    np.add(f, np.float32(4 / 29), out=f, where=small)
+    lab = t  # reuse: L = 116 fy - 16, a = 500 (fx - fy), b = 200 (fy - fz)
+    np.subtract(f[0], f[1], out=lab[1])
+    lab[1] *= np.float32(500)
+    np.subtract(f[1], f[2], out=lab[2])
+    lab[2] *= np.float32(200)
+    np.multiply(f[1], np.float32(116), out=lab[0])
+    lab[0] -= np.float32(16)
+    return lab
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """Planar CIELAB -> planar sRGB (not clipped)."""
-    fy = (lab[0] + np.float32(16.0)) / np.float32(116.0)
-    f = np.stack([fy + lab[1] / np.float32(500.0), fy, fy - lab[2] / np.float32(200.0)])
-    t = np.where(f > _DELTA, f**3, np.float32(3 * _DELTA**2) * (f - np.float32(4.0 / 29.0)))
-    linear = np.maximum(_mix(_XYZN_TO_RGB, t.astype(np.float32)), 0.0)
-    rgb = np.where(linear <= 0.0031308, linear * np.float32(12.92), np.float32(1.055) * linear ** np.float32(1 / 2.4) - np.float32(0.055))
-    return rgb.astype(np.float32)
+    """Planar CIELAB -> planar sRGB float32 (not clipped); ``lab`` is consumed."""
+    f = np.empty_like(lab)
+    np.add(lab[0], np.float32(16), out=f[1])
+    f[1] *= np.float32(1 / 116)
+    np.multiply(lab[1], np.float32(1 / 500), out=f[0])
+    f[0] += f[1]
+    np.multiply(lab[2], np.float32(-1 / 200), out=f[2])
+    f[2] += f[1]
+    t = np.power(f, np.float32(3), out=lab)
+    small = f <= np.float32(_DELTA)
+    np.subtract(f, np.float32(4 / 29), out=t, where=small)
+    np.multiply(t, np.float32(3 * _DELTA**2), out=t, where=small)
+    linear = _mix(_XYZN_TO_RGB, t)
+    np.maximum(linear, 0, out=linear)
+    rgb = np.power(linear, np.float32(1 / 2.4), out=f)  # the sRGB transfer
+    rgb *= np.float32(1.055)
+    rgb -= np.float32(0.055)
+    np.multiply(linear, np.float32(12.92), out=rgb, where=linear <= 0.0031308)
+    return rgb
 
 
 def color_fix(hr: np.ndarray, lr: np.ndarray, method: str, scale: int) -> np.ndarray:
