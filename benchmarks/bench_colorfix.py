@@ -22,10 +22,8 @@ import argparse
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,32 +31,9 @@ sys.path.insert(0, str(REPO))
 
 from gvrcli.batch import UpscaleOptions, upscale  # noqa: E402
 from gvrcli.colorfix import METHODS, bilinear_upsample, color_fix  # noqa: E402
-from tests.colorfix_metrics import blurred_psnr, channel_stat_errors, drifting_model, psnr  # noqa: E402
+from tests.colorfix_metrics import blurred_psnr, channel_stat_errors, decode, drifting_model, psnr, write_lossless  # noqa: E402
 
 CLIPS = ["samples/hills.mp4", "samples/shots/orbit.mp4", "samples/shots/waves.mov"]
-
-
-def decode(path: Path, limit: int | None = None) -> np.ndarray:
-    """(T, H, W, 3) float32 in [0, 1]."""
-    with av.open(str(path)) as c:
-        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(limit or 1 << 30), c.decode(video=0))]
-    return np.stack(frames).astype(np.float32) / 255
-
-
-def write_lossless(frames: np.ndarray, path: Path) -> Path:
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("ffv1", rate=24)
-        s.height, s.width = frames.shape[1:3]
-        s.pix_fmt = "bgr0"
-        s.codec_context.time_base = Fraction(1, 24)
-        for i, rgb in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.round(rgb * 255).astype(np.uint8), format="rgb24").reformat(format="bgr0")
-            vf.pts = i
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
-    return path
 
 
 def run(clip: Path, model: Path | None, out: Path) -> tuple[np.ndarray, float]:

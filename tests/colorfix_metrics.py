@@ -1,5 +1,5 @@
-"""Shared by the colour-fix tests and ``benchmarks/bench_colorfix.py``: a drifting network and the
-"blurred" comparison.
+"""Shared by the colour-fix tests and ``benchmarks/bench_colorfix.py``: a drifting network, the
+"blurred" comparison, and lossless RGB clips.
 
 "Blurred" comparisons put both sides through a Gaussian blur of sigma 2 px (radius 3 sigma,
 replicate edges) before the PSNR, so they measure colour and low-frequency tone, not the detail
@@ -9,7 +9,10 @@ a generator may legitimately add or a random one scrambles.
 from __future__ import annotations
 
 import copy
+from fractions import Fraction
+from pathlib import Path
 
+import av
 import numpy as np
 
 
@@ -57,3 +60,27 @@ def drifting_model(fraction: float = 0.1, seed: int = 0, scale: int = 2):
         for p, q in zip(model.parameters(), random.parameters()):
             p.mul_(1 - fraction).add_(fraction * q)
     return model
+
+
+def decode(path: Path, limit: int | None = None) -> np.ndarray:
+    """A video's first ``limit`` frames as (T, H, W, 3) float32 RGB in [0, 1]."""
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(limit or 1 << 30), c.decode(video=0))]
+    return np.stack(frames).astype(np.float32) / 255
+
+
+def write_lossless(frames: np.ndarray, path: Path, fps: int = 24) -> Path:
+    """(T, H, W, 3) [0, 1] -> an FFV1 RGB (bgr0) video: decoding gives back the 8-bit values."""
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("ffv1", rate=fps)
+        s.height, s.width = frames.shape[1:3]
+        s.pix_fmt = "bgr0"
+        s.codec_context.time_base = Fraction(1, fps)
+        for i, rgb in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.round(rgb * 255).astype(np.uint8), format="rgb24").reformat(format="bgr0")
+            vf.pts = i
+            for p in s.encode(vf):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    return path

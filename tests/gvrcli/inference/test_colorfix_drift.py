@@ -13,15 +13,13 @@ the fix move pixels.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from gvrcli.colorfix import bilinear_upsample
-from tests.colorfix_metrics import blurred_psnr, channel_stat_errors, drifting_model
+from tests.colorfix_metrics import blurred_psnr, channel_stat_errors, decode, drifting_model, write_lossless
 
 REPO = Path(__file__).resolve().parents[3]
 FRAMES = 8
@@ -39,28 +37,11 @@ def drifting_ir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def hills_small(tmp_path_factory) -> Path:
     """The first frames of samples/hills.mp4 reduced 4x (4x4 means): 120x67, lossless RGB."""
-    with av.open(str(REPO / "samples" / "hills.mp4")) as c:
-        frames = [f.to_ndarray(format="rgb24").astype(np.float32) for _, f in zip(range(FRAMES), c.decode(video=0))]
-    path = tmp_path_factory.mktemp("hills") / "hills.mkv"
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("ffv1", rate=24)
-        h, w = frames[0].shape[0] // 4, frames[0].shape[1] // 4
-        s.width, s.height, s.pix_fmt = w, h, "bgr0"
-        s.codec_context.time_base = Fraction(1, 24)
-        for i, rgb in enumerate(frames):
-            small = rgb[: h * 4, : w * 4].reshape(h, 4, w, 4, 3).mean(axis=(1, 3))
-            vf = av.VideoFrame.from_ndarray(np.round(small).astype(np.uint8), format="rgb24").reformat(format="bgr0")
-            vf.pts = i
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
-    return path
-
-
-def _decode(path: Path) -> np.ndarray:
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(np.float32) / 255
+    frames = decode(REPO / "samples" / "hills.mp4", FRAMES)
+    T, H, W, _ = frames.shape
+    h, w = H // 4, W // 4
+    small = frames[:, : h * 4, : w * 4].reshape(T, h, 4, w, 4, 3).mean(axis=(2, 4))
+    return write_lossless(small, tmp_path_factory.mktemp("hills") / "hills.mkv")
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +55,8 @@ def drift_runs(drifting_ir, hills_small, tmp_path_factory):
         options = UpscaleOptions(output_dir=out, model=drifting_ir, codec="ffv1", pix_fmt="bgr0", color_fix=method)
         report = upscale([hills_small], options)
         assert report.exit_code == 0, [f.reason for f in report.files]
-        outputs[method] = _decode(out / "hills.mkv").transpose(0, 3, 1, 2)
-    reference = np.stack([bilinear_upsample(f, 2) for f in _decode(hills_small)])
+        outputs[method] = decode(out / "hills.mkv").transpose(0, 3, 1, 2)
+    reference = np.stack([bilinear_upsample(f, 2) for f in decode(hills_small)])
     return outputs, reference
 
 
