@@ -6,7 +6,7 @@ and what it costs per frame against the untrained default's per-frame time.
 1. A drifting network (``tests.colorfix_metrics.drifting_model``: the tiny default 10% of the
    way to random weights) is exported to OpenVINO IR and run by ``gvr upscale`` (the library)
    with ``--color-fix none`` over the first ``--frames`` frames of each clip, losslessly.
-2. Each method is applied to those HR frames with the runtime's own ``gvrcli.colorfix.color_fix``
+2. Each method is applied to those HR frames with the runtime's own ``gvrcli.inference.colorfix.color_fix``
    (the pipeline applies exactly this per frame) and compared with the bilinear upscale of the
    input: PSNR after a sigma-2 Gaussian blur of both (colour and tone), plain PSNR, and the
    largest per-frame channel mean / standard deviation error.
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gvrcli.batch import UpscaleOptions, upscale  # noqa: E402
-from gvrcli.colorfix import METHODS, bilinear_upsample, color_fix  # noqa: E402
+from gvrcli.inference.colorfix import METHODS, bilinear_upsample, color_fix  # noqa: E402
 from tests.colorfix_metrics import blurred_psnr, channel_stat_errors, decode, drifting_model, psnr, write_lossless  # noqa: E402
 
 CLIPS = ["samples/hills.mp4", "samples/shots/orbit.mp4", "samples/shots/waves.mov"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import av
 
-from gvrcli.colorfix import DEFAULT_COLOR_FIX, check_method
+from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
 from gvrcli.farm import atomic
 from gvrcli.inference.backends import check_denoiser, make_backend
 from gvrcli.farm.claims import ClaimBoard
@@ -65,7 +65,7 @@ class UpscaleOptions:
     chunk_overlap: int | None = None
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
-    color_fix: str = DEFAULT_COLOR_FIX  # gvrcli.colorfix.METHODS
+    color_fix: str = DEFAULT_COLOR_FIX  # gvrcli.inference.colorfix.METHODS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from gvrcli.colorfix import DEFAULT_COLOR_FIX
+from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
 from gvrcli.errors import EXIT_USAGE, GvrError
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gvrcli.colorfix import color_fix as apply_color_fix
+from gvrcli.inference.colorfix import color_fix as apply_color_fix
 from gvrcli.media.decode import VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.engine import StreamingUpscaler, Upscaler
@@ -63,7 +63,7 @@ def upscale_file(
     """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
     removes the partial on any exception.
 
-    ``color_fix`` (``gvrcli.colorfix``) runs on each whole HR frame, after the engine has blended
+    ``color_fix`` (``gvrcli.inference.colorfix``) runs on each whole HR frame, after the engine has blended
     its chunks and tiles, in the encode thread (off the model's path); the LR frames it needs are
     held only until their HR frame comes out (at most a chunk's worth)."""
     stop = threading.Event()  # tells our stages to quit (failure or cancel)

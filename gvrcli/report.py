@@ -24,7 +24,7 @@ class FileResult:
     model_seconds: float = 0.0  # time inside the denoiser
     reason: str = ""  # why skipped/failed: one line naming the file and the cause
     warnings: list[str] = field(default_factory=list)
-    color_fix: str = ""  # the colour fix applied to a done output (gvrcli.colorfix)
+    color_fix: str = ""  # the colour fix applied to a done output (gvrcli.inference.colorfix)
 
     @property
     def fps(self) -> float:

@@ -1,4 +1,4 @@
-"""The colour fix (``gvrcli.colorfix``): its reference, each method, and its place in the runtime.
+"""The colour fix (``gvrcli.inference.colorfix``): its reference, each method, and its place in the runtime.
 
 The reference is the bilinear upsample of the LR frame, which must equal the model's condition
 path interpolation (``F.interpolate(mode="bilinear", align_corners=False)``). Runtime checks use
@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from gvrcli.colorfix import METHODS, bilinear_upsample, color_fix, lab_to_rgb, low_band, rgb_to_lab
+from gvrcli.inference.colorfix import METHODS, bilinear_upsample, color_fix, lab_to_rgb, low_band, rgb_to_lab
 from gvrcli.errors import UsageError
 from conftest import build_fake_onnx, pattern, read_video, write_video
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gvrcli.colorfix import bilinear_upsample
+from gvrcli.inference.colorfix import bilinear_upsample
 from tests.colorfix_metrics import blurred_psnr, channel_stat_errors, decode, drifting_model, write_lossless
 
 REPO = Path(__file__).resolve().parents[3]
