@@ -26,6 +26,7 @@ class FileResult:
     step_ms: float = 0.0  # median time of one sampler step (the step graph alone)
     reason: str = ""  # why skipped/failed: one line naming the file and the cause
     warnings: list[str] = field(default_factory=list)
+    color_fix: str = ""  # the colour fix applied to a done output (gvrcli.inference.colorfix)
 
     @property
     def fps(self) -> float:
@@ -47,6 +48,7 @@ class BatchReport:
     model: str = ""
     backend: str = ""
     precision: str = ""
+    color_fix: str = ""
     fatal: str = ""  # a batch-wide error that stopped the run (model, usage, retryable fault)
     fatal_exit: int = 0
     interrupted: int = 0  # the signal number that stopped the run, 0 if none
@@ -82,6 +84,7 @@ class BatchReport:
             "model": self.model,
             "backend": self.backend,
             "precision": self.precision,
+            "color_fix": self.color_fix,
             "exit_code": self.exit_code,
             "error": self.fatal or None,
             "interrupted": bool(self.interrupted),

@@ -52,7 +52,7 @@ class ModelManifest:
     temporal_unit: int  # latent frames per temporal unit
     steps: int  # default sampler steps
     noise_aug: float  # default noise-augmentation level of the LR condition
-    prediction: str  # what the network head predicts ("x0_residual" | "velocity"); the graph outputs velocity
+    prediction: str  # what the network head predicts ("x0_residual" | "velocity"); the step graph outputs z_next
     attention: str  # "sparse" | "masked" | "swin" | "full"
     codec: str = "pixel"  # models.codec name
     weights_sha256: str = ""

@@ -39,6 +39,7 @@ def build_fake_onnx(
     manifest: dict | str | None = None,
     with_manifest: bool = True,
     external_location: str | None = None,
+    drift: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None,
 ) -> Path:
     """A fake two-graph model: ``path`` (the step graph, carrying the manifest) and its condition
     graph ``NAME.condition.onnx`` beside it (named and hashed in the manifest).
@@ -47,13 +48,14 @@ def build_fake_onnx(
     the Euler update of a velocity under which the sampler lands exactly on the bilinear upscale.
     ``manifest`` may be raw text (to write broken JSON); ``external_location`` stores the step
     graph's ``t_shape`` tensor as ONNX external data at that location (relative to the model's
-    folder, may escape it).
+    folder, may escape it). ``drift`` = (gains, offsets) per channel: the sampler lands on
+    ``gain * bilinear + offset`` in pixels instead (a colour cast, per pixel, so tiling stays exact).
     """
     from models.manifest import companion_name, graph_sha256
 
     path.parent.mkdir(parents=True, exist_ok=True)
     cond_path = path.with_name(companion_name(path.name, "condition"))
-    _save(_condition_graph(scale), cond_path)
+    _save(_condition_graph(scale, drift), cond_path)
     step = _step_graph()
     if with_manifest:
         if isinstance(manifest, str):
@@ -82,7 +84,7 @@ def _save(model, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def _condition_graph(scale: int):
+def _condition_graph(scale: int, drift=None):
     dims_lr, dims_hr = ["B", 3, "T", "h", "w"], ["B", 3, "T", "H", "W"]
     inputs = [
         helper.make_tensor_value_info("lr", TensorProto.FLOAT, dims_lr),
@@ -91,8 +93,16 @@ def _condition_graph(scale: int):
     ]
     output = helper.make_tensor_value_info("cond", TensorProto.FLOAT, dims_hr)
     scales = helper.make_tensor("scales", TensorProto.FLOAT, [5], [1, 1, 1, scale, scale])
-    nodes = [helper.make_node("Resize", ["lr", "", "scales"], ["cond"], mode="linear", coordinate_transformation_mode="half_pixel")]
-    graph = helper.make_graph(nodes, "fake_gvr_condition", inputs, [output], [scales])
+    inits = [scales]
+    nodes = [helper.make_node("Resize", ["lr", "", "scales"], ["up" if drift else "cond"], mode="linear", coordinate_transformation_mode="half_pixel")]
+    if drift:  # pixels p = (latent + 1) / 2: gain * p + offset is gain * latent + (gain + 2 * offset - 1)
+        gain, offset = np.asarray(drift[0], np.float32), np.asarray(drift[1], np.float32)
+        inits += [
+            helper.make_tensor("gain", TensorProto.FLOAT, [1, 3, 1, 1, 1], gain),
+            helper.make_tensor("shift", TensorProto.FLOAT, [1, 3, 1, 1, 1], gain + 2 * offset - 1),
+        ]
+        nodes += [helper.make_node("Mul", ["up", "gain"], ["scaled"]), helper.make_node("Add", ["scaled", "shift"], ["cond"])]
+    graph = helper.make_graph(nodes, "fake_gvr_condition", inputs, [output], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 

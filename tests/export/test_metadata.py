@@ -41,3 +41,13 @@ def test_companion_graphs_are_named_and_hashed(dynamic_onnx, openvino_ir):
         assert companion.name == main.stem + ".condition" + main.suffix
         assert graph_sha256(companion) == m.graphs["condition"]["sha256"]
     assert dynamic_onnx.path.with_name("dynamic.condition.onnx") in dynamic_onnx.files
+
+
+
+def test_runtime_runs_the_openvino_ir(openvino_ir):
+    """The default OpenVINO route (PyTorch frontend) names its outputs like the ONNX graphs, so
+    ``gvr upscale`` can run it (the runtime's load-time test step passes)."""
+    from gvrcli.inference.backends import check_model, make_backend
+
+    xml = openvino_ir.path / "ir.xml"
+    check_model(make_backend(xml, threads=1).load(read_manifest(xml)), xml)
