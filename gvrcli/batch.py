@@ -143,12 +143,12 @@ def upscale(
     if not options.dry_run:
         loaded = backend.load(manifest)
         report.backend, report.precision = loaded.description, loaded.precision
+        Upscaler(loaded, settings)  # refuses models the engine cannot run, before any video
+        check_model(loaded, model_path)
         why = f" (auto: {backend.reason})" if backend.reason else ""
         events.message(f"gvr: backend {loaded.description}{why}, precision {loaded.precision}, {settings.steps} steps")
         if loaded.note:
             events.message(f"gvr: {loaded.note}")
-        Upscaler(loaded, settings)  # refuses models the engine cannot run, before any video
-        check_model(loaded, model_path)
 
     probed = _probe(jobs, options, report, events, cancel)
     events.plan(len(probed), sum(info.frames for _, info in probed))

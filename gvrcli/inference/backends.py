@@ -33,11 +33,11 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 # Peak memory of one sampler step as a multiple of its HR float32 latent (z_t): the engine's four
 # latent buffers (z ping-pong, cond, base) plus the runtime's activations. Measured with the
-# built-in tiny default, one step at 8 x 480x270 -> 960x540 (z = 50 MB): ONNX Runtime's CPU arena
-# grows to ~3.8 GB over the first two runs (76x; ~42x live without the arena, at up to 2x the
-# time); OpenVINO ~1.1 GB with dynamic shapes (23x), ~0.64 GB compiled for the clip's shape (13x,
-# what the engine's clips get, see STATIC_MIN_ELEMENTS). ``--memory-budget`` tiles frames so
-# that factor x z stays within it.
+# built-in tiny default, one step at 8 x 480x270 -> 960x540 (z = 50 MB): ONNX Runtime's CPU
+# arena grows to ~3.8 GB over the first two runs (76x; ~42x live without the arena); OpenVINO
+# ~1.1 GB with dynamic shapes (23x), ~0.64 GB compiled for the clip's shape (13x, what the
+# engine's clips get, see STATIC_MIN_ELEMENTS). ``--memory-budget`` tiles frames so that
+# factor x z stays within it.
 ACTIVATION_FACTOR = {"onnxruntime": 80, "openvino": 24}
 
 
@@ -314,7 +314,7 @@ class OpenVinoModel:
 
         compiled = self._compiled_for(role, {k: v.shape for k, v in inputs.items()})
         tensors = {name: ov.Tensor(_f32(value), shared_memory=True) for name, value in {**inputs, **outputs}.items()}
-        return OpenVinoBound(self, compiled, tensors, tuple(outputs))
+        return OpenVinoBound(self, compiled, tensors, tuple(outputs), {k: v.shape for k, v in outputs.items()})
 
     def _compiled_for(self, role: str, shapes: dict[str, tuple]):
         if role not in self.graphs or max(int(np.prod(s)) for s in shapes.values()) < STATIC_MIN_ELEMENTS:
@@ -355,6 +355,7 @@ class OpenVinoBound:
     compiled: object
     tensors: dict
     outputs: tuple
+    shapes: dict  # output name -> the bound buffer's shape
 
     def run(self) -> None:
         compiled = self.compiled
@@ -374,6 +375,10 @@ class OpenVinoBound:
         except RuntimeError as e:
             _raise_if_oom(e)
             raise
+        for name in self.outputs:  # OpenVINO shrinks a bound tensor to fit a smaller result, silently
+            shape = tuple(request.get_tensor(compiled.output(name)).shape)
+            if shape != self.shapes[name]:
+                raise ValueError(f"graph output {name} has shape {shape}, the bound buffer {self.shapes[name]}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_a_model_reading_outside_its_folder_never_loads(tmp_path, one_video):
     # The refusal must come from the manifest check, not from ONNX Runtime failing later: the
     # external file exists and holds valid data, so a loader that followed it would succeed.
     model = build_fake_onnx(tmp_path / "m" / "ext.onnx", external_location="../secret.bin")
-    assert (tmp_path / "secret.bin").stat().st_size == 20
+    assert (tmp_path / "secret.bin").stat().st_size == 40
     run = gvr("upscale", one_video, tmp_path / "out", "--model", model, timeout=60)
     assert run.returncode == 2 and "outside" in run.stderr
 
