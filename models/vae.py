@@ -125,14 +125,19 @@ def load_vae(path: str | os.PathLike, config: dict | str | os.PathLike | None = 
     whose config is ``config`` (a dict or a ``config.json`` path), else the ``config.json`` beside
     it, else the Wan2.1 defaults. Every key and shape is checked; weights become float32."""
     path = Path(path)
-    meta = read_metadata(path)
-    cfg = _find_config(path, meta, config)
     try:
-        vae = build_vae("wan2.1", **cfg)
-    except VaeError as e:
-        raise VaeError(f"{path}: {e}") from None
-    stored = read_tensors(path)
-    check_tensors(path, vae.state_dict(), stored, "a Wan2.1 VAE of its config")
+        meta = read_metadata(path)
+        cfg = _find_config(path, meta, config)
+        try:
+            vae = build_vae("wan2.1", **cfg)
+        except (VaeError, TypeError) as e:
+            raise VaeError(f"{path}: {e}") from None
+        stored = read_tensors(path)
+        check_tensors(path, vae.state_dict(), stored, "a Wan2.1 VAE of its config")
+    except VaeError:
+        raise
+    except CheckpointError as e:
+        raise VaeError(str(e)) from None
     vae.load_state_dict({k: v.float() for k, v in stored.items()}, strict=True)
     return vae.eval()
 
