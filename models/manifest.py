@@ -61,25 +61,7 @@ class ModelManifest:
 
     @classmethod
     def from_json(cls, text: str | None, source: str = "model") -> "ModelManifest":
-        if not text:
-            raise ManifestError(f"{source}: no gvr manifest ({MANIFEST_KEY!r} metadata is missing)")
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ManifestError(f"{source}: gvr manifest is not valid JSON ({e.msg})") from None
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{source}: gvr manifest is not a JSON object")
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(n for n in names if n not in raw and _required(cls, n))
-        if missing:
-            raise ManifestError(f"{source}: gvr manifest lacks {', '.join(missing)}")
-        raw = {k: v for k, v in raw.items() if k in names}
-        for key in ("window", "value_range", "inputs", "outputs", "static_shape"):
-            if raw.get(key) is not None:
-                raw[key] = tuple(raw[key])
-        manifest = cls(**raw)
-        manifest.validate(source)
-        return manifest
+        return parse_manifest(cls, text, source, ("window", "value_range", "inputs", "outputs", "static_shape"))
 
     def validate(self, source: str = "model") -> None:
         """Raise ManifestError unless the fields agree with each other and with this runtime."""
@@ -111,6 +93,29 @@ class ModelManifest:
             problems.append(f"unknown latent codec {self.codec!r}")
         if problems:
             raise ManifestError(f"{source}: inconsistent gvr manifest: {'; '.join(problems)}")
+
+
+def parse_manifest(cls, text: str | None, source: str, tuple_fields: tuple[str, ...]):
+    """A manifest dataclass from its JSON (unknown keys ignored, lists made tuples), validated."""
+    if not text:
+        raise ManifestError(f"{source}: no gvr manifest ({MANIFEST_KEY!r} metadata is missing)")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{source}: gvr manifest is not valid JSON ({e.msg})") from None
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{source}: gvr manifest is not a JSON object")
+    names = {f.name for f in dataclasses.fields(cls)}
+    missing = sorted(n for n in names if n not in raw and _required(cls, n))
+    if missing:
+        raise ManifestError(f"{source}: gvr manifest lacks {', '.join(missing)}")
+    raw = {k: v for k, v in raw.items() if k in names}
+    for key in tuple_fields:
+        if raw.get(key) is not None:
+            raw[key] = tuple(raw[key])
+    manifest = cls(**raw)
+    manifest.validate(source)
+    return manifest
 
 
 def _required(cls, name: str) -> bool:
