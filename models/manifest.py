@@ -65,11 +65,7 @@ class ModelManifest:
 
     def validate(self, source: str = "model") -> None:
         """Raise ManifestError unless the fields agree with each other and with this runtime."""
-        problems = []
-        if self.format != FORMAT:
-            problems.append(f"format {self.format!r} is not {FORMAT!r}")
-        if self.format_version > FORMAT_VERSION:
-            problems.append(f"format version {self.format_version} is newer than this gvr ({FORMAT_VERSION})")
+        problems = format_problems(self, FORMAT, FORMAT_VERSION)
         if self.scale not in (2, 4):
             problems.append(f"scale {self.scale} is not 2 or 4")
         for key in ("scale", "patch", "temporal_unit", "latent_channels"):
@@ -93,6 +89,16 @@ class ModelManifest:
             problems.append(f"unknown latent codec {self.codec!r}")
         if problems:
             raise ManifestError(f"{source}: inconsistent gvr manifest: {'; '.join(problems)}")
+
+
+def format_problems(manifest, fmt: str, version: int) -> list[str]:
+    """Why a manifest's format is not ``fmt`` of at most ``version`` (empty when it is)."""
+    problems = []
+    if manifest.format != fmt:
+        problems.append(f"format {manifest.format!r} is not {fmt!r}")
+    if manifest.format_version > version:
+        problems.append(f"format version {manifest.format_version} is newer than this gvr ({version})")
+    return problems
 
 
 def parse_manifest(cls, text: str | None, source: str, tuple_fields: tuple[str, ...]):

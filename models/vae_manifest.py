@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from models.manifest import ManifestError, parse_manifest
+from models.manifest import ManifestError, format_problems, parse_manifest
 
 FORMAT = "gvr-vae"
 FORMAT_VERSION = 1
@@ -70,11 +70,7 @@ class VaeManifest:
     def validate(self, source: str = "model") -> None:
         from models.codec import CODECS, get_codec
 
-        problems = []
-        if self.format != FORMAT:
-            problems.append(f"format {self.format!r} is not {FORMAT!r}")
-        if self.format_version > FORMAT_VERSION:
-            problems.append(f"format version {self.format_version} is newer than this gvr ({FORMAT_VERSION})")
+        problems = format_problems(self, FORMAT, FORMAT_VERSION)
         if self.role not in ROLES or self.chunk not in CHUNKS:
             problems.append(f"role/chunk {self.role}/{self.chunk} is not one of {ROLES} x {CHUNKS}")
         if self.codec not in CODECS:

@@ -124,3 +124,21 @@ def test_refusals_come_before_any_work(vae, onnx_export, tmp_path):
 def test_graph_table_covers_both_chunks_of_both_roles():
     assert {(g.role, g.chunk) for g in GRAPHS} == {(r, c) for r in ("vae_encoder", "vae_decoder") for c in ("first", "step")}
     assert all(g.stem.startswith("vae_") for g in GRAPHS)
+
+
+def test_a_failed_export_leaves_nothing(vae, tmp_path, monkeypatch):
+    import export.vae as ev
+
+    calls = []
+
+    def flaky(module, graph, inputs, stage, manifest, precision, opset):
+        calls.append(graph.stem)
+        (stage / f"{graph.stem}.onnx").write_bytes(b"partial")
+        if len(calls) == 2:
+            raise ExportError("ONNX export of vae_encoder failed: boom")
+
+    monkeypatch.setitem(ev.TARGETS, "onnx", ev.VaeTarget("onnx", (".onnx",), flaky))
+    with pytest.raises(ExportError, match="boom"):
+        export_vae(vae, "onnx", tmp_path / "bundle", encoder_size=ENC, decoder_size=DEC)
+    assert calls == ["vae_encoder_first", "vae_encoder"]
+    assert list((tmp_path / "bundle").iterdir()) == []
