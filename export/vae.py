@@ -176,12 +176,13 @@ class GraphFile:
     role: str
     chunk: str
     path: Path  # .onnx, or the OpenVINO .xml
-    files: dict[Path, str]  # every file of the graph -> sha256
+    files: dict[Path, str]  # every file of the graph -> sha256 of its bytes
     manifest: object
 
     @property
     def sha256(self) -> str:
-        return self.files[self.path]
+        """The graph's hash (``graph_sha256``: for IR, .xml then .bin)."""
+        return graph_sha256(self.path)
 
 
 @dataclass
@@ -201,7 +202,8 @@ class VaeExportReport:
         return {p: h for g in self.graphs for p, h in g.files.items()}
 
     def companions(self) -> dict[str, dict]:
-        """role -> {file, sha256, files}: the graph mapping a bundle's manifest records.
+        """role -> {file, sha256, files}: the graph mapping a bundle's manifest records (``sha256``
+        as ``graph_sha256``; ``files``: each file's own hash).
 
         Roles: ``vae_encoder`` / ``vae_decoder`` (the step graphs) and ``vae_encoder_first`` /
         ``vae_decoder_first``; file names are relative to the folder."""
@@ -276,7 +278,7 @@ def export_vae(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     for graph, manifest in staged:
-        files = {out_dir / f"{graph.stem}{s}": _sha256(out_dir / f"{graph.stem}{s}") for s in spec.suffixes}
+        files = {out_dir / f"{graph.stem}{s}": _digest(out_dir / f"{graph.stem}{s}") for s in spec.suffixes}
         graphs.append(GraphFile(graph.role, graph.chunk, out_dir / f"{graph.stem}{spec.suffixes[0]}", files, manifest))
     seconds = time.perf_counter() - start
     report = VaeExportReport(
@@ -298,12 +300,20 @@ def _write_graphs(vae, spec: VaeTarget, stage: Path, sizes, precision: str, opse
     return staged
 
 
-def _sha256(path: Path) -> str:
+def _digest(*parts: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for part in parts:
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
+
+
+def graph_sha256(path: Path) -> str:
+    """SHA-256 of a graph as a bundle's ``graphs`` mapping records it: the file's bytes, and for
+    OpenVINO IR (.xml) the bytes of its weights (.bin) after them."""
+    path = Path(path)
+    return _digest(path, path.with_suffix(".bin")) if path.suffix.lower() == ".xml" else _digest(path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def test_writes_four_vae_graphs_with_their_hashes(onnx_export, vae):
     roles = onnx_export.companions()
     assert set(roles) == {"vae_encoder", "vae_encoder_first", "vae_decoder", "vae_decoder_first"}
     assert roles["vae_decoder"]["file"] == "vae_decoder.onnx"
+    assert roles["vae_decoder"]["sha256"] == hashlib.sha256((onnx_export.out_dir / "vae_decoder.onnx").read_bytes()).hexdigest()
     assert onnx_export.weights_sha256 == models.vae.vae_sha256(vae)
 
 
@@ -124,6 +125,13 @@ def test_refusals_come_before_any_work(vae, onnx_export, tmp_path):
 def test_graph_table_covers_both_chunks_of_both_roles():
     assert {(g.role, g.chunk) for g in GRAPHS} == {(r, c) for r in ("vae_encoder", "vae_decoder") for c in ("first", "step")}
     assert all(g.stem.startswith("vae_") for g in GRAPHS)
+
+
+def test_an_openvino_graph_hash_covers_its_weights(openvino_export):
+    roles = openvino_export.companions()
+    assert roles["vae_encoder"]["file"] == "vae_encoder.xml" and set(roles["vae_encoder"]["files"]) == {"vae_encoder.xml", "vae_encoder.bin"}
+    d = openvino_export.out_dir
+    assert roles["vae_encoder"]["sha256"] == hashlib.sha256((d / "vae_encoder.xml").read_bytes() + (d / "vae_encoder.bin").read_bytes()).hexdigest()
 
 
 def test_a_failed_export_leaves_nothing(vae, tmp_path, monkeypatch):
