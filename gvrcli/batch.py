@@ -17,6 +17,7 @@ from pathlib import Path
 
 import av
 
+from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
 from gvrcli.farm import atomic
 from gvrcli.inference.backends import check_denoiser, make_backend
 from gvrcli.farm.claims import ClaimBoard
@@ -64,6 +65,7 @@ class UpscaleOptions:
     chunk_overlap: int | None = None
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    color_fix: str = DEFAULT_COLOR_FIX  # gvrcli.inference.colorfix.METHODS
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def upscale(
         raise UsageError("no inputs given")
     if options.jobs < 1:
         raise UsageError(f"--jobs must be >= 1 (got {options.jobs})")
+    check_method(options.color_fix)
     check_output_dir(inputs, options.output_dir)
     encode = EncodeSettings(get_codec(options.codec), options.crf, options.pix_fmt)
     if options.pix_fmt:
@@ -127,7 +130,7 @@ def upscale(
         tile_overlap=options.tile_overlap,
         memory_budget_mb=options.memory_budget_mb,
     )
-    report = BatchReport(model=str(model_path))
+    report = BatchReport(model=str(model_path), color_fix=options.color_fix)
     jobs, collisions = _refuse_collisions(plan_jobs(inputs, options))
     for result in collisions:
         report.files.append(result)
@@ -299,6 +302,7 @@ def _process(job, info, options, upscaler, encode, board, events, cancel) -> Fil
             cancel=cancel,
             on_frames=lambda n: events.frames(source, n),
             stall_timeout=options.stall_timeout,
+            color_fix=options.color_fix,
         )
         atomic.publish(partial, output)
         return FileResult(
@@ -309,6 +313,7 @@ def _process(job, info, options, upscaler, encode, board, events, cancel) -> Fil
             seconds=time.monotonic() - started,
             model_seconds=stats.model_seconds,
             warnings=list(stats.warnings),
+            color_fix=options.color_fix,
         )
     except (Cancelled, RetryableError):
         raise

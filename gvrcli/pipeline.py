@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from gvrcli.inference.colorfix import color_fix as apply_color_fix
 from gvrcli.media.decode import VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.engine import StreamingUpscaler, Upscaler
@@ -57,9 +58,14 @@ def upscale_file(
     cancel: threading.Event,
     on_frames: Callable[[int], None] = lambda n: None,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+    color_fix: str = "none",
 ) -> FileStats:
     """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
-    removes the partial on any exception."""
+    removes the partial on any exception.
+
+    ``color_fix`` (``gvrcli.inference.colorfix``) runs on each whole HR frame, after the engine has blended
+    its chunks and tiles, in the encode thread (off the model's path); the LR frames it needs are
+    held only until their HR frame comes out (at most a chunk's worth)."""
     stop = threading.Event()  # tells our stages to quit (failure or cancel)
     frames_in: queue.Queue = queue.Queue(maxsize=upscaler.settings.chunk_frames + 2)
     frames_out: queue.Queue = queue.Queue(maxsize=8)
@@ -118,7 +124,9 @@ def upscale_file(
             item = get(frames_out)  # waits on the model: no watchdog here
             if item is _END:
                 break
-            rgb, pts = item  # planar (3, H, W)
+            rgb, pts, lr = item  # planar (3, H, W), its timestamp, its LR frame (h, w, 3) or None
+            if lr is not None:
+                rgb = apply_color_fix(rgb, lr, color_fix, upscaler.scale)
             if encoder is None:
                 h, w = rgb.shape[1:]
                 encoder = VideoEncoder(
@@ -141,6 +149,8 @@ def upscale_file(
     decode_thread = _Stage("gvr-decode", decode_stage)
     encode_thread = _Stage("gvr-encode", encode_stage)
     pts_of: dict[int, int | None] = {}
+    lr_of: dict[int, object] = {}  # LR frames awaiting their HR frame, for the colour fix
+    fixing = color_fix != "none"
     try:
         decode_thread.start()
         encode_thread.start()
@@ -153,9 +163,11 @@ def upscale_file(
             else:
                 frame, noise = item
                 pts_of[frame.index] = frame.pts
+                if fixing:
+                    lr_of[frame.index] = frame.rgb
                 ready = stream.push(frame.rgb, noise)
             for index, hr in ready:
-                put(frames_out, (hr, pts_of.pop(index)), consumer=encode_thread)
+                put(frames_out, (hr, pts_of.pop(index), lr_of.pop(index, None)), consumer=encode_thread)
             if item is _END:
                 break
         put(frames_out, _END, consumer=encode_thread)
