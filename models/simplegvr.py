@@ -275,6 +275,12 @@ class SimpleGVR(nn.Module):
 
         return euler_sample(denoise, noise, steps)
 
+    def codec_encode(self, pixels, vae=None):
+        return self.latent_codec(vae).encode(pixels)
+
+    def codec_decode(self, latents, vae=None):
+        return self.latent_codec(vae).decode(latents)
+
     def latent_codec(self, vae=None):
         """The config's codec; for a VAE codec, bound to ``vae`` (which must be that codec's VAE)."""
         if vae is None:
