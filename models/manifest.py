@@ -101,16 +101,25 @@ def format_problems(manifest, fmt: str, version: int) -> list[str]:
     return problems
 
 
+def json_object(text: str) -> dict:
+    """Parse a JSON object; else ValueError, "is not valid JSON (why)" or "is not a JSON object"."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"is not valid JSON ({e.msg})") from None
+    if not isinstance(raw, dict):
+        raise ValueError("is not a JSON object")
+    return raw
+
+
 def parse_manifest(cls, text: str | None, source: str, tuple_fields: tuple[str, ...]):
     """A manifest dataclass from its JSON (unknown keys ignored, lists made tuples), validated."""
     if not text:
         raise ManifestError(f"{source}: no gvr manifest ({MANIFEST_KEY!r} metadata is missing)")
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ManifestError(f"{source}: gvr manifest is not valid JSON ({e.msg})") from None
-    if not isinstance(raw, dict):
-        raise ManifestError(f"{source}: gvr manifest is not a JSON object")
+        raw = json_object(text)
+    except ValueError as e:
+        raise ManifestError(f"{source}: gvr manifest {e}") from None
     names = {f.name for f in dataclasses.fields(cls)}
     missing = sorted(n for n in names if n not in raw and _required(cls, n))
     if missing:

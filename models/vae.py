@@ -143,26 +143,30 @@ def load_vae(path: str | os.PathLike, config: dict | str | os.PathLike | None = 
 
 
 def _find_config(path: Path, meta: dict, config) -> dict:
-    if config is None and CONFIG_KEY in meta:
-        raw, where = meta[CONFIG_KEY], "its metadata"
-    elif config is None and (path.parent / "config.json").is_file():
-        config = path.parent / "config.json"
+    """The constructor config: ``config`` (dict or JSON file), else the file's metadata, else a
+    ``config.json`` beside it, else {} (the Wan2.1 defaults). diffusers' private keys are dropped."""
+    from models.manifest import json_object
+
+    if config is None:
+        if CONFIG_KEY in meta:
+            text, where = meta[CONFIG_KEY], "its metadata"
+        elif (path.parent / "config.json").is_file():
+            config = path.parent / "config.json"
+        else:
+            return {}
     if isinstance(config, dict):
-        return {k: v for k, v in config.items() if not k.startswith("_")}
-    if config is None and CONFIG_KEY not in meta:
-        return {}  # the Wan2.1 defaults
-    if config is not None:
-        where = str(config)
+        cfg, where = dict(config), "the given config"
+    else:
+        if config is not None:
+            where = str(config)
+            try:
+                text = Path(config).read_text()
+            except OSError as e:
+                raise VaeError(f"{path}: cannot read VAE config {config} ({e.strerror or e})") from None
         try:
-            raw = Path(config).read_text()
-        except OSError as e:
-            raise VaeError(f"{path}: cannot read VAE config {config} ({e.strerror or e})") from None
-    try:
-        cfg = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise VaeError(f"{path}: VAE config in {where} is not valid JSON ({e.msg})") from None
-    if not isinstance(cfg, dict):
-        raise VaeError(f"{path}: VAE config in {where} is not a JSON object")
+            cfg = json_object(text)
+        except ValueError as e:
+            raise VaeError(f"{path}: VAE config in {where} {e}") from None
     if cfg.get("_class_name", "AutoencoderKLWan") != "AutoencoderKLWan":
         raise VaeError(f"{path}: VAE config in {where} is a {cfg['_class_name']}, not AutoencoderKLWan")
     return {k: v for k, v in cfg.items() if not k.startswith("_")}  # diffusers' _class_name, _diffusers_version
