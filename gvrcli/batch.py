@@ -211,7 +211,7 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
             result = FileResult(job.candidate.source, job.output, SKIPPED, reason="output exists")
         else:
             try:
-                probed.append((job, _probe_watched(job.candidate.source, options, cancel)))
+                probed.append((job, probe_watched(job.candidate.source, options, cancel)))
                 continue
             except Cancelled:
                 break
@@ -224,7 +224,7 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
     return probed
 
 
-def _probe_watched(path: Path, options: BatchOptions, cancel: threading.Event) -> VideoInfo:
+def probe_watched(path: Path, options: BatchOptions, cancel: threading.Event) -> VideoInfo:
     """``probe_video`` under the watchdog: FFmpeg can hang reading a hostile header (stream-info
     probing decodes frames), and a hung probe must cost that file, not the batch. The probing
     thread cannot be killed; it is left behind, blocked, and the batch moves on."""
