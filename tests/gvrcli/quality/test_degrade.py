@@ -166,4 +166,5 @@ def test_model_guided_stage_hands_chunks_to_the_base_denoiser(hq, tmp_path):
     assert all(0.3 <= alpha <= 0.4 for _, alpha, _ in base.calls)
     assert guided.files[0].to_dict()["params"]["model_guided"] == {"alpha": round(base.calls[0][1], 4)}
     both = pixels(tmp_path / "g" / "moving.mp4") + pixels(tmp_path / "p" / "moving.mp4")
-    assert np.abs(both - 255).max() <= 3, "the base model's output is what is written"
+    err = np.abs(both - 255)  # the LQ file is 4:4:4 at QP 0: RGB<->YUV rounding only
+    assert err.mean() < 1 and err.max() <= 8, "the base model's output is what is written"
