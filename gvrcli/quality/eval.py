@@ -168,7 +168,7 @@ def _score(pair: _Pair, events: BatchEvents, cancel: threading.Event) -> FileRes
     source = pair.candidate.source
     started = time.monotonic()
     events.file_started(source, pair.pred.frames)
-    flow = Flow(MEDIUM)
+    flow = Flow(MEDIUM, min_grid=128)
     scores = {"prediction": ClipMetrics(), **({b: ClipMetrics() for b in BASELINES} if pair.lr else {})}
     floor = WarpOnly()
     decoders = [VideoDecoder(info) for info in (pair.pred, pair.ref, pair.lr) if info is not None]

@@ -8,6 +8,8 @@ DIS is deterministic for given frames (it is computed per patch, independently o
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -15,8 +17,6 @@ import numpy as np
 # variational refinement, for measuring (the warping error).
 FAST = cv2.DISOPTICAL_FLOW_PRESET_FAST
 MEDIUM = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
-_PRESET_FINEST = {FAST: 2, MEDIUM: 1}  # OpenCV's finest pyramid level for each preset
-MIN_GRID = 64  # pixels on the shorter side of the finest level flow is computed at
 
 
 def gray(rgb: np.ndarray) -> np.ndarray:
@@ -29,20 +29,20 @@ def gray(rgb: np.ndarray) -> np.ndarray:
 class Flow:
     """One DIS instance (it keeps scratch buffers; not shared between threads)."""
 
-    def __init__(self, preset: int = FAST):
-        self._preset = preset
+    def __init__(self, preset: int = FAST, min_grid: int = 64):
         self._dis = cv2.DISOpticalFlow_create(preset)
+        self._min_grid = min_grid
         self._size: tuple[int, int] | None = None
 
     def __call__(self, frm: np.ndarray, to: np.ndarray) -> np.ndarray:
         """(h, w) uint8 luma frames -> (h, w, 2) float32 flow from ``frm`` into ``to``."""
         if frm.shape != self._size:
-            # The presets stop 2 (FAST) or 1 (MEDIUM) pyramid levels above full size, which on a
-            # small LR frame (96x64) is too coarse to see motion at all; stop where the shorter side
-            # still has MIN_GRID pixels.
+            # The presets stop 2 (FAST) or 1 (MEDIUM) pyramid levels above full size whatever the
+            # frame: on a small LR frame (96x64) too coarse to see motion at all, on a large one
+            # finer (and slower) than needed. Stop at the level whose shorter side still has
+            # ``min_grid`` pixels.
             self._size = frm.shape
-            level = int(np.floor(np.log2(max(min(frm.shape) / MIN_GRID, 1))))
-            self._dis.setFinestScale(min(level, _PRESET_FINEST[self._preset]))
+            self._dis.setFinestScale(int(np.floor(np.log2(max(min(frm.shape) / self._min_grid, 1)))))
         return self._dis.calc(frm, to, None)
 
 
@@ -50,8 +50,15 @@ def warp(img: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sample ``img`` at (x, y) + flow (bilinear). Returns the warped image and the mask of pixels
     whose source lies inside the frame (the rest have nothing to compare)."""
     h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = _grid(h, w)
     mx, my = gx + flow[..., 0], gy + flow[..., 1]
     warped = cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     valid = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
     return warped, valid
+
+
+@lru_cache(maxsize=4)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx.flags.writeable = gy.flags.writeable = False
+    return gx, gy

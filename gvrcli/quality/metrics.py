@@ -5,7 +5,7 @@
 * **SSIM** (Wang et al. 2004) on Y: Gaussian window sigma 1.5, K1 = 0.01, K2 = 0.03, mean over
   pixels then frames. Identical clips give exactly 1.
 * **Warping error** (temporal consistency, Lai et al. 2018): frame t-1 warped onto frame t with the
-  *reference's* optical flow (DIS, MEDIUM), mean squared RGB difference in [0, 1] over the pixels
+  *reference's* optical flow (DIS, MEDIUM, finest level >= 128 pixels high), mean squared RGB difference in [0, 1] over the pixels
   whose source lies inside the frame, averaged over frames. Lower is steadier; the reference's own
   value is the floor (it is not 0: flow is imperfect, and occlusions are counted).
 """
@@ -20,13 +20,13 @@ import numpy as np
 
 from gvrcli.quality.flow import warp
 
-_Y = np.array([65.481, 128.553, 24.966], np.float64) / 255.0  # BT.601 luma from RGB in [0, 1]
+_Y = np.array([65.481, 128.553, 24.966], np.float32)  # BT.601 luma (code values) from RGB in [0, 1]
 _C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
-    """(h, w, 3) RGB in [0, 1] -> Y in code values [16, 235], float64."""
-    return 16.0 + rgb.astype(np.float64) @ (_Y * 255.0)
+    """(h, w, 3) RGB in [0, 1] -> Y in code values [16, 235], float32."""
+    return np.float32(16.0) + rgb.astype(np.float32, copy=False) @ _Y
 
 
 def psnr(mse: float, peak: float = 255.0) -> float:
@@ -34,7 +34,7 @@ def psnr(mse: float, peak: float = 255.0) -> float:
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM of two single-channel float64 images in code values."""
+    """Mean SSIM of two single-channel images in code values (float32 filtering, float64 mean)."""
     blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a * mu_a
@@ -42,16 +42,18 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     cov = blur(a * b) - mu_a * mu_b
     num = (2 * mu_a * mu_b + _C1) * (2 * cov + _C2)
     den = (mu_a * mu_a + mu_b * mu_b + _C1) * (var_a + var_b + _C2)
-    return float(np.mean(num / den))
+    return float(np.mean(num / den, dtype=np.float64))
 
 
 def warp_error(prev: np.ndarray, frame: np.ndarray, flow: np.ndarray) -> float | None:
     """Mean squared difference between ``frame`` and ``prev`` warped onto it (valid pixels only)."""
     warped, valid = warp(prev, flow)
-    if not valid.any():
+    n = int(np.count_nonzero(valid))
+    if not n:
         return None
-    d = (frame - warped)[valid].astype(np.float64)
-    return float(np.mean(d * d))
+    d = frame - warped
+    squared = np.einsum("ijk,ijk->ij", d, d)  # per pixel, summed over channels
+    return float(np.sum(squared, where=valid, dtype=np.float64)) / (3 * n)
 
 
 @dataclass
@@ -69,11 +71,11 @@ class ClipMetrics:
     def add(self, pred: np.ndarray, ref: np.ndarray, flow: np.ndarray | None) -> None:
         """One frame: (h, w, 3) float RGB in [0, 1]. ``flow`` maps this frame onto the previous one
         (from the reference); None for the first frame."""
-        diff = (pred.astype(np.float64) - ref) * 255.0
-        self._se_rgb += float(np.sum(diff * diff)) / 3
+        diff = (pred - ref) * np.float32(255)
+        self._se_rgb += float(np.sum(diff * diff, dtype=np.float64)) / 3
         ya, yb = luma(pred), luma(ref)
         dy = ya - yb
-        self._se_y += float(np.sum(dy * dy))
+        self._se_y += float(np.sum(dy * dy, dtype=np.float64))
         self._pixels += dy.size
         self._ssim += ssim(ya, yb)
         if flow is not None and self._prev is not None:
