@@ -153,6 +153,21 @@ def _shard(shard: Optional[str], events):
     return chosen
 
 
+def _command(paths: list[str], usage: str, as_json: bool, events, run, after=None) -> None:
+    """A batch command's frame: INPUT... then one directory (last), signals, one-line errors,
+    the exit code. ``run(inputs, directory, cancel)`` builds the options and calls the library."""
+    if len(paths) < 2:
+        _error(f"give at least one input and the directory ({usage})", as_json, EXIT_USAGE)
+    *inputs, directory = map(Path, paths)
+    cancel = threading.Event()
+    received = _install_signal_handlers(cancel)
+    try:
+        report = run(inputs, directory, cancel)
+    except GvrError as e:
+        _error(str(e), as_json, e.exit_code)
+    _finish(report, events, received, after)
+
+
 def _finish(report, events, received: dict, after=None) -> None:
     """Report how the run ended and exit with its code."""
     report.interrupted = received["signal"]
@@ -190,13 +205,9 @@ def degrade(
     from gvrcli.quality.pairs import DegradeOptions
     from gvrcli.quality.pairs import degrade as run_degrade
 
-    if len(paths) < 2:
-        _error("give at least one HQ input and the LQ directory (gvr degrade HQ... LQ_DIR)", as_json, EXIT_USAGE)
-    *inputs, output_dir = map(Path, paths)
-    cancel = threading.Event()
-    received = _install_signal_handlers(cancel)
     events = _events(as_json, progress_interval, openjd, "degrade")
-    try:
+
+    def run(inputs: list[Path], output_dir: Path, cancel: threading.Event):
         options = DegradeOptions(
             output_dir=output_dir,
             scale=scale,
@@ -213,10 +224,9 @@ def degrade(
             max_pixels=max_pixels,
             stall_timeout=stall_timeout,
         )
-        report = run_degrade(inputs, options, events=events, cancel=cancel)
-    except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
-    _finish(report, events, received)
+        return run_degrade(inputs, options, events=events, cancel=cancel)
+
+    _command(paths, "gvr degrade HQ... LQ_DIR", as_json, events, run)
 
 
 @app.command("eval")
@@ -235,13 +245,9 @@ def evaluate(
     from gvrcli.quality.eval import EvalOptions, render_table
     from gvrcli.quality.eval import evaluate as run_eval
 
-    if len(paths) < 2:
-        _error("give at least one prediction and the reference directory (gvr eval PRED... REF_DIR)", as_json, EXIT_USAGE)
-    *inputs, reference_dir = map(Path, paths)
-    cancel = threading.Event()
-    received = _install_signal_handlers(cancel)
     events = _events(as_json, progress_interval, False, "evaluate")
-    try:
+
+    def run(inputs: list[Path], reference_dir: Path, cancel: threading.Event):
         options = EvalOptions(
             reference_dir=reference_dir,
             lr_dir=lr,
@@ -251,10 +257,9 @@ def evaluate(
             follow_symlinks=follow_symlinks,
             max_pixels=max_pixels,
         )
-        report = run_eval(inputs, options, events=events, cancel=cancel)
-    except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
-    _finish(report, events, received, after=None if as_json else lambda r: print(render_table(r)))
+        return run_eval(inputs, options, events=events, cancel=cancel)
+
+    _command(paths, "gvr eval PRED... REF_DIR", as_json, events, run, after=None if as_json else lambda r: print(render_table(r)))
 
 
 @app.command()
