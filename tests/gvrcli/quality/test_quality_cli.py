@@ -29,7 +29,7 @@ def hq(tmp_path_factory) -> Path:
     return root
 
 
-def test_degrade_upscale_eval_round_trip(gvr_cmd, cli_env, hq, tmp_path, fake_model):
+def test_degrade_upscale_eval_round_trip(gvr_cmd, cli_env, hq, tmp_path):
     lq, up = tmp_path / "lq", tmp_path / "up"
     r = run(gvr_cmd, cli_env, "degrade", hq, lq, "--scale", "2", "--seed", "7", "--json")
     assert r.returncode == 0, r.stderr
@@ -40,7 +40,7 @@ def test_degrade_upscale_eval_round_trip(gvr_cmd, cli_env, hq, tmp_path, fake_mo
         v = read_video(lq / name)
         assert (v["width"], v["height"], v["frames"]) == (96, 64, 8)
 
-    assert run(gvr_cmd, cli_env, "upscale", lq, up, "--model", fake_model).returncode == 0
+    assert run(gvr_cmd, cli_env, "upscale", lq, up).returncode == 0  # the built-in default model
     r = run(gvr_cmd, cli_env, "eval", up, hq, "--lr", lq, "--json")
     assert r.returncode == 0, r.stderr
     out = events(r.stdout)
