@@ -18,6 +18,7 @@ from typing import Callable
 
 import av
 
+from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
 from gvrcli.farm import atomic
 from gvrcli.inference.backends import check_denoiser, make_backend
 from gvrcli.farm.claims import ClaimBoard
@@ -72,6 +73,7 @@ class UpscaleOptions(BatchOptions):
     chunk_frames: int | None = None
     chunk_overlap: int | None = None
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
+    color_fix: str = DEFAULT_COLOR_FIX  # gvrcli.inference.colorfix.METHODS
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def upscale(
     cancel = cancel or threading.Event()
     started = time.monotonic()
     inputs = [Path(p) for p in inputs]
+    check_method(options.color_fix)
     check_batch(inputs, options)
     encode = EncodeSettings(get_codec(options.codec), options.crf, options.pix_fmt)
     if options.pix_fmt:
@@ -136,7 +139,7 @@ def upscale(
         tile_overlap=options.tile_overlap,
         memory_budget_mb=options.memory_budget_mb,
     )
-    report = BatchReport(model=str(model_path))
+    report = BatchReport(model=str(model_path), color_fix=options.color_fix)
     jobs = plan_batch(inputs, options, report, events)
 
     backend = make_backend(model_path, options.backend, options.device, options.threads)
@@ -152,7 +155,14 @@ def upscale(
     def make_work() -> Work:  # one Upscaler per worker thread: each keeps its own model-time counter
         upscaler = Upscaler(denoiser, settings)
         return lambda job, info, partial, on_frames: upscale_file(
-            info, partial, upscaler, encode, cancel=cancel, on_frames=on_frames, stall_timeout=options.stall_timeout
+            info,
+            partial,
+            upscaler,
+            encode,
+            cancel=cancel,
+            on_frames=on_frames,
+            stall_timeout=options.stall_timeout,
+            color_fix=options.color_fix,
         )
 
     interrupt = denoiser.interrupt if denoiser else None  # a model step in flight may take minutes on a CPU
@@ -348,6 +358,7 @@ def _process(job, info, options, work, board, events, cancel) -> FileResult:
             seconds=time.monotonic() - started,
             model_seconds=stats.model_seconds,
             warnings=list(stats.warnings),
+            color_fix=stats.color_fix,
             extra=dict(stats.extra),
         )
     except (Cancelled, RetryableError):

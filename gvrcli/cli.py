@@ -16,6 +16,7 @@ from typing import Optional
 
 import typer
 
+from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
 from gvrcli.errors import EXIT_USAGE, GvrError
 
@@ -85,6 +86,7 @@ def upscale(
     memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", help="MiB one model call may use; larger frames are tiled (0 = half the RAM)."),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
     stall_timeout: float = typer.Option(300.0, "--stall-timeout", help="Fail a file after this many seconds without progress."),
+    color_fix: str = typer.Option(DEFAULT_COLOR_FIX, "--color-fix", help="Colour fix to the bilinear-upscaled input: wavelet | adain | lab | none."),
     progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain 'Progress:' lines."),
     openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
 ) -> None:
@@ -125,6 +127,7 @@ def upscale(
             tile=tile,
             memory_budget_mb=memory_budget,
             stall_timeout=stall_timeout,
+            color_fix=color_fix,
         )
         report = run_batch(inputs, options, events=events, cancel=cancel)
     except GvrError as e:

@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from gvrcli.inference.colorfix import color_fix as apply_color_fix
 from gvrcli.media.decode import DecodedFrame, VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.engine import StreamingUpscaler, Upscaler
@@ -34,6 +35,7 @@ class FileStats:
     frames: int = 0
     model_seconds: float = 0.0
     warnings: tuple[str, ...] = ()
+    color_fix: str = ""  # the colour fix applied (upscale)
     extra: dict = field(default_factory=dict)  # command-specific facts for the file's report (JSON event)
 
 
@@ -60,9 +62,14 @@ def upscale_file(
     cancel: threading.Event,
     on_frames: Callable[[int], None] = lambda n: None,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+    color_fix: str = "none",
 ) -> FileStats:
     """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
-    removes the partial on any exception."""
+    removes the partial on any exception.
+
+    ``color_fix`` (``gvrcli.inference.colorfix``) runs on each whole HR frame, after the engine has blended
+    its chunks and tiles, in the encode thread (off the model's path); the LR frames it needs are
+    held only until their HR frame comes out (at most a chunk's worth)."""
     upscaler.cancel = cancel
     model_before = upscaler.model_seconds
     frames, warnings = stream_file(
@@ -77,8 +84,9 @@ def upscale_file(
         cancel=cancel,
         on_frames=on_frames,
         stall_timeout=stall_timeout,
+        post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix, upscaler.scale),
     )
-    return FileStats(frames, upscaler.model_seconds - model_before, warnings)
+    return FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix)
 
 
 class FrameStream(Protocol):
@@ -102,10 +110,12 @@ def stream_file(
     queue_frames: int = 8,
     on_frames: Callable[[int], None] = lambda n: None,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+    post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[int, tuple[str, ...]]:
     """Decode ``info.path``, pass its frames through ``stream`` (``prepare(frame)`` runs in the
     decode thread and its result goes to ``push``), encode what comes out into ``partial``.
-    Returns (frames written, encoder warnings)."""
+    ``post(out, frame_in)`` runs in the encode thread on each output frame with its input frame
+    (held only until its output comes out). Returns (frames written, encoder warnings)."""
     stop = threading.Event()  # tells our stages to quit (failure or cancel)
     frames_in: queue.Queue = queue.Queue(maxsize=queue_frames)
     frames_out: queue.Queue = queue.Queue(maxsize=8)
@@ -158,7 +168,9 @@ def stream_file(
             item = get(frames_out)  # waits on the model: no watchdog here
             if item is _END:
                 break
-            rgb, pts = item  # planar (3, H, W)
+            rgb, pts, frame_in = item  # planar (3, H, W), its timestamp, its input frame (h, w, 3) or None
+            if frame_in is not None:
+                rgb = post(rgb, frame_in)
             if encoder is None:
                 h, w = rgb.shape[1:]
                 encoder = VideoEncoder(
@@ -181,6 +193,7 @@ def stream_file(
     decode_thread = _Stage("gvr-decode", decode_stage)
     encode_thread = _Stage("gvr-encode", encode_stage)
     pts_of: dict[int, int | None] = {}
+    input_of: dict[int, object] = {}  # input frames awaiting their output, for ``post``
     try:
         decode_thread.start()
         encode_thread.start()
@@ -193,9 +206,11 @@ def stream_file(
             else:
                 frame, prepared = item
                 pts_of[frame.index] = frame.pts
+                if post is not None:
+                    input_of[frame.index] = frame.rgb
                 ready = stream.push(frame.rgb, prepared)
             for index, hr in ready:
-                put(frames_out, (hr, pts_of.pop(index)), consumer=encode_thread)
+                put(frames_out, (hr, pts_of.pop(index), input_of.pop(index, None)), consumer=encode_thread)
             if item is _END:
                 break
         put(frames_out, _END, consumer=encode_thread)

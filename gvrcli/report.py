@@ -24,6 +24,7 @@ class FileResult:
     model_seconds: float = 0.0  # time inside the denoiser
     reason: str = ""  # why skipped/failed: one line naming the file and the cause
     warnings: list[str] = field(default_factory=list)
+    color_fix: str = ""  # the colour fix applied to a done output (gvrcli.inference.colorfix)
     extra: dict = field(default_factory=dict)  # the command's own facts (degrade: sampled parameters; eval: metrics)
 
     @property
@@ -45,6 +46,7 @@ class BatchReport:
     seconds: float = 0.0
     model: str = ""
     backend: str = ""
+    color_fix: str = ""
     fatal: str = ""  # a batch-wide error that stopped the run (model, usage, retryable fault)
     fatal_exit: int = 0
     interrupted: int = 0  # the signal number that stopped the run, 0 if none
@@ -80,6 +82,7 @@ class BatchReport:
             "fps": round(self.fps, 3),
             "model": self.model,
             "backend": self.backend,
+            "color_fix": self.color_fix,
             "exit_code": self.exit_code,
             "error": self.fatal or None,
             "interrupted": bool(self.interrupted),

@@ -154,7 +154,7 @@ def degrade(
             on_frames=on_frames,
             stall_timeout=options.stall_timeout,
         )
-        return FileStats(frames, 0.0, warnings, clip.report(options))
+        return FileStats(frames, 0.0, warnings, extra=clip.report(options))
 
     process_batch(jobs, options, lambda: work, report, events, cancel)
     report.seconds = time.monotonic() - started
