@@ -3,13 +3,15 @@
 Library first: ``export_model(...)`` returns an ``ExportReport``; ``verify_export(...)`` a
 ``VerifyReport``; the ``gvr export`` command only parses options and maps results to exit codes.
 Each attention call becomes one fused node (``export.attention``); the manifest travels inside
-every artefact (``export.metadata``).
+every artefact (``export.metadata``). ``export_vae(...)`` exports the Wan2.1 VAE's chunk graphs
+(``export.vae``) for the latent cascade.
 """
 
 from export.errors import ExportError, VerifyError
 from export.spec import MIN_OPSET, PRECISIONS, TOLERANCE, DenoiserSpec
 from export.targets import OV_SOURCES, TARGETS, ExportReport, export_model
 from export.verify import VerifyReport, compare, verify_export
+from export.vae import VaeExportReport, export_vae, verify_vae_export
 
 __all__ = [
     "DenoiserSpec",
@@ -20,9 +22,12 @@ __all__ = [
     "PRECISIONS",
     "TARGETS",
     "TOLERANCE",
+    "VaeExportReport",
     "VerifyError",
     "VerifyReport",
     "compare",
     "export_model",
+    "export_vae",
     "verify_export",
+    "verify_vae_export",
 ]

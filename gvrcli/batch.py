@@ -9,12 +9,12 @@ One input failing never stops the others.
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import av
 
@@ -28,7 +28,7 @@ from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERL
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError
 from gvrcli.media.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model
-from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, upscale_file
+from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, FileStats, upscale_file
 from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo, probe_video
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.report import DONE, FAILED, SKIPPED, BatchReport, FileResult
@@ -36,10 +36,28 @@ from gvrcli.farm.shard import Shard
 
 
 @dataclass
-class UpscaleOptions:
-    """Everything ``gvr upscale`` takes besides the inputs; defaults are the CLI's."""
+class BatchOptions:
+    """What every batch command (``upscale``, ``degrade``) takes besides its inputs: which files,
+    where they go, rerun and farm behaviour. Defaults are the CLI's."""
 
     output_dir: Path
+    recursive: bool = True
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+    codec: str = "h264"  # the output codec: with the input's name, it fixes the output's name
+    overwrite: bool = False
+    shard: Shard | None = None
+    jobs: int = 1
+    dry_run: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+
+
+@dataclass
+class UpscaleOptions(BatchOptions):
+    """Everything ``gvr upscale`` takes besides the inputs; defaults are the CLI's."""
+
     model: Path | None = None  # None = the built-in default for ``scale``
     backend: str = "auto"
     device: str = "AUTO"
@@ -48,25 +66,14 @@ class UpscaleOptions:
     steps: int | None = None
     noise_aug: float | None = None
     seed: int = 0
-    recursive: bool = True
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    follow_symlinks: bool = False
-    codec: str = "h264"
     crf: int | None = None
     pix_fmt: str | None = None
-    overwrite: bool = False
-    shard: Shard | None = None
-    jobs: int = 1
     threads: int = 0
-    dry_run: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
     tile: int = 0
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     chunk_frames: int | None = None
     chunk_overlap: int | None = None
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
-    stall_timeout: float = DEFAULT_STALL_TIMEOUT
     color_fix: str = DEFAULT_COLOR_FIX  # gvrcli.inference.colorfix.METHODS
 
 
@@ -76,7 +83,12 @@ class Job:
     output: Path
 
 
-def plan_jobs(inputs: list[Path], options: UpscaleOptions) -> list[Job]:
+# One input's work: (job, probed info, partial path to write, frames-done callback) -> FileStats.
+# Raises GvrError (that file fails), Cancelled or RetryableError (the batch stops).
+Work = Callable[[Job, VideoInfo, Path, Callable[[int], None]], FileStats]
+
+
+def plan_jobs(inputs: list[Path], options: BatchOptions) -> list[Job]:
     """Inputs -> (input, output) pairs for this worker's shard, without opening any file."""
     codec = get_codec(options.codec)
     candidates = find_candidates(
@@ -104,12 +116,8 @@ def upscale(
     cancel = cancel or threading.Event()
     started = time.monotonic()
     inputs = [Path(p) for p in inputs]
-    if not inputs:
-        raise UsageError("no inputs given")
-    if options.jobs < 1:
-        raise UsageError(f"--jobs must be >= 1 (got {options.jobs})")
     check_method(options.color_fix)
-    check_output_dir(inputs, options.output_dir)
+    check_batch(inputs, options)
     encode = EncodeSettings(get_codec(options.codec), options.crf, options.pix_fmt)
     if options.pix_fmt:
         try:
@@ -133,10 +141,7 @@ def upscale(
         memory_budget_mb=options.memory_budget_mb,
     )
     report = BatchReport(model=str(model_path), precision=options.precision or manifest.precision, color_fix=options.color_fix)
-    jobs, collisions = _refuse_collisions(plan_jobs(inputs, options))
-    for result in collisions:
-        report.files.append(result)
-        events.file_finished(result)
+    jobs = plan_batch(inputs, options, report, events)
 
     backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest)
     loaded = None
@@ -150,15 +155,62 @@ def upscale(
         if loaded.note:
             events.message(f"gvr: {loaded.note}")
 
+    def make_work() -> Work:  # one Upscaler per worker thread: each keeps its own model-time counter
+        upscaler = Upscaler(loaded, settings)
+        return lambda job, info, partial, on_frames: upscale_file(
+            info,
+            partial,
+            upscaler,
+            encode,
+            cancel=cancel,
+            on_frames=on_frames,
+            stall_timeout=options.stall_timeout,
+            color_fix=options.color_fix,
+        )
+
+    interrupt = loaded.interrupt if loaded else None  # a model step in flight may take minutes on a CPU
+    process_batch(jobs, options, make_work, report, events, cancel, interrupt=interrupt)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def check_batch(inputs: list[Path], options: BatchOptions) -> None:
+    """Refuse a batch that cannot run (UsageError), before anything is touched."""
+    if not inputs:
+        raise UsageError("no inputs given")
+    if options.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1 (got {options.jobs})")
+    check_output_dir(inputs, options.output_dir)
+
+
+def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport, events: BatchEvents) -> list[Job]:
+    """This worker's jobs; inputs whose output would collide with another's are failed in ``report``."""
+    jobs, collisions = _refuse_collisions(plan_jobs(inputs, options))
+    for result in collisions:
+        report.files.append(result)
+        events.file_finished(result)
+    return jobs
+
+
+def process_batch(
+    jobs: list[Job],
+    options: BatchOptions,
+    make_work: Callable[[], Work],
+    report: BatchReport,
+    events: BatchEvents,
+    cancel: threading.Event,
+    interrupt: Callable[[], None] | None = None,
+) -> None:
+    """Probe the jobs' inputs, then run ``make_work()`` (called once per worker thread) on each,
+    ``options.jobs`` at a time, with claims, atomic outputs and events (or only list them, with
+    ``dry_run``). ``interrupt`` is called once when a signal arrives, to cut long work short."""
     probed = _probe(jobs, options, report, events, cancel)
     events.plan(len(probed), sum(info.frames for _, info in probed))
     if options.dry_run:
         for job, _ in probed:
             events.planned(job.candidate.source, job.output, "planned")
     else:
-        _run(probed, options, loaded, settings, encode, report, events, cancel)
-    report.seconds = time.monotonic() - started
-    return report
+        _run(probed, options, make_work, report, events, cancel, interrupt)
 
 
 def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]:
@@ -172,7 +224,7 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
             result = FileResult(job.candidate.source, job.output, SKIPPED, reason="output exists")
         else:
             try:
-                probed.append((job, _probe_watched(job.candidate.source, options, cancel)))
+                probed.append((job, probe_watched(job.candidate.source, options, cancel)))
                 continue
             except Cancelled:
                 break
@@ -185,7 +237,7 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
     return probed
 
 
-def _probe_watched(path: Path, options: UpscaleOptions, cancel: threading.Event) -> VideoInfo:
+def probe_watched(path: Path, options: BatchOptions, cancel: threading.Event) -> VideoInfo:
     """``probe_video`` under the watchdog: FFmpeg can hang reading a hostile header (stream-info
     probing decodes frames), and a hung probe must cost that file, not the batch. The probing
     thread cannot be killed; it is left behind, blocked, and the batch moves on."""
@@ -211,19 +263,19 @@ def _probe_watched(path: Path, options: UpscaleOptions, cancel: threading.Event)
     return box["info"]
 
 
-def _run(probed, options, loaded, settings, encode, report, events, cancel) -> None:
+def _run(probed, options, make_work, report, events, cancel, interrupt) -> None:
     """Process the probed inputs, ``options.jobs`` at a time; a RetryableError or a signal stops
     the batch (files in progress are cleaned up by ``_process``)."""
     board = ClaimBoard(options.output_dir)
-    per_thread = threading.local()  # one Upscaler per worker thread: each keeps its own model-time counter
+    per_thread = threading.local()
     fatal: list[BaseException] = []
 
     def run_one(job: Job, info: VideoInfo) -> FileResult | None:
         if cancel.is_set() or fatal:
             return None
-        if not hasattr(per_thread, "upscaler"):
-            per_thread.upscaler = Upscaler(loaded, settings)
-        return _process(job, info, options, per_thread.upscaler, encode, board, events, cancel)
+        if not hasattr(per_thread, "work"):
+            per_thread.work = make_work()
+        return _process(job, info, options, per_thread.work, board, events, cancel)
 
     try:
         with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="gvr-file") as pool:
@@ -233,7 +285,8 @@ def _run(probed, options, loaded, settings, encode, report, events, cancel) -> N
                 # Short waits keep the main thread free to run signal handlers.
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 if cancel.is_set() and not interrupted:
-                    loaded.interrupt()  # a model step in flight may take minutes on a CPU
+                    if interrupt is not None:
+                        interrupt()
                     interrupted = True
                 for fut in finished:
                     try:
@@ -282,7 +335,7 @@ def _refuse_collisions(jobs: list[Job]) -> tuple[list[Job], list[FileResult]]:
     return kept, failed
 
 
-def _process(job, info, options, upscaler, encode, board, events, cancel) -> FileResult:
+def _process(job, info, options, work, board, events, cancel) -> FileResult:
     source, output = job.candidate.source, job.output
     started = time.monotonic()
     if output.exists() and not options.overwrite:
@@ -298,17 +351,7 @@ def _process(job, info, options, upscaler, encode, board, events, cancel) -> Fil
         atomic.remove_partials(output)  # left by a worker that died holding this claim
         output.parent.mkdir(parents=True, exist_ok=True)
         events.file_started(source, info.frames)
-        upscaler.step_seconds.clear()  # this file's steps only
-        stats = upscale_file(
-            info,
-            partial,
-            upscaler,
-            encode,
-            cancel=cancel,
-            on_frames=lambda n: events.frames(source, n),
-            stall_timeout=options.stall_timeout,
-            color_fix=options.color_fix,
-        )
+        stats = work(job, info, partial, lambda n: events.frames(source, n))
         atomic.publish(partial, output)
         return FileResult(
             source,
@@ -317,10 +360,9 @@ def _process(job, info, options, upscaler, encode, board, events, cancel) -> Fil
             frames=stats.frames,
             seconds=time.monotonic() - started,
             model_seconds=stats.model_seconds,
-            precision=upscaler.model.precision,
-            step_ms=1000 * statistics.median(upscaler.step_seconds or [0.0]),
             warnings=list(stats.warnings),
-            color_fix=options.color_fix,
+            color_fix=stats.color_fix,
+            extra=dict(stats.extra),
         )
     except (Cancelled, RetryableError):
         raise

@@ -22,11 +22,10 @@ class FileResult:
     frames: int = 0
     seconds: float = 0.0
     model_seconds: float = 0.0  # time inside the model's graphs
-    precision: str = ""  # what the model computed in (fp32 | bf16 | fp16 | int8)
-    step_ms: float = 0.0  # median time of one sampler step (the step graph alone)
     reason: str = ""  # why skipped/failed: one line naming the file and the cause
     warnings: list[str] = field(default_factory=list)
     color_fix: str = ""  # the colour fix applied to a done output (gvrcli.inference.colorfix)
+    extra: dict = field(default_factory=dict)  # the command's own facts (degrade: sampled parameters; eval: metrics)
 
     @property
     def fps(self) -> float:
@@ -34,10 +33,10 @@ class FileResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.update(d.pop("extra"))
         d["source"], d["output"] = str(self.source), (str(self.output) if self.output else None)
         d["fps"] = round(self.fps, 3)
         d["seconds"], d["model_seconds"] = round(self.seconds, 3), round(self.model_seconds, 3)
-        d["step_ms"] = round(self.step_ms, 1)
         return d
 
 
@@ -52,6 +51,7 @@ class BatchReport:
     fatal: str = ""  # a batch-wide error that stopped the run (model, usage, retryable fault)
     fatal_exit: int = 0
     interrupted: int = 0  # the signal number that stopped the run, 0 if none
+    extra: dict = field(default_factory=dict)  # the command's own totals, added to the summary
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -88,5 +88,6 @@ class BatchReport:
             "exit_code": self.exit_code,
             "error": self.fatal or None,
             "interrupted": bool(self.interrupted),
+            **self.extra,
         }
 

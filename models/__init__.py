@@ -17,6 +17,13 @@ _LAZY = {
     "CheckpointError": "models.checkpoint",
     "init_random_": "models.checkpoint",
     "weights_sha256": "models.checkpoint",
+    "build_vae": "models.vae",
+    "save_vae": "models.vae",
+    "load_vae": "models.vae",
+    "VaeCodec": "models.vae",
+    "VaeEncoderStep": "models.vae",
+    "VaeDecoderStep": "models.vae",
+    "VaeError": "models.vae",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -86,34 +86,12 @@ class ModelManifest:
 
     @classmethod
     def from_json(cls, text: str | None, source: str = "model") -> "ModelManifest":
-        if not text:
-            raise ManifestError(f"{source}: no gvr manifest ({MANIFEST_KEY!r} metadata is missing)")
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ManifestError(f"{source}: gvr manifest is not valid JSON ({e.msg})") from None
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{source}: gvr manifest is not a JSON object")
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(n for n in names if n not in raw and _required(cls, n))
-        if missing:
-            raise ManifestError(f"{source}: gvr manifest lacks {', '.join(missing)}")
-        raw = {k: v for k, v in raw.items() if k in names}
-        for key in ("window", "value_range", "inputs", "outputs", "static_shape"):
-            if raw.get(key) is not None:
-                raw[key] = tuple(raw[key])
-        manifest = cls(**raw)
-        manifest.validate(source)
-        return manifest
+        return parse_manifest(cls, text, source, ("window", "value_range", "inputs", "outputs", "static_shape"))
 
     def validate(self, source: str = "model") -> None:
         """Raise ManifestError unless the fields agree with each other and with this runtime."""
-        problems = []
-        if self.format != FORMAT:
-            problems.append(f"format {self.format!r} is not {FORMAT!r}")
-        if self.format_version > FORMAT_VERSION:
-            problems.append(f"format version {self.format_version} is newer than this gvr ({FORMAT_VERSION})")
-        elif self.format_version < FORMAT_VERSION:
+        problems = format_problems(self, FORMAT, FORMAT_VERSION)
+        if self.format_version < FORMAT_VERSION:
             raise ManifestError(
                 f"{source}: gvr model format {self.format_version} is older than this gvr's ({FORMAT_VERSION}: "
                 "condition and step graphs); re-export it with gvr export"
@@ -162,6 +140,48 @@ def _graph_problems(graphs) -> list[str]:
         if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             problems.append(f"companion graph {role!r} has no sha256")
     return problems
+
+
+def format_problems(manifest, fmt: str, version: int) -> list[str]:
+    """Why a manifest's format is not ``fmt`` of at most ``version`` (empty when it is)."""
+    problems = []
+    if manifest.format != fmt:
+        problems.append(f"format {manifest.format!r} is not {fmt!r}")
+    if manifest.format_version > version:
+        problems.append(f"format version {manifest.format_version} is newer than this gvr ({version})")
+    return problems
+
+
+def json_object(text: str) -> dict:
+    """Parse a JSON object; else ValueError, "is not valid JSON (why)" or "is not a JSON object"."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"is not valid JSON ({e.msg})") from None
+    if not isinstance(raw, dict):
+        raise ValueError("is not a JSON object")
+    return raw
+
+
+def parse_manifest(cls, text: str | None, source: str, tuple_fields: tuple[str, ...]):
+    """A manifest dataclass from its JSON (unknown keys ignored, lists made tuples), validated."""
+    if not text:
+        raise ManifestError(f"{source}: no gvr manifest ({MANIFEST_KEY!r} metadata is missing)")
+    try:
+        raw = json_object(text)
+    except ValueError as e:
+        raise ManifestError(f"{source}: gvr manifest {e}") from None
+    names = {f.name for f in dataclasses.fields(cls)}
+    missing = sorted(n for n in names if n not in raw and _required(cls, n))
+    if missing:
+        raise ManifestError(f"{source}: gvr manifest lacks {', '.join(missing)}")
+    raw = {k: v for k, v in raw.items() if k in names}
+    for key in tuple_fields:
+        if raw.get(key) is not None:
+            raw[key] = tuple(raw[key])
+    manifest = cls(**raw)
+    manifest.validate(source)
+    return manifest
 
 
 def _required(cls, name: str) -> bool:

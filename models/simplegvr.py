@@ -33,7 +33,7 @@ PREDICTIONS = ("x0_residual", "velocity")
 
 @dataclass
 class GVRConfig:
-    latent_channels: int = 3  # channels of the codec's latent (3 for the pixel codec)
+    latent_channels: int | None = None  # channels of the codec's latent; None: the codec's own (3 pixel, 16 wan2.1)
     dim: int = 64
     depth: int = 4
     heads: int = 2
@@ -53,6 +53,11 @@ class GVRConfig:
 
     def __post_init__(self):
         self.window = tuple(self.window)
+        codec = get_codec(self.codec)
+        if self.latent_channels is None:
+            self.latent_channels = codec.channels
+        if self.latent_channels != codec.channels:
+            raise ValueError(f"latent_channels {self.latent_channels} does not match codec {self.codec!r} ({codec.channels} channels)")
         if self.scale not in (2, 4):
             raise ValueError(f"scale must be 2 or 4, got {self.scale}")
         if self.attention not in MODES:
@@ -263,13 +268,28 @@ class SimpleGVR(nn.Module):
         return self.config.prediction == "x0_residual" and not head.weight.any() and not head.bias.any()
 
     @torch.no_grad()
-    def upscale(self, lr: torch.Tensor, steps: int | None = None, noise_aug: float | None = None, seed: int = 0):
-        """Pixels (B, 3, T, h, w) in [0, 1] -> (B, 3, T, s*h, s*w) in [0, 1]; deterministic per seed."""
+    def upscale(self, lr: torch.Tensor, steps: int | None = None, noise_aug: float | None = None, seed: int = 0, vae=None):
+        """Pixels (B, 3, T, h, w) in [0, 1] -> (B, 3, T, s*h, s*w) in [0, 1]; deterministic per seed.
+
+        The latent cascade: codec encode -> ``sample`` in latent space -> codec decode. A VAE codec
+        (``codec="wan2.1"``) needs the VAE module, ``vae=`` (``models.load_vae``); the input is
+        padded to what the codec takes (4n + 1 frames, multiples of 8) and the output cropped back.
+        """
+        codec = self.latent_codec(vae)
+        param = next(self.parameters())
+        lr = lr.to(param.device, param.dtype)
+        T, h, w = lr.shape[-3:]
+        pad = getattr(codec, "pad", None)
+        lat = codec.encode(pad(lr) if pad else lr)
+        s = self.config.scale
+        return codec.decode(self.sample(lat, steps, noise_aug, seed))[:, :, :T, : s * h, : s * w].clamp(0, 1)
+
+    @torch.no_grad()
+    def sample(self, lat: torch.Tensor, steps: int | None = None, noise_aug: float | None = None, seed: int = 0):
+        """LR latents (B, C, T, h, w) -> HR latents (B, C, T, s*h, s*w): rectified-flow Euler, seeded."""
         cfg = self.config
         steps = cfg.steps if steps is None else steps
         level = cfg.noise_aug if noise_aug is None else noise_aug
-        param = next(self.parameters())
-        lat = self.codec_encode(lr.to(param.device, param.dtype))
         B, C, T, h, w = lat.shape
         gen = torch.Generator(device="cpu").manual_seed(seed)
         noise = torch.randn(B, C, T, h * cfg.scale, w * cfg.scale, generator=gen).to(lat)
@@ -279,13 +299,24 @@ class SimpleGVR(nn.Module):
         def denoise(z, t):
             return self(z, torch.full((B,), t, device=z.device, dtype=z.dtype), lat, lr_noise, aug)
 
-        return self.codec_decode(euler_sample(denoise, noise, steps)).clamp(0, 1)
+        return euler_sample(denoise, noise, steps)
 
-    def codec_encode(self, pixels):
-        return get_codec(self.config.codec).encode(pixels)
+    def codec_encode(self, pixels, vae=None):
+        return self.latent_codec(vae).encode(pixels)
 
-    def codec_decode(self, latents):
-        return get_codec(self.config.codec).decode(latents)
+    def codec_decode(self, latents, vae=None):
+        return self.latent_codec(vae).decode(latents)
+
+    def latent_codec(self, vae=None):
+        """The config's codec; for a VAE codec, bound to ``vae`` (which must be that codec's VAE)."""
+        if vae is None:
+            return get_codec(self.config.codec)
+        from models.vae import VaeCodec
+
+        codec = vae if isinstance(vae, VaeCodec) else VaeCodec(vae)
+        if codec.name != self.config.codec:
+            raise ValueError(f"this network works in the {self.config.codec!r} latent space, not {codec.name!r}")
+        return codec
 
     def manifest(self, **deployment):
         """The deployment facts of this network, as the exporter writes them into artefacts."""

@@ -1,9 +1,10 @@
 """Fixtures for the runtime tests: a fake exported model and small generated videos.
 
-The fake model is a hand-built ONNX graph with the real denoiser's inputs, outputs and manifest:
-``velocity = (z_t - bilinear_up(lr)) / t`` (``lr`` is the clean LR latent, ``2 * pixels - 1``).
-Under the Euler sampler that velocity lands exactly on the bilinear upscale of the input, which is what the untrained built-in default
-produces too, so tests can check outputs against a known answer.
+The fake model is hand-built ONNX (a step graph and its condition companion) with the real
+model's inputs, outputs and manifest: ``cond = bilinear_up(lr)`` (``lr`` is the clean LR latent,
+``2 * pixels - 1``) and ``z_next = z_t + (t_next - t) * (z_t - cond) / t``. Under the Euler
+sampler that lands exactly on the bilinear upscale of the input, which is what the untrained
+built-in default produces too, so tests can check outputs against a known answer.
 """
 
 from __future__ import annotations
@@ -70,8 +71,10 @@ def write_video(
     audio: bool = False,
     colour: dict | None = None,
     rotation: int = 0,
+    content=pattern,
 ) -> Path:
-    """Encode a small test video with PyAV. ``pts``/``time_base`` give explicit (e.g. VFR) timestamps."""
+    """Encode a small test video with PyAV. ``pts``/``time_base`` give explicit (e.g. VFR) timestamps;
+    ``content(index, height, width)`` draws frame ``index`` as (h, w, 3) floats in [0, 1]."""
     path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     deep = av.VideoFormat(pix_fmt).components[0].bits > 8
@@ -92,7 +95,7 @@ def write_video(
             astream.layout = "stereo"
         out.start_encoding()
         for i in range(frames):
-            rgb = pattern(i, height, width)
+            rgb = content(i, height, width)
             if deep:
                 vf = av.VideoFrame.from_ndarray((rgb * 65535).astype(np.uint16), format="rgb48le")
             else:

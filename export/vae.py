@@ -1,0 +1,396 @@
+"""Export the Wan2.1 VAE's chunk graphs to ONNX and OpenVINO IR, verified against PyTorch.
+
+Four graphs, table-driven (``GRAPHS``): encoder and decoder, each as a first-chunk graph and a
+later-chunk ("step") graph, with the causal caches as explicit inputs and outputs
+(``models.vae.VaeEncoderStep`` / ``VaeDecoderStep``), static shapes per chunk. Each graph carries a
+``models.vae_manifest.VaeManifest``. ``export_vae`` writes the files (named ``vae_*``) into a
+folder, which may already hold other artefacts (a bundle's denoiser): each file is staged and
+renamed into place, an existing one is refused without ``force``. It returns a report with every
+file's path and SHA-256, so a bundle can record them.
+
+OpenVINO IR is converted from the same ONNX graph (OpenVINO's ONNX frontend), so both targets run
+one traced graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from export.errors import ExportError
+from export.spec import DEFAULT_OPSET, PRECISIONS, TOLERANCE, rel_l2
+from models.vae_manifest import CACHE_OUT_SUFFIX
+
+# --------------------------------------------------------------------------------------------------
+# What is exported
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VaeGraph:
+    role: str  # manifest role, "vae_encoder" | "vae_decoder"
+    chunk: str  # "first" | "step"
+    stem: str  # file name without suffix
+    module: str  # models.vae class
+    input: str
+    output: str
+    frames_in: int  # per chunk (video frames for the encoder, latent frames for the decoder)
+
+    @property
+    def first(self) -> bool:
+        return self.chunk == "first"
+
+    def build(self, vae):
+        import models.vae
+
+        return getattr(models.vae, self.module)(vae, first=self.first).eval()
+
+    def shapes(self, size: tuple[int, int]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, int]]:
+        """(input shape, output shape, spatial size of the module's chunk input) for a pixel size (H, W)."""
+        H, W = size
+        h, w = H // 8, W // 8
+        if self.role == "vae_encoder":
+            frames_out = 1 if self.first else self.frames_in // 4
+            return (1, 3, self.frames_in, H, W), (1, 16, frames_out, h, w), (H, W)
+        frames_out = 1 if self.first else 4 * self.frames_in
+        return (1, 16, self.frames_in, h, w), (1, 3, frames_out, H, W), (h, w)
+
+
+GRAPHS = (
+    VaeGraph("vae_encoder", "first", "vae_encoder_first", "VaeEncoderStep", "pixels", "latents", 1),
+    VaeGraph("vae_encoder", "step", "vae_encoder", "VaeEncoderStep", "pixels", "latents", 4),
+    VaeGraph("vae_decoder", "first", "vae_decoder_first", "VaeDecoderStep", "latents", "pixels", 1),
+    VaeGraph("vae_decoder", "step", "vae_decoder", "VaeDecoderStep", "latents", "pixels", 1),
+)
+
+
+@dataclass(frozen=True)
+class VaeTarget:
+    name: str
+    suffixes: tuple[str, ...]  # files one graph writes
+    run: object  # (module, graph, inputs, stage_dir, manifest, precision, opset) -> None
+
+
+def _export_onnx(module, graph: VaeGraph, inputs, stage: Path, manifest, precision: str, opset: int) -> None:
+    import onnx
+
+    from export.metadata import write_onnx
+    from export.targets import compress_weights_fp16
+
+    proto = _trace(module, graph, inputs, opset).model_proto
+    write_onnx(proto, manifest)
+    if precision == "fp16":
+        compress_weights_fp16(proto)
+    onnx.save(proto, str(stage / f"{graph.stem}.onnx"))
+
+
+def _export_openvino(module, graph: VaeGraph, inputs, stage: Path, manifest, precision: str, opset: int) -> None:
+    import openvino as ov
+
+    from export.metadata import write_openvino
+
+    with tempfile.TemporaryDirectory(dir=stage) as tmp:
+        onnx_path = Path(tmp) / f"{graph.stem}.onnx"
+        _trace(module, graph, inputs, opset).save(str(onnx_path))
+        try:
+            ov_model = ov.convert_model(str(onnx_path))
+        except Exception as e:
+            raise ExportError(f"OpenVINO conversion of {graph.stem} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+    write_openvino(ov_model, manifest)
+    ov.save_model(ov_model, str(stage / f"{graph.stem}.xml"), compress_to_fp16=precision == "fp16")
+
+
+TARGETS = {
+    "onnx": VaeTarget("onnx", (".onnx",), _export_onnx),
+    "openvino": VaeTarget("openvino", (".xml", ".bin"), _export_openvino),
+}
+
+
+def _trace(module, graph: VaeGraph, inputs, opset: int):
+    import torch
+
+    from export.targets import _first_line, _quiet
+
+    in_names = [graph.input] + ([] if graph.first else module.cache_names)
+    out_names = [graph.output] + [n + CACHE_OUT_SUFFIX for n in module.cache_names]
+    try:
+        with _quiet(), torch.no_grad():
+            return torch.onnx.export(
+                module, tuple(torch.from_numpy(v) for v in inputs.values()), dynamo=True, opset_version=opset,
+                input_names=in_names, output_names=out_names, optimize=True, verbose=False,
+            )
+    except Exception as e:
+        raise ExportError(f"ONNX export of {graph.stem} failed: {_first_line(e)}") from e
+
+
+def graph_inputs(module, graph: VaeGraph, size, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs of one graph: pixels in [0, 1] or standard-normal latents, plus standard-normal caches."""
+    rng = np.random.default_rng(seed)
+    in_shape, _, chunk = graph.shapes(size)
+    x = rng.uniform(0, 1, in_shape) if graph.input == "pixels" else rng.standard_normal(in_shape)
+    feed = {graph.input: x.astype(np.float32)}
+    if not graph.first:
+        for spec in module.specs:
+            feed[spec.name] = rng.standard_normal(spec.shape(*chunk)).astype(np.float32)
+    return feed
+
+
+def graph_manifest(vae, module, graph: VaeGraph, size, precision: str, opset: int, target: str):
+    from models import __version__
+    from models.codec import get_codec
+    from models.vae import vae_config, vae_sha256
+    from models.vae_manifest import VaeManifest
+
+    in_shape, out_shape, chunk = graph.shapes(size)
+    codec = get_codec("wan2.1")
+    cfg = vae_config(vae)
+    return VaeManifest(
+        role=graph.role, chunk=graph.chunk, codec=codec.name, config=cfg,
+        latent_channels=codec.channels, spatial_factor=codec.spatial_factor, temporal_factor=codec.temporal_factor,
+        latents_mean=tuple(cfg["latents_mean"]), latents_std=tuple(cfg["latents_std"]),
+        input=graph.input, output=graph.output, input_shape=in_shape, output_shape=out_shape,
+        caches=tuple(s.to_dict(*chunk) for s in module.specs), weights_sha256=vae_sha256(vae),
+        gvr_version=__version__, precision=precision,
+        extra={"target": target, "opset": opset, "batch": 1, "static": True, "companion": _companion(graph)},
+    )
+
+
+def _companion(graph: VaeGraph) -> str:
+    return next(g.stem for g in GRAPHS if g.role == graph.role and g is not graph)
+
+
+# --------------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GraphFile:
+    role: str
+    chunk: str
+    path: Path  # .onnx, or the OpenVINO .xml
+    files: dict[Path, str]  # every file of the graph -> sha256 of its bytes
+    manifest: object
+
+    @property
+    def sha256(self) -> str:
+        """The graph's hash (``graph_sha256``: for IR, .xml then .bin)."""
+        return graph_sha256(self.path)
+
+
+@dataclass
+class VaeExportReport:
+    target: str
+    out_dir: Path
+    graphs: list[GraphFile]
+    seconds: float
+    encoder_size: tuple[int, int]
+    decoder_size: tuple[int, int]
+    precision: str
+    weights_sha256: str
+    verify: object = None  # export.verify.VerifyReport
+
+    @property
+    def files(self) -> dict[Path, str]:
+        return {p: h for g in self.graphs for p, h in g.files.items()}
+
+    def companions(self) -> dict[str, dict]:
+        """role -> {file, sha256, files}: the graph mapping a bundle's manifest records (``sha256``
+        as ``graph_sha256``; ``files``: each file's own hash).
+
+        Roles: ``vae_encoder`` / ``vae_decoder`` (the step graphs) and ``vae_encoder_first`` /
+        ``vae_decoder_first``; file names are relative to the folder."""
+        out = {}
+        for g in self.graphs:
+            key = g.role if g.chunk == "step" else f"{g.role}_first"
+            out[key] = {"file": g.path.name, "sha256": g.sha256, "files": {p.name: h for p, h in g.files.items()}}
+        return out
+
+    def summary(self) -> str:
+        size = sum(p.stat().st_size for p in self.files) / 1e6
+        return (
+            f"{self.target}: {len(self.graphs)} VAE graphs in {self.out_dir} ({size:.1f} MB, {self.seconds:.1f} s, {self.precision}, "
+            f"encoder chunks {self.encoder_size[0]}x{self.encoder_size[1]} px, decoder chunks {self.decoder_size[0]}x{self.decoder_size[1]} px)"
+        )
+
+
+def _size(name: str, size) -> tuple[int, int]:
+    try:
+        H, W = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ExportError(f"{name} must be (H, W) in pixels, got {size!r}") from None
+    if H < 8 or W < 8 or H % 8 or W % 8:
+        raise ExportError(f"{name} {H}x{W} must be positive multiples of 8 pixels (the VAE's spatial factor)")
+    return H, W
+
+
+def export_vae(
+    vae,
+    target: str,
+    out_dir: str | Path,
+    *,
+    encoder_size: tuple[int, int],
+    decoder_size: tuple[int, int],
+    precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+    force: bool = False,
+    verify: bool = False,
+) -> VaeExportReport:
+    """Export ``vae``'s four chunk graphs to ``target`` into ``out_dir`` and return a report.
+
+    ``encoder_size`` is the (H, W) of the frames the encoder takes (the low-resolution video),
+    ``decoder_size`` the (H, W) of the frames the decoder returns (the high-resolution video); both
+    multiples of 8, static. With ``verify`` a random-weight copy is exported the same way and
+    checked against PyTorch chunk by chunk (``verify_vae_export``).
+    """
+    from export.atomic import check_writable
+
+    if target not in TARGETS:
+        raise ExportError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    sizes = {"vae_encoder": _size("encoder_size", encoder_size), "vae_decoder": _size("decoder_size", decoder_size)}
+    out_dir = Path(out_dir)
+    spec = TARGETS[target]
+    finals = [out_dir / f"{g.stem}{s}" for g in GRAPHS for s in spec.suffixes]
+    for path in finals:
+        check_writable(path, force)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot write {out_dir}: {e.strerror or e}") from None
+
+    start = time.perf_counter()
+    vae = vae.eval()
+    graphs = []
+    stage = Path(tempfile.mkdtemp(prefix=".vae.", suffix=".part", dir=out_dir))
+    try:
+        staged = _write_graphs(vae, spec, stage, sizes, precision, opset)
+        for path in finals:  # each file renamed into place; nothing lands unless every graph exported
+            os.replace(stage / path.name, path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    for graph, manifest in staged:
+        files = {out_dir / f"{graph.stem}{s}": _digest(out_dir / f"{graph.stem}{s}") for s in spec.suffixes}
+        graphs.append(GraphFile(graph.role, graph.chunk, out_dir / f"{graph.stem}{spec.suffixes[0]}", files, manifest))
+    seconds = time.perf_counter() - start
+    report = VaeExportReport(
+        target, out_dir, graphs, seconds, sizes["vae_encoder"], sizes["vae_decoder"], precision, graphs[0].manifest.weights_sha256
+    )
+    if verify:
+        report.verify = verify_vae_export(target, vae, encoder_size=sizes["vae_encoder"], decoder_size=sizes["vae_decoder"], precision=precision, opset=opset)
+    return report
+
+
+def _write_graphs(vae, spec: VaeTarget, stage: Path, sizes, precision: str, opset: int):
+    staged = []
+    for graph in GRAPHS:
+        module = graph.build(vae)
+        size = sizes[graph.role]
+        manifest = graph_manifest(vae, module, graph, size, precision, opset, spec.name)
+        spec.run(module, graph, graph_inputs(module, graph, size), stage, manifest, precision, opset)
+        staged.append((graph, manifest))
+    return staged
+
+
+def _digest(*parts: Path) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def graph_sha256(path: Path) -> str:
+    """SHA-256 of a graph as a bundle's ``graphs`` mapping records it: the file's bytes, and for
+    OpenVINO IR (.xml) the bytes of its weights (.bin) after them."""
+    path = Path(path)
+    return _digest(path, path.with_suffix(".bin")) if path.suffix.lower() == ".xml" else _digest(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Verification: chained chunks on every backend against PyTorch
+# --------------------------------------------------------------------------------------------------
+
+
+def run_graph(backend, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """All outputs of one graph on an ``export.backends`` runtime, in the graph's output order."""
+    from export.backends import OpenVINOBackend
+
+    if isinstance(backend, OpenVINOBackend):
+        request = backend.load().create_infer_request()
+        request.infer(feed)
+        return [np.asarray(request.get_output_tensor(i).data, dtype=np.float32).copy() for i in range(len(backend.load().outputs))]
+    return [np.asarray(v, dtype=np.float32) for v in backend.load().run(None, feed)]
+
+
+def run_chain(runners: dict[str, object], chunks: list[np.ndarray], input_name: str) -> list[np.ndarray]:
+    """Run a role's first graph on chunk 0 and its step graph on the rest, feeding the caches on.
+    ``runners`` maps "first"/"step" to a callable feed -> list of outputs (output first, then caches)."""
+    first, *cache = runners["first"]({input_name: chunks[0]})
+    outs = [first]
+    names = runners["cache_names"]
+    for x in chunks[1:]:
+        y, *cache = runners["step"]({input_name: x, **dict(zip(names, cache))})
+        outs.append(y)
+    return outs + cache  # the outputs of every chunk, then the last caches
+
+
+def verify_vae_export(
+    target: str, vae, *, encoder_size, decoder_size, precision: str = "fp32", opset: int = DEFAULT_OPSET,
+    chunks: int = 3, seed: int = 0, threads: int = 0,
+):
+    """Export a random-weight copy of ``vae`` like ``export_vae`` would; run ``chunks`` chained chunks of
+    each role on PyTorch, ONNX Runtime CPU and OpenVINO CPU (f32); compare every chunk's output and
+    the final caches. Returns an ``export.verify.VerifyReport`` (shape = (chunks, H, W))."""
+    import copy
+
+    import torch
+
+    from export.verify import Check, VerifyReport, backends_for
+    from models.checkpoint import init_random_
+
+    randomised = init_random_(copy.deepcopy(vae), seed=seed).eval()
+    sizes = {"vae_encoder": tuple(encoder_size), "vae_decoder": tuple(decoder_size)}
+    report = VerifyReport()
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory(prefix="gvr-vae-verify-") as tmp:
+        staged = _write_graphs(randomised, TARGETS[target], Path(tmp), sizes, precision, opset)
+        by_role = {}
+        for graph, _ in staged:
+            by_role.setdefault(graph.role, {})[graph.chunk] = graph
+        for role, pair in by_role.items():
+            modules = {c: g.build(randomised) for c, g in pair.items()}
+            in_shape = pair["first"].shapes(sizes[role])[0]
+            step_shape = pair["step"].shapes(sizes[role])[0]
+            make = (lambda s: rng.uniform(0, 1, s)) if pair["first"].input == "pixels" else rng.standard_normal
+            data = [make(in_shape).astype(np.float32)] + [make(step_shape).astype(np.float32) for _ in range(chunks - 1)]
+
+            def torch_runner(module):
+                def run(feed):
+                    with torch.inference_mode():
+                        args = [torch.from_numpy(v) for v in feed.values()]
+                        return [t.numpy() for t in module(*args)]
+
+                return run
+
+            names = modules["step"].cache_names
+            expected = run_chain({"first": torch_runner(modules["first"]), "step": torch_runner(modules["step"]), "cache_names": names}, data, pair["first"].input)
+            paths = {c: Path(tmp) / (f"{g.stem}.onnx" if target == "onnx" else f"{g.stem}.xml") for c, g in pair.items()}
+            backend_sets = {c: backends_for(target, p, threads) for c, p in paths.items()}
+            report.skipped.update(backend_sets["first"][1])
+            for i in range(len(backend_sets["first"][0])):
+                fb, sb = backend_sets["first"][0][i], backend_sets["step"][0][i]
+                got = run_chain({"first": lambda f, b=fb: run_graph(b, f), "step": lambda f, b=sb: run_graph(b, f), "cache_names": names}, data, pair["first"].input)
+                a, e = np.concatenate([g.ravel() for g in got]), np.concatenate([x.ravel() for x in expected])
+                H, W = sizes[role]
+                report.checks.append(Check(f"{fb.name} {role}", (chunks, H, W), float(np.abs(a - e).max()), rel_l2(a, e), TOLERANCE[precision]))
+    return report
