@@ -81,7 +81,7 @@ def test_a_finished_run_sweeps_what_dead_workers_left(tmp_path, fake_model):
     board = ClaimBoard(out)
     lock = board.lock_path(orphan)
     lock.parent.mkdir()
-    lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": HOST, "token": "dead", "output": str(orphan)}))
+    lock.write_text(json.dumps({"pid": 2**22 - 7, "host": HOST, "token": "dead", "output": "elsewhere/x.mp4"}))
     src = write_video(tmp_path / "in" / "a.mp4", frames=2)
     upscale([src], UpscaleOptions(output_dir=out, model=fake_model))
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.mp4"]
