@@ -82,9 +82,9 @@ def plan_jobs(inputs: list[Path], options: UpscaleOptions) -> list[Job]:
     return plan(inputs, options)[0]
 
 
-def plan(inputs: list[Path], options: UpscaleOptions) -> tuple[list[Job], list[FileResult], Territory]:
-    """This worker's jobs, its inputs refused at planning (colliding or reserved output names), and
-    where it may write.
+def plan(inputs: list[Path], options: UpscaleOptions) -> tuple[list[Job], list[tuple[Job, str]], Territory]:
+    """This worker's jobs, its inputs refused at planning (colliding or reserved output names, as
+    (job, reason)), and where it may write.
 
     Collisions are found over *all* inputs, before sharding, and a file's shard is a hash of its
     output's relative path, so colliding inputs land in one shard and every shard agrees on which
@@ -109,7 +109,7 @@ def plan(inputs: list[Path], options: UpscaleOptions) -> tuple[list[Job], list[F
             raise UsageError(f"{job.candidate.source}: output {job.output}: {why}")
     if options.shard:
         jobs = [j for j in jobs if options.shard.takes(j.output.relative_to(options.output_dir))]
-        refused = [r for r in refused if options.shard.takes(r.output.relative_to(options.output_dir))]
+        refused = [(j, why) for j, why in refused if options.shard.takes(j.output.relative_to(options.output_dir))]
     return jobs, refused, territory
 
 
@@ -206,7 +206,13 @@ def upscale(
         Upscaler(denoiser, settings)  # refuses models the engine cannot run, before any video
         check_denoiser(denoiser, model_path)
 
-    for result in refused:
+    for job, reason in refused:
+        if not _meant_as_video(job.candidate):
+            try:  # a sidecar that merely shares a video's output name is not an input at all
+                _probe_watched(job.candidate.source, options, cancel)
+            except InputError:
+                continue
+        result = FileResult(job.candidate.source, job.output, FAILED, reason=reason)
         report.files.append(result)
         events.file_finished(result)
     probed = _probe(jobs, options, report, events, cancel)
@@ -236,7 +242,7 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
             except Cancelled:
                 break
             except InputError as e:
-                if not (job.candidate.explicit or job.candidate.source.suffix.lower() in VIDEO_EXTENSIONS):
+                if not _meant_as_video(job.candidate):
                     continue  # not a video (a sidecar, a text file): silently not an input
                 result = FileResult(job.candidate.source, job.output, FAILED, reason=str(e))
         report.files.append(result)
@@ -408,36 +414,44 @@ def _sweep_dead_workers(board: ClaimBoard, output_dir: Path, territory: Territor
         atomic.remove_empty_dirs(output_dir, output.parent)
 
 
-def _refuse_collisions(jobs: list[Job], output_dir: Path) -> tuple[list[Job], list[FileResult]]:
+def _meant_as_video(candidate: Candidate) -> bool:
+    """Named explicitly, or carrying a video extension: a failure of such a file is reported; any
+    other file that turns out not to be a video is silently not an input."""
+    return candidate.explicit or candidate.source.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _refuse_collisions(jobs: list[Job], output_dir: Path) -> tuple[list[Job], list[tuple[Job, str]]]:
     """Refuse inputs whose output cannot be theirs alone: two inputs mapping to one output (a.avi and
     a.webm both re-containered to a.mkv), an output that is the folder of another's (a file x.mp4
     in one input root, a folder x.mp4/ in another), or an output named like gvr's own partial
-    files or lock folder. The later input fails; the order is the walk's, the same in every worker."""
+    files or lock folder. Files meant as videos claim their outputs first, then the others, each
+    in walk order: every worker decides the same, without opening a file."""
     owner: dict[Path, Path] = {}
     folders: dict[Path, Path] = {}  # every folder some output needs -> the first input needing it
-    kept, failed = [], []
-    for job in jobs:
+    kept, refused = [], []
+    ordered = [j for j in jobs if _meant_as_video(j.candidate)] + [j for j in jobs if not _meant_as_video(j.candidate)]
+    for job in ordered:
         source, output = job.candidate.source, job.output
         rel = output.relative_to(output_dir)
-        reason = ""
+        clash = next((output_dir / p for p in rel.parents if output_dir / p in owner), None)
         if any(atomic.is_reserved_name(part) or part == LOCK_DIR_NAME for part in rel.parts):
             reason = f"{source}: output name {rel.as_posix()!r} is reserved for gvr's partial and lock files"
         elif output in owner:
             reason = f"{source}: output {output} would collide with the output of {owner[output]}"
         elif output in folders:
             reason = f"{source}: output {output} would collide with the folder holding the output of {folders[output]}"
+        elif clash is not None:
+            reason = f"{source}: output {output} would collide with {clash}, the output of {owner[clash]}"
         else:
-            clash = next((p for p in rel.parents if output_dir / p in owner), None)
-            if clash is not None:
-                reason = f"{source}: output {output} would need {output_dir / clash}, the output of {owner[output_dir / clash]}"
-        if reason:
-            failed.append(FileResult(source, output, FAILED, reason=reason))
+            owner[output] = source
+            for p in rel.parents:
+                folders.setdefault(output_dir / p, source)
+            kept.append(job)
             continue
-        owner[output] = source
-        for p in rel.parents:
-            folders.setdefault(output_dir / p, source)
-        kept.append(job)
-    return kept, failed
+        refused.append((job, reason))
+    order = {id(j): i for i, j in enumerate(jobs)}
+    kept.sort(key=lambda j: order[id(j)])
+    return kept, refused
 
 
 def _process_safely(job, info, options, upscaler, encode, board, territory, events, cancel):
@@ -480,7 +494,7 @@ def _process(job, info, options, upscaler, encode, board, territory, events, can
         if output.exists() and not options.overwrite:  # finished by another worker since we looked
             return FileResult(source, output, SKIPPED, reason="output exists")
         atomic.remove_partials(output)  # left by a worker that died holding this claim
-        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic.make_dirs(output.parent)
         why = territory.why_not(output)  # the folders just made (or found) must not lead elsewhere
         if why:
             raise InputError(f"{source}: output {output}: {why}")

@@ -84,6 +84,24 @@ def publish(partial: Path, output: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(folder: Path) -> None:
+    """``mkdir -p`` without recursion (``os.makedirs`` recurses once per missing level, and an
+    input tree a thousand folders deep is mirrored into OUTPUT_DIR)."""
+    missing = []
+    d = Path(folder)
+    while not d.is_dir():
+        missing.append(d)
+        if d.parent == d:
+            break
+        d = d.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+
+
 def remove_empty_dirs(top: Path, leaf: Path) -> None:
     """Remove ``leaf`` and its parents up to (not including) ``top`` while they are empty."""
     top = top.resolve()

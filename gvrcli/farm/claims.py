@@ -29,6 +29,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from gvrcli.farm.atomic import make_dirs
+
 LOCK_DIR_NAME = ".gvr-locks"
 # The heartbeat refreshes every 10 s; a lock untouched for 2 minutes has missed 12 beats, far
 # beyond a busy NFS server's attribute-cache delays, so its owner is gone.
@@ -164,7 +166,7 @@ class ClaimBoard:
 
     def _ensure_lock_dir(self) -> None:
         try:
-            os.makedirs(self.output_dir, exist_ok=True)
+            make_dirs(self.output_dir)
             os.mkdir(self.lock_dir)
         except FileExistsError:
             pass

@@ -165,11 +165,11 @@ class Territory:
     def why_not(self, path: Path) -> str | None:
         """None when ``path`` may be written, else why not (one phrase)."""
         real = os.path.realpath(path)
-        if real == self.root or not _inside(real, self.root):
-            return f"it would land outside {self.output_dir} (at {real}, through a symbolic link)"
         for folder in self.input_dirs:
             if _inside(real, folder):
                 return f"it would land inside input directory {folder}: gvr never writes into an input directory"
         if real in self.input_files:
             return "it would replace an input file"
+        if real == self.root or not _inside(real, self.root):
+            return f"it would land outside {self.output_dir} (at {real}, through a symbolic link)"
         return None
