@@ -3,17 +3,49 @@
 from __future__ import annotations
 
 import dataclasses
+import platform
 from pathlib import Path
 
 from gvrcli.media.formats import CODECS
 from gvrcli.inference.modelfile import ASSETS_DIR, cache_dir, default_model_name, read_manifest
 
 
+def _ort_distribution() -> str:
+    """Which ONNX Runtime build is installed: onnxruntime-gpu (CUDA + CPU) or onnxruntime (CPU)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    for name in ("onnxruntime-gpu", "onnxruntime"):
+        try:
+            distribution(name)
+            return name
+        except PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def _backends(providers: list[str], openvino: bool) -> dict[str, str]:
+    """Each ``--backend`` and whether it can run here, with the reason when it cannot."""
+    cuda = (
+        "installed (loads only where an NVIDIA GPU and its CUDA libraries are present; not probed here)"
+        if "CUDAExecutionProvider" in providers
+        else "unavailable: this ONNX Runtime build has no CUDA provider (onnxruntime-gpu has it, on Linux and Windows x86_64)"
+    )
+    return {
+        "ort-cpu": "available",
+        "ort-cuda": cuda,
+        "openvino": "available" if openvino else "unavailable: OpenVINO does not load here",
+    }
+
+
 def collect(model: Path | None = None) -> dict:
     import av
     import onnxruntime as ort
 
-    facts: dict = {"onnxruntime": {"version": ort.__version__, "providers": ort.get_available_providers()}}
+    providers = ort.get_available_providers()
+    facts: dict = {
+        "platform": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
+        "onnxruntime": {"version": ort.__version__, "package": _ort_distribution(), "providers": providers},
+    }
     try:
         import openvino as ov
 
@@ -24,6 +56,7 @@ def collect(model: Path | None = None) -> dict:
         }
     except (ImportError, RuntimeError) as e:
         facts["openvino"] = {"error": str(e).splitlines()[0]}
+    facts["backends"] = _backends(providers, "error" not in facts["openvino"])
     facts["pyav"] = {
         "version": av.__version__,
         "encoders": {name: c.encoder in av.codecs_available for name, c in CODECS.items()},
@@ -45,14 +78,18 @@ def render(facts: dict) -> None:
     from rich.console import Console
 
     console = Console()
+    console.print(f"[bold]Platform[/] {facts['platform']}")
     ort_facts = facts["onnxruntime"]
-    console.print(f"[bold]ONNX Runtime[/] {ort_facts['version']}: providers {', '.join(ort_facts['providers'])}")
+    console.print(
+        f"[bold]ONNX Runtime[/] {ort_facts['version']} ({ort_facts['package']}): providers {', '.join(ort_facts['providers'])}"
+    )
     ov_facts = facts["openvino"]
     if "error" in ov_facts:
         console.print(f"[bold]OpenVINO[/]: unavailable ({ov_facts['error']})")
     else:
         devices = "; ".join(f"{k} ({v})" for k, v in ov_facts["devices"].items())
         console.print(f"[bold]OpenVINO[/] {ov_facts['version']}: devices {devices}")
+    console.print("[bold]Backends[/] " + "; ".join(f"{k} {v}" for k, v in facts["backends"].items()), highlight=False)
     enc = ", ".join(f"{k}{'' if ok else ' (missing)'}" for k, ok in facts["pyav"]["encoders"].items())
     console.print(f"[bold]PyAV[/] {facts['pyav']['version']}: encoders {enc}")
     m = facts["model"]

@@ -39,26 +39,37 @@ def parse_shard(spec: str) -> Shard:
     return Shard(index, count)
 
 
+# Job arrays that give each task an index but not the array's size: (index variable, size
+# variables tried in order, what to call it). Kubernetes Indexed Jobs expose only the index
+# (JOB_COMPLETION_INDEX); AWS Batch sets AWS_BATCH_JOB_ARRAY_SIZE only on the parent job.
+INDEXED_ARRAYS = (
+    ("AWS_BATCH_JOB_ARRAY_INDEX", ("AWS_BATCH_JOB_ARRAY_SIZE", "GVR_SHARD_COUNT"), "AWS_BATCH_JOB_ARRAY_INDEX"),
+    ("JOB_COMPLETION_INDEX", ("GVR_SHARD_COUNT",), "JOB_COMPLETION_INDEX (Kubernetes Indexed Job)"),
+)
+
+
 def shard_from_env(env: dict[str, str] | None = None) -> Shard | None:
     """The shard a job array gives this task, or None outside a job array.
 
     Slurm: SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN (arrays may start at 1) of
     SLURM_ARRAY_TASK_COUNT. AWS Batch: AWS_BATCH_JOB_ARRAY_INDEX of AWS_BATCH_JOB_ARRAY_SIZE or
-    GVR_SHARD_COUNT (AWS sets only the index; put the size in the job definition's environment).
+    GVR_SHARD_COUNT. Kubernetes Indexed Jobs: JOB_COMPLETION_INDEX of GVR_SHARD_COUNT (set it to
+    the Job's ``completions`` in the pod template's environment).
     """
     env = os.environ if env is None else env
     try:
         if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
             task = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
             return Shard(task, int(env["SLURM_ARRAY_TASK_COUNT"]), "SLURM_ARRAY_TASK_ID/COUNT")
-        if "AWS_BATCH_JOB_ARRAY_INDEX" in env:
-            count = env.get("AWS_BATCH_JOB_ARRAY_SIZE") or env.get("GVR_SHARD_COUNT")
+        for index_var, size_vars, source in INDEXED_ARRAYS:
+            if index_var not in env:
+                continue
+            count = next((env[v] for v in size_vars if env.get(v)), None)
             if not count:
                 raise UsageError(
-                    "AWS_BATCH_JOB_ARRAY_INDEX is set but the array size is not: "
-                    "set AWS_BATCH_JOB_ARRAY_SIZE or GVR_SHARD_COUNT, or pass --shard I/N"
+                    f"{index_var} is set but the array size is not: set {' or '.join(size_vars)}, or pass --shard I/N"
                 )
-            return Shard(int(env["AWS_BATCH_JOB_ARRAY_INDEX"]), int(count), "AWS_BATCH_JOB_ARRAY_INDEX")
+            return Shard(int(env[index_var]), int(count), source)
     except ValueError:
         raise UsageError("job-array environment variables are not integers") from None
     return None

@@ -184,6 +184,23 @@ def test_slurm_array_environment_picks_the_shard(gvr_cmd, cli_env, clips, tmp_pa
     assert 0 < len(planned) < 6 and "shard 1/2" in done.stderr
 
 
+def test_kubernetes_indexed_job_workers_split_the_clips_with_no_overlap_and_no_gap(gvr_cmd, cli_env, tmp_path, fake_model):
+    src = tmp_path / "in"
+    for i in range(4):
+        write_video(src / f"clip{i}.mp4", frames=3, size=(64, 48))
+    done_by = {}
+    for index in (0, 1):
+        env = {**cli_env, "JOB_COMPLETION_INDEX": str(index), "GVR_SHARD_COUNT": "2"}
+        done = run(gvr_cmd, env, "upscale", src, tmp_path / "out", "--model", fake_model, "--json")
+        assert done.returncode == 0, done.stderr
+        assert f"shard {index}/2" in done.stderr
+        events = [json.loads(line) for line in done.stdout.splitlines()]
+        done_by[index] = {Path(e["source"]).name for e in events if e["event"] == "file" and e["status"] == "done"}
+    assert not done_by[0] & done_by[1]
+    assert done_by[0] | done_by[1] == {f"clip{i}.mp4" for i in range(4)}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"clip{i}.mp4" for i in range(4)]
+
+
 def test_python_dash_m_and_info(gvr_cmd, cli_env, fake_model):
     done = run(gvr_cmd, cli_env, "info", "--model", fake_model, "--json")
     assert done.returncode == 0

@@ -46,5 +46,13 @@ def test_aws_batch_array_sets_the_shard():
         shard_from_env({"AWS_BATCH_JOB_ARRAY_INDEX": "1"})
 
 
+def test_kubernetes_indexed_job_sets_the_shard_with_gvr_shard_count():
+    assert shard_from_env({"JOB_COMPLETION_INDEX": "1", "GVR_SHARD_COUNT": "2"}) == Shard(1, 2)
+    with pytest.raises(UsageError, match="GVR_SHARD_COUNT"):
+        shard_from_env({"JOB_COMPLETION_INDEX": "0"})
+    with pytest.raises(UsageError, match="out of range"):
+        shard_from_env({"JOB_COMPLETION_INDEX": "2", "GVR_SHARD_COUNT": "2"})
+
+
 def test_no_job_array_means_no_shard():
     assert shard_from_env({}) is None
