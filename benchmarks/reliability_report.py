@@ -575,7 +575,10 @@ def main() -> int:
             rows += export_cases(base / "export")
     finally:
         if not a.keep:
-            shutil.rmtree(base, ignore_errors=True)
+            try:
+                shutil.rmtree(base, ignore_errors=True)
+            except RecursionError:  # a case's tree deeper than the interpreter's stack
+                print(f"scratch folder {base} is too deep for shutil.rmtree; remove it by hand", file=sys.stderr)
         else:
             print(f"scratch kept in {base}", file=sys.stderr)
     if a.json:

@@ -441,7 +441,30 @@ def deep_tree(base: Path, model: Path) -> list[str]:
     problems = judge_run(run, (0,)) + diff(before, snapshot(base, out))
     if sorted(statuses(run)) != ["bottom.mp4", "top.mp4"] or len(run.files("done")) != 2:
         problems.append(f"both files must be done: {statuses(run)}")
+    for tree in (src, out):  # shutil.rmtree recurses once per level: take the trees down here
+        remove_deep(tree)
     return problems
+
+
+def remove_deep(top: Path) -> None:
+    """Delete a folder tree of any depth without recursion."""
+    stack = [str(top)]
+    while stack:
+        d = stack[-1]
+        try:
+            entries = list(os.scandir(d))
+        except FileNotFoundError:
+            stack.pop()
+            continue
+        subdirs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        for e in entries:
+            if not e.is_dir(follow_symlinks=False):
+                os.unlink(e.path)
+        if subdirs:
+            stack.extend(subdirs)
+        else:
+            os.rmdir(d)
+            stack.pop()
 
 
 def playlists(base: Path, model: Path) -> list[str]:
