@@ -333,7 +333,7 @@ def _run(probed, options, denoiser, settings, encode, territory, report, events,
                             report.files.append(result)
                             events.file_finished(result)
                 if held_elsewhere and not cancel.is_set():
-                    todo, held_elsewhere = _wait_for_other_workers(held_elsewhere, board, report, events, cancel), []
+                    todo, held_elsewhere = _wait_for_other_workers(held_elsewhere, board, options.overwrite, report, events, cancel), []
     finally:
         try:
             watched(
@@ -356,7 +356,7 @@ def _run(probed, options, denoiser, settings, encode, territory, report, events,
 _HELD_ELSEWHERE = object()  # _process: a live worker holds this output's lock
 
 
-def _wait_for_other_workers(held, board, report, events, cancel) -> list:
+def _wait_for_other_workers(held, board, overwrite, report, events, cancel) -> list:
     """Wait until each file another worker holds is finished (its output appears: skipped) or its
     lock is gone or stale (returned, to be done here). Stopped by a signal, the files still held
     elsewhere are reported skipped."""
@@ -367,16 +367,17 @@ def _wait_for_other_workers(held, board, report, events, cancel) -> list:
     while waiting and not cancel.is_set():
         still = []
         for job, info in waiting:
-            if job.output.exists():
+            try:
+                lock = board.lock_path(job.output)
+                free = not os.path.lexists(lock) or board.is_stale(lock)
+            except ClaimError:
+                free = True  # _process reports what is wrong with the lock folder
+            # With --overwrite an old output may be there already: then only the lock's release says done.
+            if job.output.exists() and (free or not overwrite):
                 result = FileResult(job.candidate.source, job.output, SKIPPED, reason="output exists (done by another worker)")
                 report.files.append(result)
                 events.file_finished(result)
             else:
-                try:
-                    lock = board.lock_path(job.output)
-                    free = not os.path.lexists(lock) or board.is_stale(lock)
-                except ClaimError:
-                    free = True  # _process reports what is wrong with the lock folder
                 (ready if free else still).append((job, info))
         waiting = still
         if ready:

@@ -49,7 +49,7 @@ def find_candidates(
     for root in inputs:
         if root.is_dir():
             found.extend(_walk(root, recursive=recursive, follow_symlinks=follow_symlinks, out_real=out_real))
-        elif root.exists() or root.is_symlink():
+        elif root.exists():
             found.append(Candidate(root, Path(root.name), explicit=True))
         else:
             raise UsageError(f"{root}: no such file or directory")

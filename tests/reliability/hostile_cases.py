@@ -436,13 +436,15 @@ def deep_tree(base: Path, model: Path) -> list[str]:
         d = d / "d"
         os.mkdir(d)
     write_video(base / "bottom.mp4", frames=2).rename(d / "bottom.mp4")
-    before = snapshot(base, out)
-    run = upscale(src, out, "--model", model)
-    problems = judge_run(run, (0,)) + diff(before, snapshot(base, out))
-    if sorted(statuses(run)) != ["bottom.mp4", "top.mp4"] or len(run.files("done")) != 2:
-        problems.append(f"both files must be done: {statuses(run)}")
-    for tree in (src, out):  # shutil.rmtree recurses once per level: take the trees down here
-        remove_deep(tree)
+    try:
+        before = snapshot(base, out)
+        run = upscale(src, out, "--model", model)
+        problems = judge_run(run, (0,)) + diff(before, snapshot(base, out))
+        if sorted(statuses(run)) != ["bottom.mp4", "top.mp4"] or len(run.files("done")) != 2:
+            problems.append(f"both files must be done: {statuses(run)}")
+    finally:
+        for tree in (src, out):  # shutil.rmtree (pytest's clean-up) recurses once per level
+            remove_deep(tree)
     return problems
 
 
