@@ -212,6 +212,8 @@ def upscale(
                 _probe_watched(job.candidate.source, options, cancel)
             except InputError:
                 continue
+            except Cancelled:
+                break
         result = FileResult(job.candidate.source, job.output, FAILED, reason=reason)
         report.files.append(result)
         events.file_finished(result)
@@ -336,12 +338,13 @@ def _run(probed, options, denoiser, settings, encode, territory, report, events,
                     todo, held_elsewhere = _wait_for_other_workers(held_elsewhere, board, options.overwrite, report, events, cancel), []
     finally:
         try:
-            watched(
-                lambda: _sweep_dead_workers(board, options.output_dir, territory), options.stall_timeout, cancel,
-                f"{options.output_dir}: cleaning up after dead workers stalled", name="gvr-sweep",
-            )
-        except (StalledError, Cancelled) as e:
-            events.message(f"gvr: {e}" if str(e) else "gvr: clean-up skipped")
+            if not cancel.is_set():  # after a signal, the next run sweeps
+                watched(
+                    lambda: _sweep_dead_workers(board, options.output_dir, territory), options.stall_timeout,
+                    threading.Event(), f"{options.output_dir}: cleaning up after dead workers stalled", name="gvr-sweep",
+                )
+        except StalledError as e:
+            events.message(f"gvr: {e}")
         finally:
             board.close()
     for job, _ in held_elsewhere:  # stopped while waiting (a signal): say why they are not done
