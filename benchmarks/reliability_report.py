@@ -444,7 +444,8 @@ def fault_cases(base: Path, model: Path) -> list[Row]:
             rows.append(fault_signal(base / f"sig{sig}-{jobs}", model, sig, code, jobs))
     rows.append(fault_signal(base / "sig-long", model, signal.SIGTERM, 143, 1, steps=1500))
     rows.append(fault_fsize(base / "fsize", model))
-    rows += [fault_hang(base / f"hang-{w}", model, w) for w in ("decode", "probe")]
+    # Not "hang-...": the probe wrapper blocks on any path containing "hang", which would stall ok.mp4 too.
+    rows += [fault_hang(base / f"stall-{w}", model, w) for w in ("decode", "probe")]
     rows += [fault_workers(base / f"workers{n}", model, n) for n in (2, 4)]
     # A live worker's lock: hostile case "live-lock-of-another-host" (waits for it, then exit 0).
     rows += [fault_stale_lock(base / f"lock-{o}", model, o) for o in ("dead-local", "remote-silent")]
