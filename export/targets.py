@@ -250,6 +250,8 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
 
             with _quiet(), torch.no_grad():
                 ov_model = ov.convert_model(model, example_input=inputs, input=_openvino_inputs(spec, dynamic, static_shape))
+            # The PyTorch frontend leaves the output unnamed; the runtime asks for it by name.
+            ov_model.outputs[0].get_tensor().set_names({"velocity"})
         else:
             with tempfile.TemporaryDirectory(dir=stage.parent) as tmp:
                 onnx_path = Path(tmp) / "denoiser.onnx"

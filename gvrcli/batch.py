@@ -16,9 +16,11 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 import av
 
+from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
 from gvrcli.farm import atomic
 from gvrcli.inference.backends import check_denoiser, make_backend
 from gvrcli.farm.claims import LOCK_DIR_NAME, ClaimBoard, ClaimError
@@ -28,7 +30,7 @@ from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERL
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError
 from gvrcli.media.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model
-from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, upscale_file
+from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, FileStats, upscale_file
 from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo, probe_video
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.report import DONE, FAILED, SKIPPED, BatchReport, FileResult
@@ -39,10 +41,28 @@ MAX_SEED = 2**63 - 1
 
 
 @dataclass
-class UpscaleOptions:
-    """Everything ``gvr upscale`` takes besides the inputs; defaults are the CLI's."""
+class BatchOptions:
+    """What every batch command (``upscale``, ``degrade``) takes besides its inputs: which files,
+    where they go, rerun and farm behaviour. Defaults are the CLI's."""
 
     output_dir: Path
+    recursive: bool = True
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+    codec: str = "h264"  # the output codec: with the input's name, it fixes the output's name
+    overwrite: bool = False
+    shard: Shard | None = None
+    jobs: int = 1
+    dry_run: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+
+
+@dataclass
+class UpscaleOptions(BatchOptions):
+    """Everything ``gvr upscale`` takes besides the inputs; defaults are the CLI's."""
+
     model: Path | None = None  # None = the built-in default for ``scale``
     backend: str = "auto"
     device: str = "AUTO"
@@ -50,25 +70,15 @@ class UpscaleOptions:
     steps: int | None = None
     noise_aug: float | None = None
     seed: int = 0
-    recursive: bool = True
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    follow_symlinks: bool = False
-    codec: str = "h264"
     crf: int | None = None
     pix_fmt: str | None = None
-    overwrite: bool = False
-    shard: Shard | None = None
-    jobs: int = 1
     threads: int = 0
-    dry_run: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
     tile: int = 0
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     chunk_frames: int | None = None
     chunk_overlap: int | None = None
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
-    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    color_fix: str = DEFAULT_COLOR_FIX  # gvrcli.inference.colorfix.METHODS
 
 
 @dataclass(frozen=True)
@@ -77,12 +87,17 @@ class Job:
     output: Path
 
 
-def plan_jobs(inputs: list[Path], options: UpscaleOptions) -> list[Job]:
+# One input's work: (job, probed info, partial path to write, frames-done callback) -> FileStats.
+# Raises GvrError (that file fails), Cancelled or RetryableError (the batch stops).
+Work = Callable[[Job, VideoInfo, Path, Callable[[int], None]], FileStats]
+
+
+def plan_jobs(inputs: list[Path], options: BatchOptions) -> list[Job]:
     """Inputs -> (input, output) pairs for this worker's shard, without opening any file."""
     return plan(inputs, options)[0]
 
 
-def plan(inputs: list[Path], options: UpscaleOptions) -> tuple[list[Job], list[tuple[Job, str]], Territory]:
+def plan(inputs: list[Path], options: BatchOptions) -> tuple[list[Job], list[tuple[Job, str]], Territory]:
     """This worker's jobs, its inputs refused at planning (colliding or reserved output names, as
     (job, reason)), and where it may write.
 
@@ -113,8 +128,9 @@ def plan(inputs: list[Path], options: UpscaleOptions) -> tuple[list[Job], list[t
     return jobs, refused, territory
 
 
-def validate_options(options: UpscaleOptions) -> None:
-    """Refuse bad option values (types and ranges) before anything is created: exit 2."""
+def validate_options(options: BatchOptions) -> None:
+    """Refuse bad option values (types and ranges) before anything is created: exit 2. The batch
+    options of every command, and ``gvr upscale``'s own."""
 
     def finite(name: str, value, low: float, high: float = math.inf, low_open: bool = False) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -136,20 +152,22 @@ def validate_options(options: UpscaleOptions) -> None:
                 PurePosixPath("x").match(g)
             except ValueError as e:
                 raise UsageError(f"{flag} {g!r}: not a valid glob ({e})") from None
-    integer("--seed", options.seed, 0, MAX_SEED)
     integer("--jobs", options.jobs, 1, 1024)
+    integer("--max-pixels", options.max_pixels, 1)
+    finite("--stall-timeout", options.stall_timeout, 0, low_open=True)
+    get_codec(options.codec)
+    if not isinstance(options, UpscaleOptions):
+        return
+    integer("--seed", options.seed, 0, MAX_SEED)
     integer("--threads", options.threads, 0, 4096)
     integer("--tile", options.tile, 0)
     integer("--memory-budget", options.memory_budget_mb, 0)
-    integer("--max-pixels", options.max_pixels, 1)
-    finite("--stall-timeout", options.stall_timeout, 0, low_open=True)
     if options.steps is not None:
         integer("--steps", options.steps, 1, 100000)
     if options.noise_aug is not None:
         finite("--noise-aug", options.noise_aug, 0, 1)
     if options.scale is not None and options.scale not in (2, 4):
         raise UsageError(f"--scale {options.scale}: gvr upscales x2 or x4")
-    get_codec(options.codec)
     if options.crf is not None:
         integer("--crf", options.crf, 0, 63)
 
@@ -167,10 +185,8 @@ def upscale(
     cancel = cancel or threading.Event()
     started = time.monotonic()
     inputs = [Path(p) for p in inputs]
-    if not inputs:
-        raise UsageError("no inputs given")
-    validate_options(options)
-    check_output_dir(inputs, options.output_dir)
+    check_method(options.color_fix)
+    check_batch(inputs, options)
     encode = EncodeSettings(get_codec(options.codec), options.crf, options.pix_fmt)
     if options.pix_fmt:
         try:
@@ -193,8 +209,8 @@ def upscale(
         tile_overlap=options.tile_overlap,
         memory_budget_mb=options.memory_budget_mb,
     )
-    report = BatchReport(model=str(model_path))
-    jobs, refused, territory = plan(inputs, options)
+    report = BatchReport(model=str(model_path), color_fix=options.color_fix)
+    jobs = plan_batch(inputs, options, report, events)
 
     backend = make_backend(model_path, options.backend, options.device, options.threads)
     denoiser = None
@@ -206,26 +222,70 @@ def upscale(
         Upscaler(denoiser, settings)  # refuses models the engine cannot run, before any video
         check_denoiser(denoiser, model_path)
 
+    def make_work() -> Work:  # one Upscaler per worker thread: each keeps its own model-time counter
+        upscaler = Upscaler(denoiser, settings)
+        return lambda job, info, partial, on_frames: upscale_file(
+            info,
+            partial,
+            upscaler,
+            encode,
+            cancel=cancel,
+            on_frames=on_frames,
+            stall_timeout=options.stall_timeout,
+            color_fix=options.color_fix,
+        )
+
+    interrupt = denoiser.interrupt if denoiser else None  # a model step in flight may take minutes on a CPU
+    process_batch(jobs, options, make_work, report, events, cancel, interrupt=interrupt)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def check_batch(inputs: list[Path], options: BatchOptions) -> None:
+    """Refuse a batch that cannot run (UsageError), before anything is touched."""
+    if not inputs:
+        raise UsageError("no inputs given")
+    validate_options(options)
+    check_output_dir(inputs, options.output_dir)
+
+
+def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport, events: BatchEvents) -> list[Job]:
+    """This worker's jobs; inputs whose output would collide with another's, or is named like
+    gvr's own files, are failed in ``report`` (a file that is not meant as a video only if it
+    probes as one: a sidecar sharing a video's output name is just not an input)."""
+    jobs, refused, _ = plan(inputs, options)
+    cancel = threading.Event()
     for job, reason in refused:
         if not _meant_as_video(job.candidate):
-            try:  # a sidecar that merely shares a video's output name is not an input at all
-                _probe_watched(job.candidate.source, options, cancel)
+            try:
+                probe_watched(job.candidate.source, options, cancel)
             except InputError:
                 continue
-            except Cancelled:
-                break
         result = FileResult(job.candidate.source, job.output, FAILED, reason=reason)
         report.files.append(result)
         events.file_finished(result)
+    return jobs
+
+
+def process_batch(
+    jobs: list[Job],
+    options: BatchOptions,
+    make_work: Callable[[], Work],
+    report: BatchReport,
+    events: BatchEvents,
+    cancel: threading.Event,
+    interrupt: Callable[[], None] | None = None,
+) -> None:
+    """Probe the jobs' inputs, then run ``make_work()`` (called once per worker thread) on each,
+    ``options.jobs`` at a time, with claims, atomic outputs and events (or only list them, with
+    ``dry_run``). ``interrupt`` is called once when a signal arrives, to cut long work short."""
     probed = _probe(jobs, options, report, events, cancel)
     events.plan(len(probed), sum(info.frames for _, info in probed))
     if options.dry_run:
         for job, _ in probed:
             events.planned(job.candidate.source, job.output, "planned")
     else:
-        _run(probed, options, denoiser, settings, encode, territory, report, events, cancel)
-    report.seconds = time.monotonic() - started
-    return report
+        _run(probed, options, make_work, report, events, cancel, interrupt)
 
 
 def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]:
@@ -239,7 +299,7 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
             result = FileResult(job.candidate.source, job.output, SKIPPED, reason="output exists")
         else:
             try:
-                probed.append((job, _probe_watched(job.candidate.source, options, cancel)))
+                probed.append((job, probe_watched(job.candidate.source, options, cancel)))
                 continue
             except Cancelled:
                 break
@@ -252,7 +312,7 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
     return probed
 
 
-def _probe_watched(path: Path, options: UpscaleOptions, cancel: threading.Event) -> VideoInfo:
+def probe_watched(path: Path, options: BatchOptions, cancel: threading.Event) -> VideoInfo:
     """``probe_video`` under the watchdog: FFmpeg can hang reading a hostile header (stream-info
     probing decodes frames), and a hung probe must cost that file, not the batch."""
     return watched(
@@ -291,21 +351,23 @@ def watched(fn, timeout: float, cancel: threading.Event, stalled: str, name: str
 WAIT_POLL_SECONDS = 1.0
 
 
-def _run(probed, options, denoiser, settings, encode, territory, report, events, cancel) -> None:
+def _run(probed, options, make_work, report, events, cancel, interrupt) -> None:
     """Process the probed inputs, ``options.jobs`` at a time; a RetryableError or a signal stops
     the batch (files in progress are cleaned up by ``_process``). Files another live worker holds
     are waited for at the end, so exit 0 still means every input is done: when that worker
     finishes, the file is "skipped (output exists)"; if it gives up or dies, this worker does it."""
     board = ClaimBoard(options.output_dir)
-    per_thread = threading.local()  # one Upscaler per worker thread: each keeps its own model-time counter
+    candidates = [job.candidate for job, _ in probed]
+    territory = Territory(options.output_dir, sorted({c.root for c in candidates if c.root}), candidates)
+    per_thread = threading.local()
     fatal: list[BaseException] = []
 
     def run_one(job: Job, info: VideoInfo) -> FileResult | None:
         if cancel.is_set() or fatal:
             return None
-        if not hasattr(per_thread, "upscaler"):
-            per_thread.upscaler = Upscaler(denoiser, settings)
-        return _process_safely(job, info, options, per_thread.upscaler, encode, board, territory, events, cancel)
+        if not hasattr(per_thread, "work"):
+            per_thread.work = make_work()
+        return _process_safely(job, info, options, per_thread.work, board, territory, events, cancel)
 
     held_elsewhere: list[tuple[Job, VideoInfo]] = []
     try:
@@ -319,7 +381,8 @@ def _run(probed, options, denoiser, settings, encode, territory, report, events,
                     # Short waits keep the main thread free to run signal handlers.
                     finished, _ = wait(set(pending), timeout=0.2, return_when=FIRST_COMPLETED)
                     if cancel.is_set() and not interrupted:
-                        denoiser.interrupt()  # a model step in flight may take minutes on a CPU
+                        if interrupt is not None:
+                            interrupt()
                         interrupted = True
                     for fut in finished:
                         job, info = pending.pop(fut)
@@ -458,14 +521,14 @@ def _refuse_collisions(jobs: list[Job], output_dir: Path) -> tuple[list[Job], li
     return kept, refused
 
 
-def _process_safely(job, info, options, upscaler, encode, board, territory, events, cancel):
+def _process_safely(job, info, options, work, board, territory, events, cancel):
     """``_process``, with every per-file fault (whatever raised it, clean-up included) turned into
     that file's failure: one input can never end the batch or lose the others' results. Only a
     signal (Cancelled) and a fault a retry may cure (RetryableError) stop the batch."""
     source, output = job.candidate.source, job.output
     started = time.monotonic()
     try:
-        return _process(job, info, options, upscaler, encode, board, territory, events, cancel)
+        return _process(job, info, options, work, board, territory, events, cancel)
     except (Cancelled, RetryableError):
         raise
     except GvrError as e:
@@ -478,7 +541,7 @@ def _process_safely(job, info, options, upscaler, encode, board, territory, even
         return _failed(source, output, f"{source}: {type(e).__name__}: {_first_line(e)}", started)
 
 
-def _process(job, info, options, upscaler, encode, board, territory, events, cancel):
+def _process(job, info, options, work, board, territory, events, cancel):
     source, output = job.candidate.source, job.output
     started = time.monotonic()
     if output.exists() and not options.overwrite:
@@ -503,15 +566,7 @@ def _process(job, info, options, upscaler, encode, board, territory, events, can
         if why:
             raise InputError(f"{source}: output {output}: {why}")
         events.file_started(source, info.frames)
-        stats = upscale_file(
-            info,
-            partial,
-            upscaler,
-            encode,
-            cancel=cancel,
-            on_frames=lambda n: events.frames(source, n),
-            stall_timeout=options.stall_timeout,
-        )
+        stats = work(job, info, partial, lambda n: events.frames(source, n))
         atomic.publish(partial, output)
         return FileResult(
             source,
@@ -521,6 +576,8 @@ def _process(job, info, options, upscaler, encode, board, territory, events, can
             seconds=time.monotonic() - started,
             model_seconds=stats.model_seconds,
             warnings=list(stats.warnings),
+            color_fix=stats.color_fix,
+            extra=dict(stats.extra),
         )
     finally:
         # Clean-up must never replace the file's own error (or its result) with another.

@@ -17,6 +17,7 @@ from typing import Optional
 
 import typer
 
+from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
 from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, GvrError
 
@@ -86,30 +87,22 @@ def upscale(
     memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", help="MiB one model call may use; larger frames are tiled (0 = half the RAM)."),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
     stall_timeout: float = typer.Option(300.0, "--stall-timeout", help="Fail a file after this many seconds without progress."),
+    color_fix: str = typer.Option(DEFAULT_COLOR_FIX, "--color-fix", help="Colour fix to the bilinear-upscaled input: wavelet | adain | lab | none."),
     progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain 'Progress:' lines."),
     openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
 ) -> None:
     """Upscale every video under INPUT... into OUTPUT_DIR, mirroring the directory tree."""
     from gvrcli.batch import UpscaleOptions
     from gvrcli.batch import upscale as run_batch
-    from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
-    from gvrcli.farm.shard import parse_shard, shard_from_env
 
     if len(paths) < 2:
         _error("give at least one input and the output directory (gvr upscale INPUT... OUTPUT_DIR)", as_json, EXIT_USAGE)
-    if not (math.isfinite(progress_interval) and progress_interval >= 0):
-        _error(f"--progress-interval must be a finite number >= 0 (got {progress_interval})", as_json, EXIT_USAGE)
     *inputs, output_dir = map(Path, paths)
     cancel = threading.Event()
     received = _install_signal_handlers(cancel)
-    if as_json:
-        events = JsonEvents(interval=progress_interval)
-    elif sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
-        events = RichEvents()
-    else:
-        events = PlainEvents(interval=progress_interval, openjd=openjd)
+    events = _events(as_json, progress_interval, openjd, "upscale")
     try:
-        chosen_shard = parse_shard(shard) if shard else shard_from_env()
+        chosen_shard = _shard(shard, events)
         options = UpscaleOptions(
             output_dir=output_dir,
             model=model,
@@ -135,21 +128,148 @@ def upscale(
             tile=tile,
             memory_budget_mb=memory_budget,
             stall_timeout=stall_timeout,
+            color_fix=color_fix,
         )
-        if chosen_shard and chosen_shard.source != "--shard":
-            events.message(f"gvr: shard {chosen_shard.index}/{chosen_shard.count} from {chosen_shard.source}")
         report = run_batch(inputs, options, events=events, cancel=cancel)
     except GvrError as e:
         _error(str(e), as_json, e.exit_code)
     except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
         _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
+    _finish(report, events, received)
+
+
+def _events(as_json: bool, interval: float, openjd: bool, action: str):
+    """Rich on a terminal, plain lines for logs, JSON lines with --json."""
+    from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
+
+    if not (math.isfinite(interval) and interval >= 0):
+        _error(f"--progress-interval must be a finite number >= 0 (got {interval})", as_json, EXIT_USAGE)
+    if as_json:
+        return JsonEvents(interval=interval)
+    if sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+        return RichEvents()
+    return PlainEvents(interval=interval, openjd=openjd, action=action)
+
+
+def _shard(shard: Optional[str], events):
+    """--shard I/N, else the job array's environment, else None (all files)."""
+    from gvrcli.farm.shard import parse_shard, shard_from_env
+
+    chosen = parse_shard(shard) if shard else shard_from_env()
+    if chosen and chosen.source != "--shard":
+        events.message(f"gvr: shard {chosen.index}/{chosen.count} from {chosen.source}")
+    return chosen
+
+
+def _command(paths: list[str], usage: str, as_json: bool, events, run, after=None) -> None:
+    """A batch command's frame: INPUT... then one directory (last), signals, one-line errors,
+    the exit code. ``run(inputs, directory, cancel)`` builds the options and calls the library."""
+    if len(paths) < 2:
+        _error(f"give at least one input and the directory ({usage})", as_json, EXIT_USAGE)
+    *inputs, directory = map(Path, paths)
+    cancel = threading.Event()
+    received = _install_signal_handlers(cancel)
+    try:
+        report = run(inputs, directory, cancel)
+    except GvrError as e:
+        _error(str(e), as_json, e.exit_code)
+    except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
+        _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
+    _finish(report, events, received, after)
+
+
+def _finish(report, events, received: dict, after=None) -> None:
+    """Report how the run ended and exit with its code."""
     report.interrupted = received["signal"]
     if report.fatal:
         sys.stderr.write(f"gvr: error: {report.fatal}\n")
     if report.interrupted:
         sys.stderr.write(f"gvr: stopped by {signal.Signals(report.interrupted).name}; partial outputs removed\n")
     events.finished(report)
+    if after is not None:
+        after(report)
     raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def degrade(
+    paths: list[str] = typer.Argument(..., help="HQ videos or directories, then the LQ output directory (last)."),
+    scale: int = typer.Option(2, "--scale", help="2 or 4: the LQ is 1/scale of the HQ in each direction."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random draw; the same seed gives identical LQ."),
+    flow: bool = typer.Option(True, "--flow/--no-flow", help="Apply the flow-based degradation after the base one."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk input directories recursively."),
+    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symbolic links while walking."),
+    overwrite: bool = typer.Option(False, "--overwrite/--skip-existing", help="Redo existing outputs, or skip them (default)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process shard I (0-based) of N. Default: from the job-array environment."),
+    jobs: int = typer.Option(1, "--jobs", help="Files processed at once by this worker."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout (events, with each clip's parameters, and a summary)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done; touch nothing."),
+    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
+    stall_timeout: float = typer.Option(300.0, "--stall-timeout", help="Fail a file after this many seconds without progress."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain 'Progress:' lines."),
+    openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
+) -> None:
+    """Make the LQ half of training pairs: the paper's base and flow-based degradations of every HQ video."""
+    from gvrcli.quality.pairs import DegradeOptions
+    from gvrcli.quality.pairs import degrade as run_degrade
+
+    events = _events(as_json, progress_interval, openjd, "degrade")
+
+    def run(inputs: list[Path], output_dir: Path, cancel: threading.Event):
+        options = DegradeOptions(
+            output_dir=output_dir,
+            scale=scale,
+            seed=seed,
+            flow=flow,
+            recursive=recursive,
+            include=tuple(include),
+            exclude=tuple(exclude),
+            follow_symlinks=follow_symlinks,
+            overwrite=overwrite,
+            shard=_shard(shard, events),
+            jobs=jobs,
+            dry_run=dry_run,
+            max_pixels=max_pixels,
+            stall_timeout=stall_timeout,
+        )
+        return run_degrade(inputs, options, events=events, cancel=cancel)
+
+    _command(paths, "gvr degrade HQ... LQ_DIR", as_json, events, run)
+
+
+@app.command("eval")
+def evaluate(
+    paths: list[str] = typer.Argument(..., help="Predicted videos or directories, then the reference directory (last)."),
+    lr: Optional[Path] = typer.Option(None, "--lr", help="LR inputs directory: adds bicubic and bilinear baseline rows."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk prediction directories recursively."),
+    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symbolic links while walking."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout (a file event with metrics per pair, a summary with the means)."),
+    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain 'Progress:' lines."),
+) -> None:
+    """Score predictions against references: PSNR (Y, RGB), SSIM and warping error, per file and overall."""
+    from gvrcli.quality.eval import EvalOptions, render_table
+    from gvrcli.quality.eval import evaluate as run_eval
+
+    events = _events(as_json, progress_interval, False, "evaluate")
+
+    def run(inputs: list[Path], reference_dir: Path, cancel: threading.Event):
+        options = EvalOptions(
+            reference_dir=reference_dir,
+            lr_dir=lr,
+            recursive=recursive,
+            include=tuple(include),
+            exclude=tuple(exclude),
+            follow_symlinks=follow_symlinks,
+            max_pixels=max_pixels,
+        )
+        return run_eval(inputs, options, events=events, cancel=cancel)
+
+    _command(paths, "gvr eval PRED... REF_DIR", as_json, events, run, after=None if as_json else lambda r: print(render_table(r)))
 
 
 @app.command()

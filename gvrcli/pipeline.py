@@ -1,4 +1,4 @@
-"""One file through decode -> upscale -> encode, three stages overlapped by threads and bounded queues.
+"""One file through decode -> upscale (or any FrameStream) -> encode, three stages overlapped by threads and bounded queues.
 
 Decoding and encoding run in their own threads (FFmpeg releases the GIL, and so does the model
 runtime), so the model is rarely idle waiting for either. The queues are small, so memory stays
@@ -13,11 +13,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
-from gvrcli.media.decode import VideoDecoder
+import numpy as np
+
+from gvrcli.inference.colorfix import color_fix as apply_color_fix
+from gvrcli.media.decode import DecodedFrame, VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.engine import StreamingUpscaler, Upscaler
 from gvrcli.errors import Cancelled, StalledError
@@ -32,6 +35,8 @@ class FileStats:
     frames: int = 0
     model_seconds: float = 0.0
     warnings: tuple[str, ...] = ()
+    color_fix: str = ""  # the colour fix applied (upscale)
+    extra: dict = field(default_factory=dict)  # command-specific facts for the file's report (JSON event)
 
 
 class _Stage(threading.Thread):
@@ -57,16 +62,64 @@ def upscale_file(
     cancel: threading.Event,
     on_frames: Callable[[int], None] = lambda n: None,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+    color_fix: str = "none",
 ) -> FileStats:
     """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
-    removes the partial on any exception."""
-    stop = threading.Event()  # tells our stages to quit (failure or cancel)
-    frames_in: queue.Queue = queue.Queue(maxsize=upscaler.settings.chunk_frames + 2)
-    frames_out: queue.Queue = queue.Queue(maxsize=8)
-    decoders: list[VideoDecoder] = []  # opened in the decode thread: opening can hang too
-    stream = StreamingUpscaler(upscaler)
+    removes the partial on any exception.
+
+    ``color_fix`` (``gvrcli.inference.colorfix``) runs on each whole HR frame, after the engine has blended
+    its chunks and tiles, in the encode thread (off the model's path); the LR frames it needs are
+    held only until their HR frame comes out (at most a chunk's worth)."""
     upscaler.cancel = cancel
     model_before = upscaler.model_seconds
+    frames, warnings = stream_file(
+        info,
+        partial,
+        StreamingUpscaler(upscaler),
+        encode,
+        # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
+        # costs as much as decoding, converting and encoding together.
+        prepare=lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2]),
+        queue_frames=upscaler.settings.chunk_frames + 2,
+        cancel=cancel,
+        on_frames=on_frames,
+        stall_timeout=stall_timeout,
+        post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix, upscaler.scale),
+    )
+    return FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix)
+
+
+class FrameStream(Protocol):
+    """The middle stage: takes decoded frames in order, hands back finished ones (index, planar
+    (3, H, W) float32 in [0, 1]) when it has them. ``StreamingUpscaler`` is one; so is a degrader."""
+
+    done_until: int  # frames handed back so far
+
+    def push(self, rgb: np.ndarray, prepared) -> list[tuple[int, np.ndarray]]: ...
+    def finish(self) -> list[tuple[int, np.ndarray]]: ...
+
+
+def stream_file(
+    info: VideoInfo,
+    partial: Path,
+    stream: FrameStream,
+    encode: EncodeSettings,
+    *,
+    cancel: threading.Event,
+    prepare: Callable[[DecodedFrame], object] = lambda frame: None,
+    queue_frames: int = 8,
+    on_frames: Callable[[int], None] = lambda n: None,
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+    post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> tuple[int, tuple[str, ...]]:
+    """Decode ``info.path``, pass its frames through ``stream`` (``prepare(frame)`` runs in the
+    decode thread and its result goes to ``push``), encode what comes out into ``partial``.
+    ``post(out, frame_in)`` runs in the encode thread on each output frame with its input frame
+    (held only until its output comes out). Returns (frames written, encoder warnings)."""
+    stop = threading.Event()  # tells our stages to quit (failure or cancel)
+    frames_in: queue.Queue = queue.Queue(maxsize=queue_frames)
+    frames_out: queue.Queue = queue.Queue(maxsize=8)
+    decoders: list[VideoDecoder] = []  # opened in the decode thread: opening can hang too
     encoder_box: list[VideoEncoder] = []
 
     def put(q: queue.Queue, item, consumer: "_Stage | None" = None) -> None:
@@ -105,10 +158,7 @@ def upscale_file(
             for frame in decoders[0].frames():
                 if stop.is_set():
                     return
-                # The frame's sampler noise is drawn here, off the model's thread: at 960x540 it
-                # costs as much as decoding, converting and encoding together.
-                noise = upscaler.frame_noise(frame.index, *frame.rgb.shape[:2])
-                put(frames_in, (frame, noise))
+                put(frames_in, (frame, prepare(frame)))
         finally:
             put(frames_in, _END)
 
@@ -118,7 +168,9 @@ def upscale_file(
             item = get(frames_out)  # waits on the model: no watchdog here
             if item is _END:
                 break
-            rgb, pts = item  # planar (3, H, W)
+            rgb, pts, frame_in = item  # planar (3, H, W), its timestamp, its input frame (h, w, 3) or None
+            if frame_in is not None:
+                rgb = post(rgb, frame_in)
             if encoder is None:
                 h, w = rgb.shape[1:]
                 encoder = VideoEncoder(
@@ -141,6 +193,7 @@ def upscale_file(
     decode_thread = _Stage("gvr-decode", decode_stage)
     encode_thread = _Stage("gvr-encode", encode_stage)
     pts_of: dict[int, int | None] = {}
+    input_of: dict[int, object] = {}  # input frames awaiting their output, for ``post``
     try:
         decode_thread.start()
         encode_thread.start()
@@ -151,11 +204,13 @@ def upscale_file(
                 _check(decode_thread)
                 ready = stream.finish()
             else:
-                frame, noise = item
+                frame, prepared = item
                 pts_of[frame.index] = frame.pts
-                ready = stream.push(frame.rgb, noise)
+                if post is not None:
+                    input_of[frame.index] = frame.rgb
+                ready = stream.push(frame.rgb, prepared)
             for index, hr in ready:
-                put(frames_out, (hr, pts_of.pop(index)), consumer=encode_thread)
+                put(frames_out, (hr, pts_of.pop(index), input_of.pop(index, None)), consumer=encode_thread)
             if item is _END:
                 break
         put(frames_out, _END, consumer=encode_thread)
@@ -168,7 +223,7 @@ def upscale_file(
                 raise StalledError(f"{info.path}: encoding stalled (no progress for {stall_timeout:.0f} s)")
         _check(encode_thread)
         warnings = tuple(encoder_box[0].warnings) if encoder_box else ()
-        return FileStats(stream.done_until, upscaler.model_seconds - model_before, warnings)
+        return stream.done_until, warnings
     except BaseException:
         stop.set()
         # Close the encoder only once its thread has let go of it (FFmpeg objects are not

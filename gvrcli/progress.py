@@ -12,6 +12,7 @@ Human messages (warnings, per-file failures) go to stderr in every mode.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -67,11 +68,19 @@ def _failure_line(result: FileResult) -> str:
     return f"error: {one_line(result.reason)}"
 
 
+def _done_line(result: FileResult) -> str:
+    target = f" -> {result.output}" if result.output is not None else ""
+    return one_line(f"done: {result.source}{target} ({result.frames} frames, {result.fps:.2f} fps)")
+
+
 class PlainEvents:
     """Line-oriented output for logs and farm schedulers."""
 
-    def __init__(self, out: TextIO = None, err: TextIO = None, interval: float = 10.0, openjd: bool = False):
+    def __init__(
+        self, out: TextIO = None, err: TextIO = None, interval: float = 10.0, openjd: bool = False, action: str = "upscale"
+    ):
         self.out, self.err = out or sys.stdout, err or sys.stderr
+        self.action = action  # what the frames are for, in the plan line: upscale, degrade, evaluate
         self.interval, self.openjd = interval, openjd
         self.c = _Counter()
         self._last_print = 0.0
@@ -88,7 +97,7 @@ class PlainEvents:
     def plan(self, files, frames):
         with self.c.lock:
             self.c.total_files, self.c.total_frames = files, frames
-        self._say(f"gvr: {files} video(s), {frames} frames to upscale")
+        self._say(f"gvr: {files} video(s), {frames} frames to {self.action}")
 
     def planned(self, source, output, status):
         self._say(f"{status}: {source} -> {output}")
@@ -111,7 +120,7 @@ class PlainEvents:
         else:
             for w in result.warnings:
                 self._say(f"warning: {result.source}: {w}", self.err)
-            self._say(f"done: {result.source} -> {result.output} ({result.frames} frames, {result.fps:.2f} fps)")
+            self._say(_done_line(result))
         self._progress(force=False)
 
     def finished(self, report):
@@ -135,6 +144,17 @@ class PlainEvents:
             self._say(f"openjd_progress: {percent:.1f}")
 
 
+def _finite(value):
+    """JSON has no inf or NaN (a PSNR of identical videos is inf): they are written as null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 class JsonEvents:
     """One JSON object per line on stdout: plan, file_start, progress, file, summary."""
 
@@ -146,7 +166,7 @@ class JsonEvents:
 
     def _emit(self, obj: dict) -> None:
         with self._lock:
-            self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            self.out.write(json.dumps(_finite(obj), ensure_ascii=False) + "\n")
             self.out.flush()
 
     def message(self, text):
@@ -246,7 +266,7 @@ class RichEvents(PlainEvents):
             self.err_console.print(_failure_line(result), markup=False, highlight=False, style="red")
         elif result.status == "done":
             self.progress.console.print(
-                one_line(f"done: {result.source} -> {result.output} ({result.frames} frames, {result.fps:.2f} fps)"),
+                _done_line(result),
                 markup=False,
                 highlight=False,
             )

@@ -24,6 +24,8 @@ class FileResult:
     model_seconds: float = 0.0  # time inside the denoiser
     reason: str = ""  # why skipped/failed: one line naming the file and the cause
     warnings: list[str] = field(default_factory=list)
+    color_fix: str = ""  # the colour fix applied to a done output (gvrcli.inference.colorfix)
+    extra: dict = field(default_factory=dict)  # the command's own facts (degrade: sampled parameters; eval: metrics)
 
     @property
     def fps(self) -> float:
@@ -31,6 +33,7 @@ class FileResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.update(d.pop("extra"))
         d["source"], d["output"] = str(self.source), (str(self.output) if self.output else None)
         d["fps"] = round(self.fps, 3)
         d["seconds"], d["model_seconds"] = round(self.seconds, 3), round(self.model_seconds, 3)
@@ -43,9 +46,11 @@ class BatchReport:
     seconds: float = 0.0
     model: str = ""
     backend: str = ""
+    color_fix: str = ""
     fatal: str = ""  # a batch-wide error that stopped the run (model, usage, retryable fault)
     fatal_exit: int = 0
     interrupted: int = 0  # the signal number that stopped the run, 0 if none
+    extra: dict = field(default_factory=dict)  # the command's own totals, added to the summary
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -77,8 +82,10 @@ class BatchReport:
             "fps": round(self.fps, 3),
             "model": self.model,
             "backend": self.backend,
+            "color_fix": self.color_fix,
             "exit_code": self.exit_code,
             "error": self.fatal or None,
             "interrupted": bool(self.interrupted),
+            **self.extra,
         }
 

@@ -38,11 +38,14 @@ def build_fake_onnx(
     manifest: dict | str | None = None,
     with_manifest: bool = True,
     external_location: str | None = None,
+    drift: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None,
 ) -> Path:
     """``velocity = (z_t - bilinear_up(lr)) / t``: the Euler sampler lands on the bilinear upscale.
 
     ``manifest`` may be raw text (to write broken JSON); ``external_location`` stores the scales
     tensor as ONNX external data at that location (relative to the model's folder, may escape it).
+    ``drift`` = (gains, offsets) per channel: the sampler lands on ``gain * bilinear + offset`` in
+    pixels instead (a colour cast, per pixel, so tiling stays exact).
     """
     dims_hr, dims_lr = ["B", 3, "T", "H", "W"], ["B", 3, "T", "h", "w"]
     inputs = [
@@ -57,10 +60,17 @@ def build_fake_onnx(
     inits = [scales, helper.make_tensor("t_shape", TensorProto.INT64, [5], [-1, 1, 1, 1, 1])]
     nodes = [
         helper.make_node("Resize", ["lr", "", "scales"], ["up"], mode="linear", coordinate_transformation_mode="half_pixel"),
-        helper.make_node("Sub", ["z_t", "up"], ["diff"]),
+        helper.make_node("Sub", ["z_t", "x0" if drift else "up"], ["diff"]),
         helper.make_node("Reshape", ["t", "t_shape"], ["t5"]),
         helper.make_node("Div", ["diff", "t5"], ["velocity"]),
     ]
+    if drift:  # pixels p = (latent + 1) / 2: gain * p + offset is gain * latent + (gain + 2 * offset - 1)
+        gain, offset = np.asarray(drift[0], np.float32), np.asarray(drift[1], np.float32)
+        inits += [
+            helper.make_tensor("gain", TensorProto.FLOAT, [1, 3, 1, 1, 1], gain),
+            helper.make_tensor("shift", TensorProto.FLOAT, [1, 3, 1, 1, 1], gain + 2 * offset - 1),
+        ]
+        nodes[1:1] = [helper.make_node("Mul", ["up", "gain"], ["scaled"]), helper.make_node("Add", ["scaled", "shift"], ["x0"])]
     model = helper.make_model(helper.make_graph(nodes, "fake_gvr", inputs, [output], inits), opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     if with_manifest:

@@ -24,6 +24,7 @@ class Candidate:
     source: Path
     relative: Path  # mirrored under OUTPUT_DIR
     explicit: bool  # named on the command line (not found by a walk)
+    root: Path | None = None  # the input directory it was found in (None when named explicitly)
 
 
 def _matches(relative: Path, patterns: tuple[str, ...]) -> bool:
@@ -115,7 +116,7 @@ def _walk(root: Path, *, recursive: bool, follow_symlinks: bool, out_real: str |
         elif is_file or not link:  # a regular file, or a FIFO/socket/device (a dangling link is not)
             if link and out_real is not None and not root_in_output and _inside(os.path.realpath(path), out_real):
                 continue  # a link to one of our own outputs
-            out.append(Candidate(path, path.relative_to(root), explicit=False))
+            out.append(Candidate(path, path.relative_to(root), explicit=False, root=root))
     return out
 
 

@@ -29,3 +29,12 @@ def test_openvino_manifest_round_trips(openvino_ir, small_model):
 def test_runtime_reader_accepts_exports(dynamic_onnx, openvino_ir):
     assert read_manifest(dynamic_onnx.path).scale == 2
     assert read_manifest(next(openvino_ir.path.glob("*.xml"))).scale == 2
+
+
+def test_runtime_runs_the_openvino_ir(openvino_ir):
+    """The default OpenVINO route (PyTorch frontend) names its output ``velocity`` like the ONNX
+    graph, so ``gvr upscale`` can run it (the runtime's load-time test step passes)."""
+    from gvrcli.inference.backends import check_denoiser, make_backend
+
+    xml = next(openvino_ir.path.glob("*.xml"))
+    check_denoiser(make_backend(xml, threads=1).load(read_manifest(xml)), xml)

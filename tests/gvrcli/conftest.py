@@ -70,8 +70,10 @@ def write_video(
     audio: bool = False,
     colour: dict | None = None,
     rotation: int = 0,
+    content=pattern,
 ) -> Path:
-    """Encode a small test video with PyAV. ``pts``/``time_base`` give explicit (e.g. VFR) timestamps."""
+    """Encode a small test video with PyAV. ``pts``/``time_base`` give explicit (e.g. VFR) timestamps;
+    ``content(index, height, width)`` draws frame ``index`` as (h, w, 3) floats in [0, 1]."""
     path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     deep = av.VideoFormat(pix_fmt).components[0].bits > 8
@@ -92,7 +94,7 @@ def write_video(
             astream.layout = "stereo"
         out.start_encoding()
         for i in range(frames):
-            rgb = pattern(i, height, width)
+            rgb = content(i, height, width)
             if deep:
                 vf = av.VideoFrame.from_ndarray((rgb * 65535).astype(np.uint16), format="rgb48le")
             else:
