@@ -220,6 +220,14 @@ def _openvino_inputs(spec: DenoiserSpec, dynamic: bool, static_shape):
     return [("z_t", video), ("t", ov.PartialShape([1])), ("lr", video), ("lr_noise", video), ("noise_aug", ov.PartialShape([1]))]
 
 
+def _name_openvino_tensors(ov_model, spec: DenoiserSpec) -> None:
+    """Give the IR's output tensor its manifest name (``velocity``): OpenVINO's PyTorch frontend
+    leaves it unnamed, and the runtime addresses the output by name."""
+    for port, name in zip(ov_model.outputs, spec.output_names):
+        if name not in port.get_names():
+            port.get_tensor().set_names({name, *port.get_names()})
+
+
 def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention="fused"):
     """OpenVINO IR (``.xml`` + ``.bin``) in a folder.
 
@@ -254,6 +262,7 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
         raise
     except Exception as e:
         raise ExportError(f"OpenVINO conversion failed: {_first_line(e)}") from e
+    _name_openvino_tensors(ov_model, spec)
     manifest = _manifest(
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
         extra={"target": "openvino", "source": source, "attention_form": attention, "batch": 1},

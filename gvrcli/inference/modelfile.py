@@ -73,6 +73,8 @@ def read_manifest(path: Path) -> ModelManifest:
         return ModelManifest.from_json(text, source=f"model {path}")
     except ManifestError as e:
         raise ModelError(str(e)) from None
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:  # a forged manifest no check foresaw
+        raise ModelError(f"model {path}: unreadable gvr manifest ({type(e).__name__}: {str(e)[:120]})") from None
 
 
 def _onnx_manifest(path: Path) -> str | None:
@@ -100,27 +102,74 @@ def _onnx_manifest(path: Path) -> str | None:
     return manifest_text
 
 
-def _check_external_data(path: Path, proto) -> None:
-    """Refuse external-data locations that escape the model's folder (a hostile model reading /etc/...)."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+def _graph_tensors(graph):
+    """Every tensor a graph can carry, at any depth: initializers, sparse initializers (values and
+    indices), Constant-node and other attributes (t, tensors, sparse_tensor(s)), and the same
+    inside every subgraph (If/Loop/Scan bodies)."""
+    for t in graph.initializer:
+        yield t
+    for sp in graph.sparse_initializer:
+        yield sp.values
+        yield sp.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield attr.sparse_tensor.values
+                yield attr.sparse_tensor.indices
+            for sp in attr.sparse_tensors:
+                yield sp.values
+                yield sp.indices
+            if attr.HasField("g"):
+                yield from _graph_tensors(attr.g)
+            for g in attr.graphs:
+                yield from _graph_tensors(g)
 
-    root = path.resolve().parent
-    for tensor in proto.graph.initializer:
-        if not uses_external_data(tensor):
+
+def check_inside_model_folder(model: Path, location: str, what: str) -> Path:
+    """The one rule for files a model pulls in (ONNX external data, OpenVINO's ``.bin``): a
+    relative name whose real path (links resolved) is a regular file inside the model's own
+    folder. Returns that path; ModelError otherwise."""
+    root = Path(os.path.realpath(Path(model).parent))
+    if not isinstance(location, str) or not location or "\0" in location:
+        raise ModelError(f"model {model}: {what} {location!r} is not a valid file name")
+    if os.path.isabs(location):
+        raise ModelError(f"model {model}: {what} {location!r} points outside the model's folder")
+    target = Path(os.path.realpath(root / location))
+    if root not in target.parents:
+        raise ModelError(f"model {model}: {what} {location!r} points outside the model's folder")
+    if not target.is_file():
+        raise ModelError(f"model {model}: {what} file {location!r} is missing")
+    return target
+
+
+def _check_external_data(path: Path, proto) -> None:
+    """Refuse external-data entries that are malformed or escape the model's folder (a hostile
+    model reading /etc/...), in every tensor of the model, before any runtime sees it."""
+    from onnx import TensorProto
+
+    for tensor in _graph_tensors(proto.graph):
+        if tensor.data_location != TensorProto.EXTERNAL and not tensor.external_data:
             continue
-        location = ExternalDataInfo(tensor).location
-        target = (root / location).resolve()
-        if os.path.isabs(location) or root not in target.parents:
-            raise ModelError(f"model {path}: external data {location!r} points outside the model's folder")
-        if not target.is_file():
-            raise ModelError(f"model {path}: external data file {location!r} is missing")
+        entries = {}
+        for entry in tensor.external_data:
+            entries[entry.key] = entry.value
+        location = entries.get("location")
+        for key in ("offset", "length"):
+            value = entries.get(key)
+            if value is not None and not (value.isascii() and value.isdigit()):
+                raise ModelError(f"model {path}: external data of {tensor.name!r} has a bad {key} {value!r}")
+        check_inside_model_folder(path, location, "external data")
 
 
 def _openvino_manifest(path: Path) -> str | None:
     import openvino as ov
 
-    if not path.with_suffix(".bin").is_file():
+    if not os.path.lexists(path.with_suffix(".bin")):
         raise ModelError(f"model {path}: the OpenVINO weights {path.with_suffix('.bin').name} are missing")
+    check_inside_model_folder(path, path.with_suffix(".bin").name, "OpenVINO weights")
     # Look before handing it to OpenVINO: on a file that is not IR its frontends try one format
     # after another and log to stderr on the way.
     with open(path, "rb") as f:
@@ -134,5 +183,14 @@ def _openvino_manifest(path: Path) -> str | None:
         raise ModelError(f"model {path}: not a readable OpenVINO IR ({first})") from None
     if not model.has_rt_info(MANIFEST_KEY):
         return None
+    from models.manifest import INPUT_NAMES, OUTPUT_NAMES
+
+    names_in = sorted(n for port in model.inputs for n in port.get_names())
+    names_out = sorted(n for port in model.outputs for n in port.get_names())
+    if set(INPUT_NAMES) - set(names_in) or set(OUTPUT_NAMES) - set(names_out):
+        raise ModelError(
+            f"model {path}: graph inputs {names_in} / outputs {names_out} are not the gvr denoiser's "
+            f"{list(INPUT_NAMES)} / {list(OUTPUT_NAMES)} (an IR from an older gvr export: export it again)"
+        )
     value = model.get_rt_info(MANIFEST_KEY)
     return value.astype(str) if hasattr(value, "astype") else str(value)
