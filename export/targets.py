@@ -268,9 +268,16 @@ def _convert_openvino(model, role: str, stage: Path, *, dynamic, static_shape, s
             onnx_path = Path(tmp) / f"{role}.onnx"
             build_onnx(model, role, dynamic=dynamic, static_shape=static_shape, opset=opset, attention=attention).save(str(onnx_path))
             ov_model = ov.convert_model(str(onnx_path))
-    for output, name in zip(ov_model.outputs, spec.names(role)[1]):
-        output.get_tensor().set_names({name})
+    _name_openvino_tensors(ov_model, spec.names(role)[1])
     return ov_model
+
+
+def _name_openvino_tensors(ov_model, names) -> None:
+    """Give the IR's output tensors their manifest names (``graph_io``): OpenVINO's PyTorch frontend
+    leaves them unnamed, and the runtime addresses the outputs by name."""
+    for port, name in zip(ov_model.outputs, names):
+        if name not in port.get_names():
+            port.get_tensor().set_names({name, *port.get_names()})
 
 
 def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention="fused"):

@@ -9,11 +9,13 @@ One input failing never stops the others.
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import av
@@ -21,8 +23,8 @@ import av
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
 from gvrcli.farm import atomic
 from gvrcli.inference.backends import check_model, make_backend
-from gvrcli.farm.claims import ClaimBoard
-from gvrcli.farm.discovery import Candidate, check_output_dir, find_candidates
+from gvrcli.farm.claims import LOCK_DIR_NAME, ClaimBoard, ClaimError
+from gvrcli.farm.discovery import Candidate, Territory, check_output_dir, find_candidates
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError
@@ -33,6 +35,9 @@ from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo, probe_video
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.report import DONE, FAILED, SKIPPED, BatchReport, FileResult
 from gvrcli.farm.shard import Shard
+
+# Seeds feed numpy's SeedSequence (non-negative integers); keep them to what a JSON log round-trips.
+MAX_SEED = 2**63 - 1
 
 
 @dataclass
@@ -90,6 +95,18 @@ Work = Callable[[Job, VideoInfo, Path, Callable[[int], None]], FileStats]
 
 def plan_jobs(inputs: list[Path], options: BatchOptions) -> list[Job]:
     """Inputs -> (input, output) pairs for this worker's shard, without opening any file."""
+    return plan(inputs, options)[0]
+
+
+def plan(inputs: list[Path], options: BatchOptions) -> tuple[list[Job], list[tuple[Job, str]], Territory]:
+    """This worker's jobs, its inputs refused at planning (colliding or reserved output names, as
+    (job, reason)), and where it may write.
+
+    Collisions are found over *all* inputs, before sharding, and a file's shard is a hash of its
+    output's relative path, so colliding inputs land in one shard and every shard agrees on which
+    of them wins. Raises UsageError (nothing touched yet) when an output would land outside
+    OUTPUT_DIR or inside an input (through ``..`` or a symbolic link in OUTPUT_DIR).
+    """
     codec = get_codec(options.codec)
     candidates = find_candidates(
         inputs,
@@ -97,10 +114,63 @@ def plan_jobs(inputs: list[Path], options: BatchOptions) -> list[Job]:
         include=options.include,
         exclude=options.exclude,
         follow_symlinks=options.follow_symlinks,
+        output_dir=options.output_dir,
     )
+    jobs = [Job(c, options.output_dir / output_relative_path(c.relative, codec)) for c in candidates]
+    jobs, refused = _refuse_collisions(jobs, options.output_dir)
+    territory = Territory(options.output_dir, inputs, candidates)
+    for job in jobs:
+        why = territory.why_not(job.output)
+        if why:
+            raise UsageError(f"{job.candidate.source}: output {job.output}: {why}")
     if options.shard:
-        candidates = [c for c in candidates if options.shard.takes(c.relative)]
-    return [Job(c, options.output_dir / output_relative_path(c.relative, codec)) for c in candidates]
+        jobs = [j for j in jobs if options.shard.takes(j.output.relative_to(options.output_dir))]
+        refused = [(j, why) for j, why in refused if options.shard.takes(j.output.relative_to(options.output_dir))]
+    return jobs, refused, territory
+
+
+def validate_options(options: BatchOptions) -> None:
+    """Refuse bad option values (types and ranges) before anything is created: exit 2. The batch
+    options of every command, and ``gvr upscale``'s own."""
+
+    def finite(name: str, value, low: float, high: float = math.inf, low_open: bool = False) -> None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok:
+            ok = (value > low if low_open else value >= low) and value <= high
+        if not ok:
+            bound = f"> {low}" if low_open else f">= {low}"
+            raise UsageError(f"{name} must be a finite number {bound}" + (f" and <= {high}" if high != math.inf else "") + f" (got {value})")
+
+    def integer(name: str, value, low: int, high: int | None = None) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            raise UsageError(f"{name} must be an integer >= {low}" + (f" and <= {high}" if high is not None else "") + f" (got {value})")
+
+    for flag, globs in (("--include", options.include), ("--exclude", options.exclude)):
+        for g in globs:
+            if not isinstance(g, str) or not g.strip() or "\0" in g or g.startswith("/"):
+                raise UsageError(f"{flag} {g!r}: a glob must be a non-empty relative pattern, e.g. '*.mp4'")
+            try:
+                PurePosixPath("x").match(g)
+            except ValueError as e:
+                raise UsageError(f"{flag} {g!r}: not a valid glob ({e})") from None
+    integer("--jobs", options.jobs, 1, 1024)
+    integer("--max-pixels", options.max_pixels, 1)
+    finite("--stall-timeout", options.stall_timeout, 0, low_open=True)
+    get_codec(options.codec)
+    if not isinstance(options, UpscaleOptions):
+        return
+    integer("--seed", options.seed, 0, MAX_SEED)
+    integer("--threads", options.threads, 0, 4096)
+    integer("--tile", options.tile, 0)
+    integer("--memory-budget", options.memory_budget_mb, 0)
+    if options.steps is not None:
+        integer("--steps", options.steps, 1, 100000)
+    if options.noise_aug is not None:
+        finite("--noise-aug", options.noise_aug, 0, 1)
+    if options.scale is not None and options.scale not in (2, 4):
+        raise UsageError(f"--scale {options.scale}: gvr upscales x2 or x4")
+    if options.crf is not None:
+        integer("--crf", options.crf, 0, 63)
 
 
 def upscale(
@@ -178,15 +248,23 @@ def check_batch(inputs: list[Path], options: BatchOptions) -> None:
     """Refuse a batch that cannot run (UsageError), before anything is touched."""
     if not inputs:
         raise UsageError("no inputs given")
-    if options.jobs < 1:
-        raise UsageError(f"--jobs must be >= 1 (got {options.jobs})")
+    validate_options(options)
     check_output_dir(inputs, options.output_dir)
 
 
 def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport, events: BatchEvents) -> list[Job]:
-    """This worker's jobs; inputs whose output would collide with another's are failed in ``report``."""
-    jobs, collisions = _refuse_collisions(plan_jobs(inputs, options))
-    for result in collisions:
+    """This worker's jobs; inputs whose output would collide with another's, or is named like
+    gvr's own files, are failed in ``report`` (a file that is not meant as a video only if it
+    probes as one: a sidecar sharing a video's output name is just not an input)."""
+    jobs, refused, _ = plan(inputs, options)
+    cancel = threading.Event()
+    for job, reason in refused:
+        if not _meant_as_video(job.candidate):
+            try:
+                probe_watched(job.candidate.source, options, cancel)
+            except InputError:
+                continue
+        result = FileResult(job.candidate.source, job.output, FAILED, reason=reason)
         report.files.append(result)
         events.file_finished(result)
     return jobs
@@ -229,7 +307,7 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
             except Cancelled:
                 break
             except InputError as e:
-                if not (job.candidate.explicit or job.candidate.source.suffix.lower() in VIDEO_EXTENSIONS):
+                if not _meant_as_video(job.candidate):
                     continue  # not a video (a sidecar, a text file): silently not an input
                 result = FileResult(job.candidate.source, job.output, FAILED, reason=str(e))
         report.files.append(result)
@@ -239,34 +317,51 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
 
 def probe_watched(path: Path, options: BatchOptions, cancel: threading.Event) -> VideoInfo:
     """``probe_video`` under the watchdog: FFmpeg can hang reading a hostile header (stream-info
-    probing decodes frames), and a hung probe must cost that file, not the batch. The probing
-    thread cannot be killed; it is left behind, blocked, and the batch moves on."""
+    probing decodes frames), and a hung probe must cost that file, not the batch."""
+    return watched(
+        lambda: probe_video(path, options.max_pixels), options.stall_timeout, cancel,
+        f"{path}: probing stalled (no answer for {options.stall_timeout:.0f} s)",
+    )
+
+
+def watched(fn, timeout: float, cancel: threading.Event, stalled: str, name: str = "gvr-probe"):
+    """Run ``fn`` in a daemon thread; raise StalledError(``stalled``) when it has not returned
+    within ``timeout`` s, Cancelled on a signal. A thread stuck in a system call cannot be killed:
+    it is left behind, blocked, and the batch moves on."""
     box: dict = {}
 
     def target() -> None:
         try:
-            box["info"] = probe_video(path, options.max_pixels)
-        except BaseException as e:  # handed back to the batch thread below
+            box["value"] = fn()
+        except BaseException as e:  # handed back to the calling thread below
             box["error"] = e
 
-    thread = threading.Thread(target=target, name="gvr-probe", daemon=True)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
-    deadline = time.monotonic() + options.stall_timeout
+    deadline = time.monotonic() + timeout
     while thread.is_alive():
         thread.join(timeout=0.2)
         if cancel.is_set():
             raise Cancelled()
         if time.monotonic() > deadline:
-            raise StalledError(f"{path}: probing stalled (no answer for {options.stall_timeout:.0f} s)")
+            raise StalledError(stalled)
     if "error" in box:
         raise box["error"]
-    return box["info"]
+    return box.get("value")
+
+
+# How often a worker that has nothing left but files other live workers hold looks again.
+WAIT_POLL_SECONDS = 1.0
 
 
 def _run(probed, options, make_work, report, events, cancel, interrupt) -> None:
     """Process the probed inputs, ``options.jobs`` at a time; a RetryableError or a signal stops
-    the batch (files in progress are cleaned up by ``_process``)."""
+    the batch (files in progress are cleaned up by ``_process``). Files another live worker holds
+    are waited for at the end, so exit 0 still means every input is done: when that worker
+    finishes, the file is "skipped (output exists)"; if it gives up or dies, this worker does it."""
     board = ClaimBoard(options.output_dir)
+    candidates = [job.candidate for job, _ in probed]
+    territory = Territory(options.output_dir, sorted({c.root for c in candidates if c.root}), candidates)
     per_thread = threading.local()
     fatal: list[BaseException] = []
 
@@ -275,45 +370,113 @@ def _run(probed, options, make_work, report, events, cancel, interrupt) -> None:
             return None
         if not hasattr(per_thread, "work"):
             per_thread.work = make_work()
-        return _process(job, info, options, per_thread.work, board, events, cancel)
+        return _process_safely(job, info, options, per_thread.work, board, territory, events, cancel)
 
+    held_elsewhere: list[tuple[Job, VideoInfo]] = []
     try:
         with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="gvr-file") as pool:
-            pending = {pool.submit(run_one, job, info) for job, info in probed}
-            interrupted = False
-            while pending:
-                # Short waits keep the main thread free to run signal handlers.
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                if cancel.is_set() and not interrupted:
-                    if interrupt is not None:
-                        interrupt()
-                    interrupted = True
-                for fut in finished:
-                    try:
-                        result = fut.result()
-                    except (RetryableError, Cancelled) as e:
-                        fatal.append(e)
-                        cancel.set()
-                        continue
-                    if result is not None:
-                        report.files.append(result)
-                        events.file_finished(result)
+            todo = list(probed)
+            while todo and not cancel.is_set():
+                pending = {pool.submit(run_one, job, info): (job, info) for job, info in todo}
+                todo = []
+                interrupted = False
+                while pending:
+                    # Short waits keep the main thread free to run signal handlers.
+                    finished, _ = wait(set(pending), timeout=0.2, return_when=FIRST_COMPLETED)
+                    if cancel.is_set() and not interrupted:
+                        if interrupt is not None:
+                            interrupt()
+                        interrupted = True
+                    for fut in finished:
+                        job, info = pending.pop(fut)
+                        try:
+                            result = fut.result()
+                        except (RetryableError, Cancelled) as e:
+                            fatal.append(e)
+                            cancel.set()
+                            continue
+                        if result is _HELD_ELSEWHERE:
+                            held_elsewhere.append((job, info))
+                        elif result is not None:
+                            report.files.append(result)
+                            events.file_finished(result)
+                if held_elsewhere and not cancel.is_set():
+                    todo, held_elsewhere = _wait_for_other_workers(held_elsewhere, board, options.overwrite, report, events, cancel), []
     finally:
         try:
-            _sweep_dead_workers(board, options.output_dir)
+            if not cancel.is_set():  # after a signal, the next run sweeps
+                watched(
+                    lambda: _sweep_dead_workers(board, options.output_dir, territory), options.stall_timeout,
+                    threading.Event(), f"{options.output_dir}: cleaning up after dead workers stalled", name="gvr-sweep",
+                )
+        except StalledError as e:
+            events.message(f"gvr: {e}")
         finally:
             board.close()
+    for job, _ in held_elsewhere:  # stopped while waiting (a signal): say why they are not done
+        result = FileResult(job.candidate.source, job.output, SKIPPED, reason="another worker is processing it")
+        report.files.append(result)
+        events.file_finished(result)
     for e in fatal:
         if isinstance(e, RetryableError):
             report.fatal, report.fatal_exit = str(e), e.exit_code
 
 
-def _sweep_dead_workers(board: ClaimBoard, output_dir: Path) -> None:
+_HELD_ELSEWHERE = object()  # _process: a live worker holds this output's lock
+
+
+def _wait_for_other_workers(held, board, overwrite, report, events, cancel) -> list:
+    """Wait until each file another worker holds is finished (its output appears: skipped) or its
+    lock is gone or stale (returned, to be done here). Stopped by a signal, the files still held
+    elsewhere are reported skipped."""
+    names = ", ".join(f"{job.candidate.source} ({board.holder(job.output) or 'a live lock'})" for job, _ in held[:3])
+    more = f" and {len(held) - 3} more" if len(held) > 3 else ""
+    events.message(f"gvr: waiting for other workers to finish {len(held)} file(s): {names}{more}")
+    waiting, ready = list(held), []
+    while waiting and not cancel.is_set():
+        still = []
+        for job, info in waiting:
+            try:
+                lock = board.lock_path(job.output)
+                free = not os.path.lexists(lock) or board.is_stale(lock)
+            except ClaimError:
+                free = True  # _process reports what is wrong with the lock folder
+            # With --overwrite an old output may be there already: then only the lock's release says done.
+            if job.output.exists() and (free or not overwrite):
+                result = FileResult(job.candidate.source, job.output, SKIPPED, reason="output exists (done by another worker)")
+                report.files.append(result)
+                events.file_finished(result)
+            else:
+                (ready if free else still).append((job, info))
+        waiting = still
+        if ready:
+            break
+        cancel.wait(WAIT_POLL_SECONDS)
+    if cancel.is_set():
+        for job, _ in ready + waiting:
+            result = FileResult(job.candidate.source, job.output, SKIPPED, reason="another worker is processing it")
+            report.files.append(result)
+            events.file_finished(result)
+        return []
+    return ready + waiting
+
+
+def _sweep_dead_workers(board: ClaimBoard, output_dir: Path, territory: Territory) -> None:
     """Remove what killed workers left (their partials and locks), even for outputs outside this
-    run's shard, so a finished run leaves nothing but outputs. Each is claimed first, so a live
-    worker that is recovering the same output is never disturbed."""
-    for output in board.stale_outputs():
-        claim = board.try_claim(output)
+    run's shard, so a finished run leaves nothing but outputs. Each output is claimed first, so a
+    live worker that is recovering the same output is never disturbed. A lock is only trusted to
+    name an output inside OUTPUT_DIR (relative, no ``..``, not through a link out of it); anything
+    else in the lock folder is removed without touching what it names."""
+    for lock, key in board.stale_locks():
+        output = output_dir / key if key is not None else None
+        if output is None or territory.why_not(output) or board.lock_path(output) != lock:
+            board.remove_lock(lock)
+        if output is None or territory.why_not(output):
+            continue
+        try:
+            claim = board.try_claim(output)
+        except ClaimError:
+            return
         if claim is None:
             continue
         atomic.remove_partials(output)
@@ -321,35 +484,90 @@ def _sweep_dead_workers(board: ClaimBoard, output_dir: Path) -> None:
         atomic.remove_empty_dirs(output_dir, output.parent)
 
 
-def _refuse_collisions(jobs: list[Job]) -> tuple[list[Job], list[FileResult]]:
-    """Two inputs mapping to one output (a.avi and a.webm both re-containered to a.mkv): the later fails."""
+def _meant_as_video(candidate: Candidate) -> bool:
+    """Named explicitly, or carrying a video extension: a failure of such a file is reported; any
+    other file that turns out not to be a video is silently not an input."""
+    return candidate.explicit or candidate.source.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _refuse_collisions(jobs: list[Job], output_dir: Path) -> tuple[list[Job], list[tuple[Job, str]]]:
+    """Refuse inputs whose output cannot be theirs alone: two inputs mapping to one output (a.avi and
+    a.webm both re-containered to a.mkv), an output that is the folder of another's (a file x.mp4
+    in one input root, a folder x.mp4/ in another), or an output named like gvr's own partial
+    files or lock folder. Files meant as videos claim their outputs first, then the others, each
+    in walk order: every worker decides the same, without opening a file."""
     owner: dict[Path, Path] = {}
-    kept, failed = [], []
-    for job in jobs:
-        first = owner.setdefault(job.output, job.candidate.source)
-        if first == job.candidate.source:
-            kept.append(job)
+    folders: dict[Path, Path] = {}  # every folder some output needs -> the first input needing it
+    kept, refused = [], []
+    ordered = [j for j in jobs if _meant_as_video(j.candidate)] + [j for j in jobs if not _meant_as_video(j.candidate)]
+    for job in ordered:
+        source, output = job.candidate.source, job.output
+        rel = output.relative_to(output_dir)
+        clash = next((output_dir / p for p in rel.parents if output_dir / p in owner), None)
+        if any(atomic.is_reserved_name(part) or part == LOCK_DIR_NAME for part in rel.parts):
+            reason = f"{source}: output name {rel.as_posix()!r} is reserved for gvr's partial and lock files"
+        elif output in owner:
+            reason = f"{source}: output {output} would collide with the output of {owner[output]}"
+        elif output in folders:
+            reason = f"{source}: output {output} would collide with the folder holding the output of {folders[output]}"
+        elif clash is not None:
+            reason = f"{source}: output {output} would collide with {clash}, the output of {owner[clash]}"
         else:
-            reason = f"{job.candidate.source}: output {job.output} would collide with the output of {first}"
-            failed.append(FileResult(job.candidate.source, job.output, FAILED, reason=reason))
-    return kept, failed
+            owner[output] = source
+            for p in rel.parents:
+                folders.setdefault(output_dir / p, source)
+            kept.append(job)
+            continue
+        refused.append((job, reason))
+    order = {id(j): i for i, j in enumerate(jobs)}
+    kept.sort(key=lambda j: order[id(j)])
+    return kept, refused
 
 
-def _process(job, info, options, work, board, events, cancel) -> FileResult:
+def _process_safely(job, info, options, work, board, territory, events, cancel):
+    """``_process``, with every per-file fault (whatever raised it, clean-up included) turned into
+    that file's failure: one input can never end the batch or lose the others' results. Only a
+    signal (Cancelled) and a fault a retry may cure (RetryableError) stop the batch."""
+    source, output = job.candidate.source, job.output
+    started = time.monotonic()
+    try:
+        return _process(job, info, options, work, board, territory, events, cancel)
+    except (Cancelled, RetryableError):
+        raise
+    except GvrError as e:
+        return _failed(source, output, str(e), started)
+    except (av.FFmpegError, OSError) as e:
+        return _failed(source, output, f"{source}: {_first_line(e)}", started)
+    except MemoryError:
+        return _failed(source, output, f"{source}: out of memory (lower --memory-budget or --tile)", started)
+    except Exception as e:  # one input's unexpected fault (a model error on its shape...) must not stop the batch
+        return _failed(source, output, f"{source}: {type(e).__name__}: {_first_line(e)}", started)
+
+
+def _process(job, info, options, work, board, territory, events, cancel):
     source, output = job.candidate.source, job.output
     started = time.monotonic()
     if output.exists() and not options.overwrite:
         return FileResult(source, output, SKIPPED, reason="output exists")
-    claim = board.try_claim(output)
+    why = territory.why_not(output)  # again, now: OUTPUT_DIR may have changed since planning
+    if why:
+        raise InputError(f"{source}: output {output}: {why}")
+    try:
+        claim = board.try_claim(output)
+    except ClaimError as e:
+        raise InputError(f"{source}: cannot claim its output ({e.strerror or e})") from None
     if claim is None:
-        return FileResult(source, output, SKIPPED, reason="another worker is processing it")
+        return _HELD_ELSEWHERE
     created_dirs = not output.parent.exists()
     partial = atomic.partial_path(output, claim.token)
     try:
         if output.exists() and not options.overwrite:  # finished by another worker since we looked
             return FileResult(source, output, SKIPPED, reason="output exists")
         atomic.remove_partials(output)  # left by a worker that died holding this claim
-        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic.make_dirs(output.parent)
+        why = territory.why_not(output)  # the folders just made (or found) must not lead elsewhere
+        if why:
+            raise InputError(f"{source}: output {output}: {why}")
         events.file_started(source, info.frames)
         stats = work(job, info, partial, lambda n: events.frames(source, n))
         atomic.publish(partial, output)
@@ -364,21 +582,17 @@ def _process(job, info, options, work, board, events, cancel) -> FileResult:
             color_fix=stats.color_fix,
             extra=dict(stats.extra),
         )
-    except (Cancelled, RetryableError):
-        raise
-    except GvrError as e:
-        return _failed(source, output, str(e), started)
-    except (av.FFmpegError, OSError) as e:
-        return _failed(source, output, f"{source}: {_first_line(e)}", started)
-    except MemoryError:
-        return _failed(source, output, f"{source}: out of memory (lower --memory-budget or --tile)", started)
-    except Exception as e:  # one input's unexpected fault (a model error on its shape...) must not stop the batch
-        return _failed(source, output, f"{source}: {type(e).__name__}: {_first_line(e)}", started)
     finally:
-        partial.unlink(missing_ok=True)
-        board.release(claim)
-        if created_dirs:
-            atomic.remove_empty_dirs(options.output_dir, output.parent)
+        # Clean-up must never replace the file's own error (or its result) with another.
+        for step in (
+            lambda: partial.unlink(missing_ok=True),
+            lambda: board.release(claim),
+            lambda: created_dirs and atomic.remove_empty_dirs(options.output_dir, output.parent),
+        ):
+            try:
+                step()
+            except OSError:
+                pass  # a leftover is swept by the next run; the file's own result stands
 
 
 def _failed(source: Path, output: Path, reason: str, started: float) -> FileResult:

@@ -7,6 +7,7 @@ only translates. ``python -m gvrcli`` and the ``gvr`` console script both call `
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ import typer
 
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
-from gvrcli.errors import EXIT_USAGE, GvrError
+from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, GvrError
 
 app = typer.Typer(
     name="gvr",
@@ -134,6 +135,8 @@ def upscale(
         report = run_batch(inputs, options, events=events, cancel=cancel)
     except GvrError as e:
         _error(str(e), as_json, e.exit_code)
+    except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
+        _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
     _finish(report, events, received)
 
 
@@ -141,6 +144,8 @@ def _events(as_json: bool, interval: float, openjd: bool, action: str):
     """Rich on a terminal, plain lines for logs, JSON lines with --json."""
     from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
 
+    if not (math.isfinite(interval) and interval >= 0):
+        _error(f"--progress-interval must be a finite number >= 0 (got {interval})", as_json, EXIT_USAGE)
     if as_json:
         return JsonEvents(interval=interval)
     if sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
@@ -170,6 +175,8 @@ def _command(paths: list[str], usage: str, as_json: bool, events, run, after=Non
         report = run(inputs, directory, cancel)
     except GvrError as e:
         _error(str(e), as_json, e.exit_code)
+    except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
+        _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
     _finish(report, events, received, after)
 
 
@@ -294,7 +301,27 @@ except ImportError:
 
 
 def main() -> None:
-    app()
+    """Run the command. A command-line usage error (an unknown option, a value of the wrong type)
+    is one ``gvr: error:`` line and exit 2, and with ``--json`` also a ``summary`` event."""
+    try:
+        from typer._click import exceptions as click_exc  # typer vendors click since 0.2x
+    except ImportError:
+        from click import exceptions as click_exc
+
+    try:
+        code = app(standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as e:
+        sys.stdout.write(e.ctx.get_help() + "\n")
+        code = EXIT_USAGE
+    except click_exc.UsageError as e:
+        as_json = "--json" in sys.argv[1:]
+        try:
+            _error(e.format_message(), as_json, EXIT_USAGE)
+        except typer.Exit as done:
+            code = done.exit_code
+    except typer.Abort:
+        code = 130
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

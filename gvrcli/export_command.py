@@ -20,6 +20,24 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+EXPORT_MODULES = ("torch", "einops", "safetensors", "onnxscript")  # pyproject's export extra
+
+
+def missing_export_modules() -> list[str]:
+    """The export extra's modules that cannot be imported here (without importing them)."""
+    import importlib.util
+
+    missing = []
+    for name in EXPORT_MODULES:
+        try:
+            found = sys.modules[name] is not None if name in sys.modules else importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
 def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
     if text is None:
         return None
@@ -47,10 +65,14 @@ def export_command(
 ) -> None:
     """Export the denoiser step to ONNX or OpenVINO IR (runs without torch afterwards)."""
     static_shape = _parse_shape(shape)
+    missing = missing_export_modules()
+    if missing:  # the runtime-only install (the README's first command) has none of them
+        _fail(f"gvr export needs the export extra, which is not installed (missing: {', '.join(missing)}): "
+              "pip install -e '.[export]' (from the gvr checkout)")
     try:
         from export import ExportError, export_model
-    except ImportError as e:  # the runtime-only install has no torch
-        _fail(f"gvr export needs the export extras (pip install -e '.[export]'): {e}")
+    except ImportError as e:
+        _fail(f"gvr export needs the export extra (pip install -e '.[export]'): {e}")
     try:
         report = export_model(
             target,
@@ -69,6 +91,8 @@ def export_command(
         )
     except ExportError as e:
         _fail(str(e), e.exit_code)
+    except ImportError as e:  # an extra's module that is present but broken
+        _fail(f"gvr export needs the export extra (pip install -e '.[export]'): {e}")
     typer.echo(report.summary())
     if report.verify is not None:
         for line in report.verify.lines():

@@ -86,7 +86,9 @@ class ModelManifest:
 
     @classmethod
     def from_json(cls, text: str | None, source: str = "model") -> "ModelManifest":
-        return parse_manifest(cls, text, source, ("window", "value_range", "inputs", "outputs", "static_shape"))
+        return parse_manifest(
+            cls, text, source, ("window", "value_range", "inputs", "outputs", "static_shape"), check=_type_problems
+        )
 
     def validate(self, source: str = "model") -> None:
         """Raise ManifestError unless the fields agree with each other and with this runtime."""
@@ -101,7 +103,8 @@ class ModelManifest:
         for key in ("scale", "patch", "temporal_unit", "latent_channels"):
             if key in self.config and self.config[key] != getattr(self, key):
                 problems.append(f"{key} {getattr(self, key)} disagrees with its config ({self.config[key]})")
-        if "window" in self.config and tuple(self.config["window"]) != tuple(self.window):
+        window = self.config.get("window") if isinstance(self.config, dict) else None
+        if window is not None and (not isinstance(window, (list, tuple)) or tuple(window) != tuple(self.window)):
             problems.append(f"window {self.window} disagrees with its config ({self.config['window']})")
         if self.steps < 1 or self.temporal_unit < 1 or self.patch < 1 or min(self.window) < 1:
             problems.append("steps, temporal_unit, patch and window must be positive")
@@ -142,6 +145,65 @@ def _graph_problems(graphs) -> list[str]:
     return problems
 
 
+# Upper bounds no real model comes near; they keep a forged manifest from sizing buffers or loops.
+MAX_SIDE = 4096  # patch, window sides, temporal unit
+MAX_STEPS = 10_000
+MAX_CHANNELS = 1024
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and v == v and abs(v) != float("inf")
+
+
+def _int_list(v, n: int | None, low: int, high: int) -> bool:
+    return (
+        isinstance(v, (list, tuple))
+        and (n is None or len(v) == n)
+        and all(_is_int(x) and low <= x <= high for x in v)
+    )
+
+
+def _type_problems(raw: dict) -> list[str]:
+    """Types and ranges of the fields as read from JSON (before any arithmetic uses them)."""
+    problems = []
+
+    def need(key: str, ok: bool, what: str) -> None:
+        if key in raw and not ok:
+            problems.append(f"{key} {raw[key]!r} is not {what}")
+
+    def integer(key: str, low: int, high: int) -> None:
+        need(key, _is_int(raw.get(key)) and low <= raw[key] <= high, f"an integer in [{low}, {high}]")
+
+    integer("scale", 1, 16)
+    integer("latent_channels", 1, MAX_CHANNELS)
+    integer("patch", 1, MAX_SIDE)
+    integer("temporal_unit", 1, MAX_SIDE)
+    integer("steps", 1, MAX_STEPS)
+    integer("format_version", 0, 1 << 31)
+    need("window", _int_list(raw.get("window"), 2, 1, MAX_SIDE), f"two integers in [1, {MAX_SIDE}]")
+    need("noise_aug", _is_num(raw.get("noise_aug")), "a number")
+    need("config", isinstance(raw.get("config"), dict), "a JSON object")
+    need("extra", isinstance(raw.get("extra"), dict), "a JSON object")
+    need("graphs", isinstance(raw.get("graphs"), dict), "a JSON object")
+    need("dynamic", isinstance(raw.get("dynamic"), bool), "true or false")
+    if raw.get("static_shape") is not None:
+        need("static_shape", _int_list(raw.get("static_shape"), 3, 1, 1 << 20), "three positive integers")
+    need(
+        "value_range",
+        isinstance(raw.get("value_range"), (list, tuple)) and len(raw["value_range"]) == 2 and all(_is_num(x) for x in raw["value_range"]),
+        "two numbers",
+    )
+    for key in ("inputs", "outputs"):
+        need(key, isinstance(raw.get(key), (list, tuple)) and all(isinstance(x, str) for x in raw[key]), "a list of names")
+    for key in ("prediction", "attention", "codec", "weights_sha256", "gvr_version", "precision", "input_layout", "colour", "format"):
+        need(key, isinstance(raw.get(key), str), "text")
+    return problems
+
+
 def format_problems(manifest, fmt: str, version: int) -> list[str]:
     """Why a manifest's format is not ``fmt`` of at most ``version`` (empty when it is)."""
     problems = []
@@ -163,8 +225,9 @@ def json_object(text: str) -> dict:
     return raw
 
 
-def parse_manifest(cls, text: str | None, source: str, tuple_fields: tuple[str, ...]):
-    """A manifest dataclass from its JSON (unknown keys ignored, lists made tuples), validated."""
+def parse_manifest(cls, text: str | None, source: str, tuple_fields: tuple[str, ...], check=None):
+    """A manifest dataclass from its JSON (unknown keys ignored, lists made tuples), validated.
+    ``check(raw)`` lists type and range problems of the raw fields before anything uses them."""
     if not text:
         raise ManifestError(f"{source}: no gvr manifest ({MANIFEST_KEY!r} metadata is missing)")
     try:
@@ -176,6 +239,9 @@ def parse_manifest(cls, text: str | None, source: str, tuple_fields: tuple[str, 
     if missing:
         raise ManifestError(f"{source}: gvr manifest lacks {', '.join(missing)}")
     raw = {k: v for k, v in raw.items() if k in names}
+    problems = check(raw) if check is not None else []
+    if problems:
+        raise ManifestError(f"{source}: inconsistent gvr manifest: {'; '.join(problems)}")
     for key in tuple_fields:
         if raw.get(key) is not None:
             raw[key] = tuple(raw[key])

@@ -7,21 +7,51 @@ output's extension last so FFmpeg picks the same container for it.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 PARTIAL_MARK = ".gvr-partial-"
+TOKEN_CHARS = 12
+NAME_MAX = 255  # bytes in one file name (Linux, macOS, NTFS, NFS)
+
+
+def _name_bytes(name: str) -> int:
+    return len(os.fsencode(name))
+
+
+def _partial_prefix(output: Path) -> str:
+    """What every partial of ``output`` starts with. The partial must fit in NAME_MAX even when
+    the output's own name nearly fills it: then the stem is shortened and a hash of the full name
+    keeps outputs that share a long prefix apart."""
+    prefix = f".{output.stem}{PARTIAL_MARK}"
+    room = NAME_MAX - TOKEN_CHARS - _name_bytes(output.suffix)
+    if _name_bytes(prefix) <= room:
+        return prefix
+    digest = hashlib.sha1(os.fsencode(output.name)).hexdigest()[:8]
+    stem = output.stem
+    while stem and _name_bytes(f".{stem}~{digest}{PARTIAL_MARK}") > room:
+        stem = stem[:-1]
+    return f".{stem}~{digest}{PARTIAL_MARK}"
 
 
 def partial_path(output: Path, token: str) -> Path:
-    return output.with_name(f".{output.stem}{PARTIAL_MARK}{token[:12]}{output.suffix}")
+    return output.with_name(f"{_partial_prefix(output)}{token[:TOKEN_CHARS]}{output.suffix}")
+
+
+def is_reserved_name(name: str) -> bool:
+    """Names gvr keeps for itself inside OUTPUT_DIR: an output may not be called like a partial."""
+    return PARTIAL_MARK in name
 
 
 def partials_of(output: Path) -> list[Path]:
-    """Partial files left for ``output`` by any worker (call only while holding its claim)."""
-    prefix = f".{output.stem}{PARTIAL_MARK}"
+    """Partial files left for ``output`` by any worker (call only while holding its claim). Only
+    names of exactly the partial form count: prefix, a token, the output's extension."""
+    pattern = re.compile(re.escape(_partial_prefix(output)) + f"[0-9a-f]{{{TOKEN_CHARS}}}" + re.escape(output.suffix))
     try:
-        return [p for p in output.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(output.suffix)]
+        with os.scandir(output.parent) as it:
+            return [output.parent / e.name for e in it if pattern.fullmatch(e.name)]
     except OSError:
         return []
 
@@ -32,7 +62,7 @@ def remove_partials(output: Path) -> int:
         try:
             p.unlink()
             removed += 1
-        except FileNotFoundError:
+        except OSError:
             pass
     return removed
 
@@ -52,6 +82,24 @@ def publish(partial: Path, output: Path) -> None:
         pass  # some filesystems refuse fsync on directories; the rename itself is still atomic
     finally:
         os.close(fd)
+
+
+def make_dirs(folder: Path) -> None:
+    """``mkdir -p`` without recursion (``os.makedirs`` recurses once per missing level, and an
+    input tree a thousand folders deep is mirrored into OUTPUT_DIR)."""
+    missing = []
+    d = Path(folder)
+    while not d.is_dir():
+        missing.append(d)
+        if d.parent == d:
+            break
+        d = d.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
 
 
 def remove_empty_dirs(top: Path, leaf: Path) -> None:

@@ -67,41 +67,39 @@ def read_manifest(path: Path) -> ModelManifest:
         if suffix == ".onnx":
             text, io = _onnx_manifest(path)
         elif suffix == ".xml":
-            text = _openvino_manifest(path)
+            text, io = _openvino_manifest(path)
         else:
             raise ModelError(f"model {path}: not an .onnx file or OpenVINO .xml")
         manifest = ModelManifest.from_json(text, source=f"model {path}")
     except ManifestError as e:
         raise ModelError(str(e)) from None
-    if suffix == ".onnx":
-        _check_onnx_io(path, manifest, io)
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:  # a forged manifest no check foresaw
+        raise ModelError(f"model {path}: unreadable gvr manifest ({type(e).__name__}: {str(e)[:120]})") from None
+    _check_io(path, manifest, io)
     return manifest
 
 
 def graph_paths(path: Path, manifest: ModelManifest) -> dict[str, Path]:
     """role -> file of every graph of the model at ``path`` (the step graph itself and the companions
-    its manifest names). A companion must be a file inside the model's folder whose SHA-256 matches
-    the manifest's; anything else is a ModelError (exit 2) naming it."""
+    its manifest names). A companion must be a file inside the model's folder
+    (``check_inside_model_folder``) whose SHA-256 matches the manifest's; anything else is a
+    ModelError (exit 2) naming it."""
     path = Path(path)
-    root = path.resolve().parent
     paths = {STEP: path}
     for role, entry in manifest.graphs.items():
         name = entry["file"]
-        companion = path.parent / name
-        target = companion.resolve()
-        if target.parent != root:
-            raise ModelError(f"model {path}: its {role} graph {name!r} is not a file in the model's folder")
-        if not target.is_file() or (target.suffix.lower() == ".xml" and not target.with_suffix(".bin").is_file()):
-            raise ModelError(f"model {path}: its {role} graph {name} is missing (copy it along with the model, or re-export)")
+        target = check_inside_model_folder(path, name, f"its {role} graph")
+        if target.suffix.lower() == ".xml":
+            check_inside_model_folder(path, str(Path(name).with_suffix(".bin")), f"its {role} graph's weights")
         if graph_sha256(target) != entry["sha256"]:
             raise ModelError(f"model {path}: its {role} graph {name} does not match the manifest's SHA-256 (altered, or from another export)")
         if target.suffix.lower() == ".onnx":
-            _onnx_manifest(companion)  # readable, and its external data stays inside the folder too
-        paths[role] = companion
+            _onnx_manifest(target)  # readable, and its external data stays inside the folder too
+        paths[role] = target
     return paths
 
 
-def _onnx_manifest(path: Path) -> str | None:
+def _onnx_manifest(path: Path) -> tuple[str | None, tuple[list[str], list[str]]]:
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -116,39 +114,86 @@ def _onnx_manifest(path: Path) -> str | None:
     return {p.key: p.value for p in proto.metadata_props}.get(MANIFEST_KEY), io
 
 
-def _check_onnx_io(path: Path, manifest: ModelManifest, io) -> None:
+def _check_io(path: Path, manifest: ModelManifest, io) -> None:
     """The step graph's inputs and outputs must be the ones its manifest declares."""
     names_in, names_out = io
     if set(manifest.inputs) - set(names_in) or set(manifest.outputs) - set(names_out):
         raise ModelError(
             f"model {path}: graph inputs {names_in} / outputs {names_out} are not the gvr step graph's "
-            f"{list(manifest.inputs)} / {list(manifest.outputs)}"
+            f"{list(manifest.inputs)} / {list(manifest.outputs)} (a model from an older gvr export: export it again)"
         )
 
 
+def _graph_tensors(graph):
+    """Every tensor a graph can carry, at any depth: initializers, sparse initializers (values and
+    indices), Constant-node and other attributes (t, tensors, sparse_tensor(s)), and the same
+    inside every subgraph (If/Loop/Scan bodies)."""
+    for t in graph.initializer:
+        yield t
+    for sp in graph.sparse_initializer:
+        yield sp.values
+        yield sp.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield attr.sparse_tensor.values
+                yield attr.sparse_tensor.indices
+            for sp in attr.sparse_tensors:
+                yield sp.values
+                yield sp.indices
+            if attr.HasField("g"):
+                yield from _graph_tensors(attr.g)
+            for g in attr.graphs:
+                yield from _graph_tensors(g)
+
+
+def check_inside_model_folder(model: Path, location: str, what: str) -> Path:
+    """The one rule for files a model pulls in (ONNX external data, OpenVINO's ``.bin``): a
+    relative name whose real path (links resolved) is a regular file inside the model's own
+    folder. Returns that path; ModelError otherwise."""
+    root = Path(os.path.realpath(Path(model).parent))
+    if not isinstance(location, str) or not location or "\0" in location:
+        raise ModelError(f"model {model}: {what} {location!r} is not a valid file name")
+    if os.path.isabs(location):
+        raise ModelError(f"model {model}: {what} {location!r} points outside the model's folder")
+    target = Path(os.path.realpath(root / location))
+    if root not in target.parents:
+        raise ModelError(f"model {model}: {what} {location!r} points outside the model's folder")
+    if not target.is_file():
+        raise ModelError(f"model {model}: {what} file {location!r} is missing")
+    return target
+
+
 def _check_external_data(path: Path, proto) -> None:
-    """Refuse external-data locations that escape the model's folder (a hostile model reading /etc/...)."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+    """Refuse external-data entries that are malformed or escape the model's folder (a hostile
+    model reading /etc/...), in every tensor of the model, before any runtime sees it."""
+    from onnx import TensorProto
 
-    root = path.resolve().parent
-    for tensor in proto.graph.initializer:
-        if not uses_external_data(tensor):
+    for tensor in _graph_tensors(proto.graph):
+        if tensor.data_location != TensorProto.EXTERNAL and not tensor.external_data:
             continue
-        location = ExternalDataInfo(tensor).location
-        target = (root / location).resolve()
-        if os.path.isabs(location) or root not in target.parents:
-            raise ModelError(f"model {path}: external data {location!r} points outside the model's folder")
-        if not target.is_file():
-            raise ModelError(f"model {path}: external data file {location!r} is missing")
+        entries = {}
+        for entry in tensor.external_data:
+            entries[entry.key] = entry.value
+        location = entries.get("location")
+        for key in ("offset", "length"):
+            value = entries.get(key)
+            if value is not None and not (value.isascii() and value.isdigit()):
+                raise ModelError(f"model {path}: external data of {tensor.name!r} has a bad {key} {value!r}")
+        check_inside_model_folder(path, location, "external data")
 
 
-def _openvino_manifest(path: Path) -> str | None:
+def _openvino_manifest(path: Path) -> tuple[str | None, tuple[list[str], list[str]]]:
     from gvrcli.inference.quiet_openvino import import_openvino
 
     ov = import_openvino()
 
-    if not path.with_suffix(".bin").is_file():
+    if not os.path.lexists(path.with_suffix(".bin")):
         raise ModelError(f"model {path}: the OpenVINO weights {path.with_suffix('.bin').name} are missing")
+    check_inside_model_folder(path, path.with_suffix(".bin").name, "OpenVINO weights")
     # Look before handing it to OpenVINO: on a file that is not IR its frontends try one format
     # after another and log to stderr on the way.
     with open(path, "rb") as f:
@@ -160,7 +205,8 @@ def _openvino_manifest(path: Path) -> str | None:
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unreadable"
         raise ModelError(f"model {path}: not a readable OpenVINO IR ({first})") from None
+    io = sorted(n for port in model.inputs for n in port.get_names()), sorted(n for port in model.outputs for n in port.get_names())
     if not model.has_rt_info(MANIFEST_KEY):
-        return None
+        return None, io
     value = model.get_rt_info(MANIFEST_KEY)
-    return value.astype(str) if hasattr(value, "astype") else str(value)
+    return (value.astype(str) if hasattr(value, "astype") else str(value)), io

@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from gvrcli.errors import InputError
-from gvrcli.media.probe import OPEN_TIMEOUT, VideoInfo
+from gvrcli.media.probe import VideoInfo, open_input
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class VideoDecoder:
     def __init__(self, info: VideoInfo):
         self.info = info
         try:
-            self.container = av.open(str(info.path), timeout=OPEN_TIMEOUT)
+            self.container = open_input(info.path)
         except (av.FFmpegError, OSError) as e:
             raise InputError(f"{info.path}: cannot open ({e})") from None
         self.stream = next(
@@ -79,6 +79,13 @@ class VideoDecoder:
         index = 0
         try:
             for frame in self.container.decode(self.stream):
+                if (frame.width, frame.height) != (self.info.width, self.info.height):
+                    # Checked before the frame is converted or batched: a stream that grows mid-way
+                    # (an MPEG-TS switching to 2048x2048) must not get past --max-pixels.
+                    raise InputError(
+                        f"{path}: frame {index} is {frame.width}x{frame.height}, but the stream's header "
+                        f"declares {self.info.width}x{self.info.height} (size changes mid-stream are not supported)"
+                    )
                 if self.tags is None:
                     self.tags = colour_tags(frame)
                 yield DecodedFrame(index, frame.pts, to_float_rgb(frame, self.info.high_bit_depth))

@@ -19,7 +19,7 @@ import numpy as np
 
 from gvrcli.media.decode import ColourTags
 from gvrcli.media.formats import OutputCodec
-from gvrcli.media.probe import OPEN_TIMEOUT
+from gvrcli.media.probe import open_input
 
 _UNSPECIFIED = 2  # FFmpeg's AVCOL_*_UNSPECIFIED
 
@@ -55,7 +55,7 @@ class VideoEncoder:
         self.pix_fmt = self.settings.pix_fmt_for(self.high_bit_depth)
         self._deep = av.VideoFormat(self.pix_fmt).components[0].bits > 8
         self._last_pts: int | None = None
-        self._src = av.open(str(self.source), timeout=OPEN_TIMEOUT)
+        self._src = open_input(self.source)
         copyable = [*self._src.streams.audio, *self._src.streams.subtitles]
         # Try with every stream; if the container refuses the header, retry without subtitles,
         # then without any copies.

@@ -7,6 +7,7 @@ buffer is allocated for them.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,11 +21,37 @@ from gvrcli.errors import InputError
 # not a folder of videos); given explicitly they are refused with a clear message.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif", "apng")
 
+# The demuxers an input may be opened with: self-contained media containers, plus single
+# pictures and audio-only formats so those are refused with a clear reason. Anything else is
+# refused before it is opened, above all demuxers that open other files named inside the input
+# (HLS/DASH playlists, concat lists, image sequences by pattern, IMF, VapourSynth/AviSynth
+# scripts) or reach the network (SDP, RTSP): an input is one self-contained file.
+_VIDEO_DEMUXERS = (
+    "mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "mpegvideo", "m4v", "mxf", "flv",
+    "ogg", "asf", "nut", "ivf", "obu", "yuv4mpegpipe", "dv", "h264", "hevc", "mjpeg", "gif", "apng",
+    "rm", "gxf", "vc1", "wtv", "av1", "vvc",
+)
+_AUDIO_DEMUXERS = ("mp3", "wav", "w64", "aac", "flac", "aiff", "ac3", "eac3", "amr", "caf")
+INPUT_DEMUXERS = tuple(
+    sorted(
+        {n for name in av.formats_available for n in name.split(",") if n in _VIDEO_DEMUXERS + _AUDIO_DEMUXERS}
+        | {name for name in av.formats_available if name.endswith("_pipe") and "," not in name}
+    )
+)
+
 # 4096 x 4096 LR pixels: 4K DCI input still fits, a hostile header claiming 65535 x 65535 does not.
 DEFAULT_MAX_PIXELS = 4096 * 4096
 
 # (open, read) seconds: FFmpeg's interrupt callback aborts I/O that blocks longer than this.
 OPEN_TIMEOUT = (30.0, 30.0)
+
+
+def open_input(path: Path):
+    """Open an input for reading, with only the allowed demuxers (``INPUT_DEMUXERS``). Every open of
+    an input goes through here: probing, decoding and copying its audio."""
+    return av.open(
+        str(path), timeout=OPEN_TIMEOUT, container_options={"format_whitelist": ",".join(INPUT_DEMUXERS)}
+    )
 
 
 @dataclass(frozen=True)
@@ -77,8 +104,13 @@ def _probe(path: Path, max_pixels: int) -> VideoInfo:
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes)")
     try:
-        container = av.open(str(path), timeout=OPEN_TIMEOUT)
+        container = open_input(path)
     except av.FFmpegError as e:
+        if e.errno == errno.EINVAL:  # also what FFmpeg answers for a demuxer outside INPUT_DEMUXERS
+            raise InputError(
+                f"{path}: not a readable media file, or not one gvr reads as an input "
+                f"(playlists and lists of other files are refused) ({_ffmpeg_reason(e)})"
+            ) from None
         raise InputError(f"{path}: not a readable media file ({_ffmpeg_reason(e)})") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise InputError(f"{path}: cannot open ({e})") from None

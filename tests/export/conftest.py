@@ -45,3 +45,11 @@ def static_unfused_onnx(small_model, exports):
     from export import export_model
 
     return export_model("onnx", exports / "static-unfused.onnx", model=small_model, dynamic=False, static_shape=(6, 18, 26), attention="unfused")
+
+
+@pytest.fixture(scope="session")
+def openvino_ir_from_onnx(small_model, exports):
+    """``--ov-source onnx``: OpenVINO IR converted from our dynamic ONNX graph (a second ONNX trace)."""
+    from export import export_model
+
+    return export_model("openvino", exports / "ir-from-onnx", model=small_model, source="onnx")

@@ -11,6 +11,7 @@ import signal
 import socket
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from gvr_harness import gvr, kill_group, leftovers, output_ok, outputs, parse_events, start_gvr
@@ -94,14 +95,13 @@ def _dead_pid() -> int:
 
 
 @pytest.mark.parametrize(
-    "owner,age,recovered",
+    "owner,age",
     [
-        ("dead-local", 0, True),  # our host, a pid that no longer exists: stale at once
-        ("remote-silent", 600, True),  # another host, heartbeat 10 minutes old: stale
-        ("remote-alive", 0, False),  # another host, fresh heartbeat: respected
+        ("dead-local", 0),  # our host, a pid that no longer exists: stale at once
+        ("remote-silent", 600),  # another host, heartbeat 10 minutes old: stale
     ],
 )
-def test_stale_locks_are_recovered_and_live_ones_respected(tmp_path, fake_model, owner, age, recovered):
+def test_stale_locks_are_recovered(tmp_path, fake_model, owner, age):
     root = tmp_path / "in"
     write_video(root / "a.mp4", frames=2)
     write_video(root / "b.mp4", frames=2)
@@ -111,10 +111,36 @@ def test_stale_locks_are_recovered_and_live_ones_respected(tmp_path, fake_model,
     run = gvr("upscale", root, out, "--model", fake_model, "--json", timeout=60)
     assert run.returncode == 0, run.stderr
     status = {e["source"]: e["status"] for e in run.files()}
-    assert status[str(root / "b.mp4")] == "done"
-    if recovered:
-        assert status[str(root / "a.mp4")] == "done"
-        assert leftovers(out) == []
-    else:
-        assert status[str(root / "a.mp4")] == "skipped" and not (out / "a.mp4").exists()
-        assert len(list((out / ".gvr-locks").glob("*.lock"))) == 1, "another worker's live lock is left alone"
+    assert status == {str(root / "a.mp4"): "done", str(root / "b.mp4"): "done"}
+    assert leftovers(out) == []
+
+
+def test_a_live_workers_lock_is_respected_and_waited_for(tmp_path, fake_model):
+    """Exit 0 means every input is done: a file another live worker holds is neither redone nor
+    called done while that worker works on it; this worker waits, and reports it skipped once the
+    other worker's output is there. (When the other worker gives up instead, this worker does the
+    file: hostile case "live-lock-of-another-host".)"""
+    root = tmp_path / "in"
+    a = write_video(root / "a.mp4", frames=2)
+    write_video(root / "b.mp4", frames=2)
+    out = tmp_path / "out"
+    _plant_lock(out, out / "a.mp4", "render-node-17", 4242, 0)
+    proc = start_gvr("upscale", root, out, "--model", fake_model, "--json")
+    events = []
+    for line in proc.stdout:
+        events += parse_events(line)
+        if any(e.get("event") == "file" for e in events):
+            break
+    time.sleep(2.0)
+    assert proc.poll() is None, "it waits for the other worker instead of exiting"
+    assert not (out / "a.mp4").exists(), "a file a live worker holds is not processed"
+    (out / "a.mp4").write_bytes(a.read_bytes())  # the other worker publishes its output ...
+    next((out / ".gvr-locks").glob("*.lock")).unlink()  # ... and releases its lock
+    stdout, stderr = proc.communicate(timeout=60)
+    events += parse_events(stdout)
+    assert proc.returncode == 0, stderr
+    status = {Path(e["source"]).name: (e["status"], e["reason"]) for e in events if e.get("event") == "file"}
+    assert status["b.mp4"][0] == "done"
+    assert status["a.mp4"] == ("skipped", "output exists (done by another worker)")
+    assert "waiting for other workers" in stderr
+    assert events[-1]["event"] == "summary" and events[-1]["exit_code"] == 0

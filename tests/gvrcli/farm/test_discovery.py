@@ -96,3 +96,42 @@ def test_plan_mirrors_the_tree_under_the_output_dir(tmp_path):
     touch(tmp_path / "in", "a.mp4", "shots/b.avi")
     jobs = plan_jobs([tmp_path / "in"], UpscaleOptions(output_dir=tmp_path / "out", codec="hevc"))
     assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["a.mp4", "shots/b.mkv"]
+
+
+def test_a_walk_has_no_depth_limit_and_lists_fifos(tmp_path):
+    from gvrcli.farm import atomic
+
+    deep = tmp_path.joinpath(*["d"] * 1200)
+    atomic.make_dirs(deep)  # Path.mkdir(parents=True) itself recurses once per level
+    (deep / "clip.mp4").write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe.mp4")
+    try:
+        found = [c.relative.name for c in find_candidates([tmp_path])]
+        assert found == ["clip.mp4", "pipe.mp4"], "files in walk order; a FIFO is a candidate (probing refuses it)"
+    finally:  # pytest's own clean-up (shutil.rmtree) recurses once per level too
+        (deep / "clip.mp4").unlink()
+        atomic.remove_empty_dirs(tmp_path, deep)
+
+
+def test_the_walk_never_enters_the_output_dir(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.mp4").write_bytes(b"y")
+    (tmp_path / "in" / "link").symlink_to(tmp_path / "out")
+    found = find_candidates([tmp_path / "in"], follow_symlinks=True, output_dir=tmp_path / "out")
+    assert [c.relative.as_posix() for c in found] == ["a.mp4"]
+
+
+def test_territory_uses_real_paths(tmp_path):
+    from gvrcli.farm.discovery import Territory
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sub").symlink_to(tmp_path / "in" / "sub")
+    (tmp_path / "out" / "away").symlink_to(tmp_path)
+    t = Territory(tmp_path / "out", [tmp_path / "in"])
+    assert t.why_not(tmp_path / "out" / "x" / "a.mp4") is None
+    assert "input directory" in t.why_not(tmp_path / "out" / "sub" / "a.mp4")
+    assert "outside" in t.why_not(tmp_path / "out" / "away" / "a.mp4")
+    assert "outside" in t.why_not(tmp_path / "out" / ".." / "a.mp4")

@@ -122,7 +122,7 @@ def test_companion_graphs_are_checked(tmp_path):
     with pytest.raises(ModelError, match="does not match the manifest's SHA-256"):
         OrtBackend(model, provider="cpu").load()
     companion.unlink()
-    with pytest.raises(ModelError, match="is missing"):
+    with pytest.raises(ModelError, match="condition graph file .* is missing"):
         OrtBackend(model, provider="cpu").load()
     (tmp_path / "elsewhere.onnx").write_bytes(data)
     import hashlib
@@ -130,7 +130,7 @@ def test_companion_graphs_are_checked(tmp_path):
     graphs = {"condition": {"file": "elsewhere.onnx", "sha256": hashlib.sha256(data).hexdigest()}}
     companion.symlink_to(tmp_path / "elsewhere.onnx")
     escaping = build_fake_onnx(tmp_path / "m" / "h.onnx", manifest=fake_manifest(graphs={"condition": {**graphs["condition"], "file": "g.condition.onnx"}}))
-    with pytest.raises(ModelError, match="not a file in the model's folder"):
+    with pytest.raises(ModelError, match="outside the model's folder"):
         OrtBackend(escaping, provider="cpu").load()
 
 
