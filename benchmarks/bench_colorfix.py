@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         started = time.perf_counter()
-        ir = next(f for f in export_model("openvino", tmp / "ir", model=drifting_model()).files if f.suffix == ".xml")
+        ir = export_model("openvino", tmp / "ir", model=drifting_model()).main_file
         print(f"drifting model exported to OpenVINO IR in {time.perf_counter() - started:.0f} s")
         scores: dict[str, list[float]] = {m: [] for m in METHODS}
         print(f"\n{'clip':<12} {'method':<8} {'blurred PSNR':>12} {'PSNR':>6} {'mean err':>9} {'std err':>8}")

@@ -48,6 +48,13 @@ class ExportReport:
     options: dict = field(default_factory=dict)
     verify: object = None  # export.verify.VerifyReport when verification ran
 
+    @property
+    def main_file(self) -> Path:
+        """The file to run (``--model``): the .onnx, or the OpenVINO step graph's .xml; the
+        companion graphs the manifest names sit beside it."""
+        companions = {g["file"] for g in self.manifest.graphs.values()}
+        return next(f for f in self.files if f.suffix in (".onnx", ".xml") and f.name not in companions)
+
     def summary(self) -> str:
         shape = "dynamic T,H,W" if self.dynamic else f"static T,h,w={self.static_shape}"
         return (

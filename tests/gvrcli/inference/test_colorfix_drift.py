@@ -31,7 +31,7 @@ def drifting_ir(tmp_path_factory) -> Path:
     from export import export_model
 
     report = export_model("openvino", tmp_path_factory.mktemp("drift") / "ir", model=drifting_model())
-    return next(f for f in report.files if f.suffix == ".xml" and ".condition." not in f.name)
+    return report.main_file
 
 
 @pytest.fixture(scope="session")
