@@ -80,6 +80,7 @@ class UpscaleOptions(BatchOptions):
     chunk_overlap: int | None = None
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
     color_fix: str = DEFAULT_COLOR_FIX  # gvrcli.inference.colorfix.METHODS
+    scene_cuts: bool = True  # start a temporal chunk at each hard cut (gvrcli.media.scenes)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ def upscale(
             on_frames=on_frames,
             stall_timeout=options.stall_timeout,
             color_fix=options.color_fix,
+            scene_cuts=options.scene_cuts,
         )
 
     interrupt = loaded.interrupt if loaded else None  # a model step in flight may take minutes on a CPU

@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -25,8 +26,10 @@ from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.engine import StreamingUpscaler, Upscaler
 from gvrcli.errors import Cancelled, StalledError
 from gvrcli.media.probe import VideoInfo
+from gvrcli.media.scenes import ShotDetector
 
 _END = object()
+_CUT = object()  # in the model's queue: the next frame starts a new shot
 DEFAULT_STALL_TIMEOUT = 300.0  # seconds without a frame through a stage; far above one chunk's inference
 
 
@@ -63,13 +66,19 @@ def upscale_file(
     on_frames: Callable[[int], None] = lambda n: None,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     color_fix: str = "none",
+    scene_cuts: bool = True,
 ) -> FileStats:
     """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
     removes the partial on any exception.
 
     ``color_fix`` (``gvrcli.inference.colorfix``) runs on each whole HR frame, after the engine has blended
     its chunks and tiles, in the encode thread (off the model's path); the LR frames it needs are
-    held only until their HR frame comes out (at most a chunk's worth)."""
+    held only until their HR frame comes out (at most a chunk's worth).
+
+    ``scene_cuts``: hard cuts are found on the LR frames as they are decoded
+    (``gvrcli.media.scenes``) and each starts a new temporal chunk; a shot is at least one temporal
+    unit long. The file's ``scenes`` (start frame of each shot) go in its report."""
+    shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts else None
     upscaler.cancel = cancel
     model_before = upscaler.model_seconds
     upscaler.step_seconds.clear()  # this file's sampler steps only
@@ -86,10 +95,12 @@ def upscale_file(
         on_frames=on_frames,
         stall_timeout=stall_timeout,
         post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix, upscaler.scale),
+        shots=shots,
     )
     # What the model computed in, and its median sampler step (the step graph alone), per file.
     steps = sorted(upscaler.step_seconds) or [0.0]
     extra = {"precision": upscaler.model.precision, "step_ms": round(1000 * steps[len(steps) // 2], 1)}
+    extra["scenes"] = [0, *shots.cuts] if shots is not None else [0]
     return FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix, extra)
 
 
@@ -101,6 +112,7 @@ class FrameStream(Protocol):
 
     def push(self, rgb: np.ndarray, prepared) -> list[tuple[int, np.ndarray]]: ...
     def finish(self) -> list[tuple[int, np.ndarray]]: ...
+    def cut(self) -> list[tuple[int, np.ndarray]]: ...  # the next frame starts a new shot (with ``shots``)
 
 
 def stream_file(
@@ -115,11 +127,14 @@ def stream_file(
     on_frames: Callable[[int], None] = lambda n: None,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    shots: ShotDetector | None = None,
 ) -> tuple[int, tuple[str, ...]]:
     """Decode ``info.path``, pass its frames through ``stream`` (``prepare(frame)`` runs in the
     decode thread and its result goes to ``push``), encode what comes out into ``partial``.
     ``post(out, frame_in)`` runs in the encode thread on each output frame with its input frame
-    (held only until its output comes out). Returns (frames written, encoder warnings)."""
+    (held only until its output comes out). With ``shots`` the decode thread runs the shot detector
+    and holds ``shots.lookahead`` frames back, so a cut is known before its frame reaches
+    ``stream``, which is told with ``cut()``. Returns (frames written, encoder warnings)."""
     stop = threading.Event()  # tells our stages to quit (failure or cancel)
     frames_in: queue.Queue = queue.Queue(maxsize=queue_frames)
     frames_out: queue.Queue = queue.Queue(maxsize=8)
@@ -157,12 +172,30 @@ def stream_file(
                     raise StalledError(f"{info.path}: decoding stalled (no progress for {stall_timeout:.0f} s)") from None
 
     def decode_stage() -> None:
+        held: deque = deque()  # frames the shot detector may still find a cut at
+
+        def forward(item) -> None:
+            if shots is not None and item[0].index in shots.cuts:
+                put(frames_in, _CUT)
+            put(frames_in, item)
+
         try:
             decoders.append(VideoDecoder(info))
             for frame in decoders[0].frames():
                 if stop.is_set():
                     return
-                put(frames_in, (frame, prepare(frame)))
+                item = (frame, prepare(frame))
+                if shots is None:
+                    put(frames_in, item)
+                    continue
+                shots.push(frame.rgb)
+                held.append(item)
+                while len(held) > shots.lookahead:
+                    forward(held.popleft())
+            if shots is not None:
+                shots.finish()
+            while held and not stop.is_set():
+                forward(held.popleft())
         finally:
             put(frames_in, _END)
 
@@ -203,7 +236,9 @@ def stream_file(
         encode_thread.start()
         while True:
             item = get(frames_in, producer=decode_thread)
-            if item is _END:
+            if item is _CUT:
+                ready = stream.cut()
+            elif item is _END:
                 decode_thread.join(timeout=stall_timeout)  # it is past its last put: its error is being recorded
                 _check(decode_thread)
                 ready = stream.finish()

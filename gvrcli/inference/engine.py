@@ -277,6 +277,7 @@ class StreamingUpscaler:
         self.done_until = 0  # frames below this index are already inside an upscaled chunk
         self.acc: dict[int, list] = {}  # index -> [weighted sum (C, H, W), weight]
         self._buffers: dict[str, np.ndarray] = {}  # chunk inputs, reused from chunk to chunk
+        self.shot_start = 0  # first frame of the current shot: no chunk reaches back past it
 
     def push(self, frame: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None = None):
         if noise is None:
@@ -290,6 +291,17 @@ class StreamingUpscaler:
         if self.start + len(self.window) > self.done_until:
             return self._run_chunk(last=True)
         return self._emit(until=self.start + len(self.window))
+
+    def cut(self) -> list[tuple[int, np.ndarray]]:
+        """A hard cut: the next frame pushed starts a new shot (``gvrcli.media.scenes``). The frames
+        held are finished as this shot's last chunk (frames an earlier chunk left fading out are run
+        again, fading in, so their weights still sum to one), and the next chunk starts afresh at
+        the cut: no chunk, and so no attention, spans two shots."""
+        ready = self._run_chunk(last=True) if self.window else []
+        self.start += len(self.window)
+        self.window.clear()
+        self.done_until = self.shot_start = self.start
+        return ready
 
     def _gather(self, name: str, item: int, planar: bool) -> np.ndarray:
         """The window's frames as one (C, T, H, W) array, written into a buffer kept between chunks."""
@@ -308,7 +320,7 @@ class StreamingUpscaler:
         lr = self._gather("lr", 0, planar=False)
         hr_noise, lr_noise = self._gather("hr_noise", 1, planar=True), self._gather("lr_noise", 2, planar=True)
         frames = self.up.upscale_planar(lr, lr_noise, hr_noise)
-        fade_in = self.overlap if self.start > 0 else 0
+        fade_in = self.overlap if self.start > self.shot_start else 0
         weights = ramp(n, fade_in, 0 if last else self.overlap)
         for k, frame in enumerate(frames):
             w = float(weights[k])

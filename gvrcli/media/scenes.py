@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT_MIN_SHOT = 5  # frames; the tiny/base presets' temporal unit
+DETECT_WIDTH = 320  # frames are subsampled to about this width before detection
 
 
 class ShotDetector:
@@ -40,11 +41,14 @@ class ShotDetector:
         self.lookahead = max(window, self.min_shot - 1)
         self._seen = 0
         self._pending: list[int] = []  # found by the detector, waiting for min_shot frames after them
+        self.cuts: list[int] = []  # confirmed so far, in order
 
     def push(self, rgb: np.ndarray) -> list[int]:
         """``rgb`` (H, W, 3) uint8 (or float in [0, 1]); returns newly confirmed cut indices."""
         from scenedetect.common import FrameTimecode
 
+        step = max(1, rgb.shape[1] // DETECT_WIDTH)  # content changes show at low resolution, and cost less
+        rgb = rgb[::step, ::step]
         if rgb.dtype != np.uint8:
             rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         bgr = np.ascontiguousarray(rgb[..., ::-1])  # OpenCV's channel order
@@ -53,6 +57,7 @@ class ShotDetector:
         self._seen += 1
         confirmed = [c for c in self._pending if self._seen - c >= self.min_shot]
         self._pending = [c for c in self._pending if c not in confirmed]
+        self.cuts += confirmed
         return confirmed
 
     def finish(self) -> list[int]:

@@ -245,3 +245,24 @@ def test_the_runtime_never_imports_torch(cli_env, tmp_path, fake_model):
     )
     done = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def _two_shots(index: int, height: int, width: int):
+    """Frames 0-14 one shot, 15-29 another: two unrelated smooth colour fields, each drifting slowly."""
+    import numpy as np
+
+    rng = np.random.default_rng(1 if index < 15 else 2)
+    coarse = rng.random((height // 8 + 2, width // 8 + 2, 3))
+    field = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1)
+    shift = index % 15  # a 1 px/frame pan inside each shot
+    return field[:height, shift : shift + width]
+
+
+def test_a_hard_cut_is_reported_as_scenes_and_can_be_turned_off(gvr_cmd, cli_env, tmp_path, fake_model):
+    write_video(tmp_path / "in" / "cut.mp4", frames=30, size=(96, 64), content=_two_shots)
+    for flag, scenes in (("--scene-cuts", [0, 15]), ("--no-scene-cuts", [0])):
+        done = run(gvr_cmd, cli_env, "upscale", tmp_path / "in", tmp_path / f"out{flag}", "--model", fake_model, "--json", flag)
+        assert done.returncode == 0, done.stderr
+        (event,) = [e for e in map(json.loads, done.stdout.splitlines()) if e["event"] == "file"]
+        assert event["status"] == "done" and event["frames"] == 30
+        assert event["scenes"] == scenes

@@ -195,3 +195,55 @@ def test_bad_settings_are_refused():
         EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=4)
     with pytest.raises(UsageError):
         EngineSettings.from_manifest(den.manifest, steps=0)
+
+
+class ShotRecordingModel(TemporalMixModel):
+    """Records which frames each condition run (chunk or tile) sees: frame k's pixels carry k."""
+
+    def __init__(self):
+        super().__init__()
+        self.chunks = []
+
+    def condition(self, lr):
+        values = (lr[0, 0, :, 0, 0] + 1) / 2 * 20  # pixel codec: [0, 1] -> [-1, 1]; frame k = k / 20
+        self.chunks.append(sorted({int(round(v)) for v in values}))
+        return super().condition(lr)
+
+
+def indexed_video(frames=16, h=12, w=16):
+    return np.stack([np.full((h, w, 3), k / 20, np.float32) for k in range(frames)])
+
+
+def run_shots(upscaler, lr, cuts):
+    stream = StreamingUpscaler(upscaler)
+    out = []
+    for index, frame in enumerate(lr):
+        if index in cuts:
+            out += stream.cut()
+        out += stream.push(frame)
+    out += stream.finish()
+    assert [i for i, _ in out] == list(range(len(lr))), "frames come out once each, in order"
+    return np.stack([f.transpose(1, 2, 0) for _, f in out])
+
+
+@pytest.mark.parametrize("chunk,overlap", [(64, 5), (4, 2), (5, 1)])
+def test_a_cut_starts_a_new_chunk_so_no_chunk_spans_two_shots(chunk, overlap):
+    lr, cut = indexed_video(16), 7
+    den = ShotRecordingModel()
+    settings = EngineSettings.from_manifest(den.manifest, chunk_frames=chunk, chunk_overlap=overlap)
+    out = run_shots(Upscaler(den, settings), lr, cuts={cut})
+    assert den.chunks and all(max(c) < cut or min(c) >= cut for c in den.chunks), den.chunks
+    # Each shot is upscaled as if it were a video of its own.
+    for first, end in ((0, cut), (cut, len(lr))):
+        alone = run_stream(Upscaler(ShotRecordingModel(), settings), lr[first:end])
+        np.testing.assert_allclose(out[first:end], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("cut", range(1, 11))
+def test_a_cut_anywhere_keeps_every_frame_once_and_the_blend_whole(cut):
+    """Including a cut right after a chunk ran, when only frames already done (fading out) are
+    held: they are run again, fading in, so their weights still sum to one."""
+    den = BilinearModel()
+    lr = video(11)
+    settings = EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=2)
+    np.testing.assert_allclose(run_shots(Upscaler(den, settings), lr, cuts={cut}), bilinear_up(lr, 2), atol=1e-5)
