@@ -42,6 +42,7 @@ class ShotDetector:
         self._seen = 0
         self._pending: list[int] = []  # found by the detector, waiting for min_shot frames after them
         self.cuts: list[int] = []  # confirmed so far, in order
+        self.failed = ""  # why detection stopped for this video, if it did (the upscale goes on)
 
     def push(self, rgb: np.ndarray) -> list[int]:
         """``rgb`` (H, W, 3) uint8 (or float in [0, 1]); returns newly confirmed cut indices."""
@@ -52,7 +53,13 @@ class ShotDetector:
         if rgb.dtype != np.uint8:
             rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         bgr = np.ascontiguousarray(rgb[..., ::-1])  # OpenCV's channel order
-        found = self._detector.process_frame(FrameTimecode(self._seen, fps=self.fps), bgr)
+        if self.failed:
+            return []
+        try:
+            found = self._detector.process_frame(FrameTimecode(self._seen, fps=self.fps), bgr)
+        except Exception as e:  # OpenCV on a frame it cannot take: lose the cuts, not the video
+            self.failed, self._pending = f"{type(e).__name__}: {str(e).strip()[:120]}", []
+            return []
         self._pending += [int(getattr(c, "frame_num", c)) for c in found]
         self._seen += 1
         confirmed = [c for c in self._pending if self._seen - c >= self.min_shot]

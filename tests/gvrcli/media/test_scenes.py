@@ -69,3 +69,10 @@ def test_cuts_are_confirmed_within_the_declared_lookahead():
 def test_float_frames_in_zero_one_are_accepted():
     frames = [f.astype(np.float32) / 255 for f in pan(texture(12), 15, 2) + pan(texture(13), 15, 2)]
     assert detect_shots(frames) == [0, 15]
+
+
+def test_a_detector_failure_loses_the_cuts_not_the_video():
+    detector = ShotDetector(fps=24)
+    detector._detector.process_frame = lambda *a: (_ for _ in ()).throw(RuntimeError("cv2 says no"))
+    assert detector.push(np.zeros((H, W, 3), np.uint8)) == []
+    assert "cv2 says no" in detector.failed and detector.push(np.zeros((H, W, 3), np.uint8)) == []
