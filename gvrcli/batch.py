@@ -21,7 +21,7 @@ from typing import Callable
 import av
 
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
-from gvrcli.farm import atomic
+from gvrcli.farm import atomic, sidecar
 from gvrcli.inference.backends import check_model, make_backend
 from gvrcli.farm.claims import LOCK_DIR_NAME, ClaimBoard, ClaimError
 from gvrcli.farm.discovery import Candidate, Territory, check_output_dir, find_candidates
@@ -81,6 +81,7 @@ class UpscaleOptions(BatchOptions):
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
     color_fix: str = DEFAULT_COLOR_FIX  # gvrcli.inference.colorfix.METHODS
     scene_cuts: bool = True  # start a temporal chunk at each hard cut (gvrcli.media.scenes)
+    sidecar: bool = False  # OUTPUT.gvr.json beside each output (gvrcli.farm.sidecar)
 
 
 @dataclass(frozen=True)
@@ -226,19 +227,39 @@ def upscale(
         if loaded.note:
             events.message(f"gvr: {loaded.note}")
 
+    provenance = None
+    if options.sidecar and loaded is not None:
+        provenance = {
+            "model": str(Path(model_path).resolve()),
+            "weights_sha256": manifest.weights_sha256,
+            "backend": loaded.description,
+            "device": options.device,
+            "precision": loaded.precision,
+            "steps": settings.steps,
+            "noise_aug": settings.noise_aug,
+            "seed": settings.seed,
+            "codec": options.codec,
+        }
+
     def make_work() -> Work:  # one Upscaler per worker thread: each keeps its own model-time counter
         upscaler = Upscaler(loaded, settings)
-        return lambda job, info, partial, on_frames: upscale_file(
-            info,
-            partial,
-            upscaler,
-            encode,
-            cancel=cancel,
-            on_frames=on_frames,
-            stall_timeout=options.stall_timeout,
-            color_fix=options.color_fix,
-            scene_cuts=options.scene_cuts,
-        )
+
+        def work(job, info, partial, on_frames) -> FileStats:
+            stats = upscale_file(
+                info,
+                partial,
+                upscaler,
+                encode,
+                cancel=cancel,
+                on_frames=on_frames,
+                stall_timeout=options.stall_timeout,
+                color_fix=options.color_fix,
+                scene_cuts=options.scene_cuts,
+            )
+            stats.sidecar = provenance
+            return stats
+
+        return work
 
     interrupt = loaded.interrupt if loaded else None  # a model step in flight may take minutes on a CPU
     process_batch(jobs, options, make_work, report, events, cancel, interrupt=interrupt)
@@ -566,14 +587,14 @@ def _process(job, info, options, work, board, territory, events, cancel):
         if output.exists() and not options.overwrite:  # finished by another worker since we looked
             return FileResult(source, output, SKIPPED, reason="output exists")
         atomic.remove_partials(output)  # left by a worker that died holding this claim
+        atomic.remove_partials(sidecar.sidecar_path(output))
         atomic.make_dirs(output.parent)
         why = territory.why_not(output)  # the folders just made (or found) must not lead elsewhere
         if why:
             raise InputError(f"{source}: output {output}: {why}")
         events.file_started(source, info.frames)
         stats = work(job, info, partial, lambda n: events.frames(source, n))
-        atomic.publish(partial, output)
-        return FileResult(
+        result = FileResult(
             source,
             output,
             DONE,
@@ -584,6 +605,12 @@ def _process(job, info, options, work, board, territory, events, cancel):
             color_fix=stats.color_fix,
             extra=dict(stats.extra),
         )
+        if stats.sidecar is not None:  # before the output: an output never stands without it
+            sidecar.write(output, sidecar.record(result, stats.sidecar), claim.token)
+        else:
+            sidecar.remove_stale(output)
+        atomic.publish(partial, output)
+        return result
     finally:
         # Clean-up must never replace the file's own error (or its result) with another.
         for step in (

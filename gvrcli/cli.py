@@ -90,6 +90,7 @@ def upscale(
     stall_timeout: float = typer.Option(300.0, "--stall-timeout", help="Fail a file after this many seconds without progress."),
     color_fix: str = typer.Option(DEFAULT_COLOR_FIX, "--color-fix", help="Colour fix to the bilinear-upscaled input: wavelet | adain | lab | none."),
     scene_cuts: bool = typer.Option(True, "--scene-cuts/--no-scene-cuts", help="Start a new temporal chunk at each hard cut, so attention never mixes two shots."),
+    sidecar: bool = typer.Option(False, "--sidecar", help="Write OUTPUT.gvr.json beside each output: source and model hashes, backend, precision, settings, timings."),
     progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain 'Progress:' lines."),
     openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
 ) -> None:
@@ -133,6 +134,7 @@ def upscale(
             stall_timeout=stall_timeout,
             color_fix=color_fix,
             scene_cuts=scene_cuts,
+            sidecar=sidecar,
         )
         report = run_batch(inputs, options, events=events, cancel=cancel)
     except GvrError as e:

@@ -40,6 +40,7 @@ class FileStats:
     warnings: tuple[str, ...] = ()
     color_fix: str = ""  # the colour fix applied (upscale)
     extra: dict = field(default_factory=dict)  # command-specific facts for the file's report (JSON event)
+    sidecar: dict | None = None  # provenance to publish beside the output (``gvrcli.farm.sidecar``)
 
 
 class _Stage(threading.Thread):

@@ -266,3 +266,26 @@ def test_a_hard_cut_is_reported_as_scenes_and_can_be_turned_off(gvr_cmd, cli_env
         (event,) = [e for e in map(json.loads, done.stdout.splitlines()) if e["event"] == "file"]
         assert event["status"] == "done" and event["frames"] == 30
         assert event["scenes"] == scenes
+
+
+def test_sidecar_records_how_each_output_was_made_and_survives_a_skipping_rerun(gvr_cmd, cli_env, tmp_path, fake_model):
+    import hashlib
+
+    src = write_video(tmp_path / "in" / "a.mp4", frames=4, size=(64, 48))
+    out = tmp_path / "out"
+    done = run(gvr_cmd, cli_env, "upscale", src.parent, out, "--model", fake_model, "--sidecar", "--seed", "7", "--json")
+    assert done.returncode == 0, done.stderr
+    side = out / "a.mp4.gvr.json"
+    record = json.loads(side.read_text())
+    assert record["source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    manifest = json.loads(run(gvr_cmd, cli_env, "info", "--model", fake_model, "--json").stdout)["model"]["manifest"]
+    assert record["weights_sha256"] == manifest["weights_sha256"]
+    assert record["seed"] == 7 and record["steps"] == manifest["steps"] and record["precision"] == "fp32"
+    assert record["backend"].startswith(("onnxruntime", "openvino")) and record["frames"] == 4
+    assert record["scenes"] == [0] and record["model"] == str(fake_model.resolve())
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "a.mp4.gvr.json"], "no partials left"
+    before = side.read_bytes()
+    again = run(gvr_cmd, cli_env, "upscale", src.parent, out, "--model", fake_model, "--json")
+    assert again.returncode == 0 and side.read_bytes() == before, "a skipping rerun keeps the sidecar"
+    redo = run(gvr_cmd, cli_env, "upscale", src.parent, out, "--model", fake_model, "--overwrite", "--json")
+    assert redo.returncode == 0 and not side.exists(), "an output redone without --sidecar loses the stale one"
