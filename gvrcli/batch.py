@@ -241,8 +241,20 @@ def upscale(
             "codec": options.codec,
         }
 
+    fp32_lock, fp32_model = threading.Lock(), []
+
+    def fp32_fallback():
+        """The same model at fp32, for the NaN/Inf guard: loaded on first need, shared by workers.
+        A fp16 or int8 artefact has no fp32 form: that raises, and the chunk's file fails."""
+        with fp32_lock:
+            if not fp32_model:
+                again = make_backend(model_path, options.backend, options.device, options.threads, "fp32", manifest)
+                fp32_model.append(again.load(manifest))
+                events.message(f"gvr: loaded {fp32_model[0].description} at fp32 to recompute non-finite chunks")
+            return fp32_model[0]
+
     def make_work() -> Work:  # one Upscaler per worker thread: each keeps its own model-time counter
-        upscaler = Upscaler(loaded, settings)
+        upscaler = Upscaler(loaded, settings, fallback=fp32_fallback if loaded.precision != "fp32" else None)
 
         def work(job, info, partial, on_frames) -> FileStats:
             stats = upscale_file(

@@ -23,8 +23,8 @@ import numpy as np
 from gvrcli.inference.colorfix import color_fix as apply_color_fix
 from gvrcli.media.decode import DecodedFrame, VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
-from gvrcli.inference.engine import StreamingUpscaler, Upscaler
-from gvrcli.errors import Cancelled, StalledError
+from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
+from gvrcli.errors import Cancelled, InputError, StalledError
 from gvrcli.media.probe import VideoInfo
 from gvrcli.media.scenes import ShotDetector
 
@@ -83,21 +83,26 @@ def upscale_file(
     upscaler.cancel = cancel
     model_before = upscaler.model_seconds
     upscaler.step_seconds.clear()  # this file's sampler steps only
-    frames, warnings = stream_file(
-        info,
-        partial,
-        StreamingUpscaler(upscaler),
-        encode,
-        # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
-        # costs as much as decoding, converting and encoding together.
-        prepare=lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2]),
-        queue_frames=upscaler.settings.chunk_frames + 2,
-        cancel=cancel,
-        on_frames=on_frames,
-        stall_timeout=stall_timeout,
-        post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix, upscaler.scale),
-        shots=shots,
-    )
+    upscaler.warnings.clear()
+    try:
+        frames, warnings = stream_file(
+            info,
+            partial,
+            StreamingUpscaler(upscaler),
+            encode,
+            # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
+            # costs as much as decoding, converting and encoding together.
+            prepare=lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2]),
+            queue_frames=upscaler.settings.chunk_frames + 2,
+            cancel=cancel,
+            on_frames=on_frames,
+            stall_timeout=stall_timeout,
+            post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix, upscaler.scale),
+            shots=shots,
+        )
+    except NonFiniteOutput as e:
+        raise InputError(f"{info.path}: {e}") from None
+    warnings += tuple(upscaler.warnings)
     # What the model computed in, and its median sampler step (the step graph alone), per file.
     steps = sorted(upscaler.step_seconds) or [0.0]
     extra = {"precision": upscaler.model.precision, "step_ms": round(1000 * steps[len(steps) // 2], 1)}

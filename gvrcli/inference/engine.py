@@ -30,7 +30,7 @@ from models.manifest import CONDITION, STEP, ModelManifest
 from models.rectified_flow import timesteps
 
 from gvrcli.inference.backends import ACTIVATION_FACTOR, LoadedModel
-from gvrcli.errors import Cancelled, ModelError, UsageError
+from gvrcli.errors import Cancelled, GvrError, ModelError, UsageError
 from gvrcli.inference.tiling import ramp, window_starts
 
 
@@ -106,15 +106,31 @@ class FrameNoise:
         return np.stack([self.frame(stream, first + k, height, width) for k in range(count)], axis=1)
 
 
+def _finite(z: np.ndarray) -> bool:
+    """No NaN or Inf anywhere: one float64 sum (any NaN or Inf makes it non-finite, and float64
+    cannot overflow on pixel-range data), without a boolean array the size of the chunk."""
+    return math.isfinite(float(z.sum(dtype=np.float64)))
+
+
+class NonFiniteOutput(Exception):
+    """A chunk's output holds NaN or Inf (half-precision overflow, or a broken checkpoint)."""
+
+
 class Upscaler:
     """Upscales chunks of frames with a loaded model: ``(T, h, w, 3)`` [0, 1] -> ``(T, s*h, s*w, 3)``.
 
     ``on_step(step, steps)``, if set, is called after each sampler step (1-based): the seam for
     per-step progress.
+
+    NaN/Inf guard: every chunk's (tile's) result is checked before any of its frames leave. A
+    reduced-precision model's non-finite chunk is computed again by ``fallback()``, the same model
+    at fp32 (loaded on first need), with a warning in ``warnings``; a chunk still non-finite, or
+    one from an fp32 model, raises ``NonFiniteOutput``, so such frames are never written.
     """
 
-    def __init__(self, model: LoadedModel, settings: EngineSettings):
-        self.model, self.settings = model, settings
+    def __init__(self, model: LoadedModel, settings: EngineSettings, fallback: Callable[[], LoadedModel] | None = None):
+        self.model, self.settings, self.fallback = model, settings, fallback
+        self.warnings: list[str] = []  # this file's (the pipeline clears it per file)
         m = model.manifest
         self.manifest, self.scale = m, m.scale
         self.codec = get_codec(m.codec)
@@ -207,7 +223,33 @@ class Upscaler:
         made per frame for the same reason (per-frame arrays stay under the allocator's mmap
         threshold and are recycled).
         """
-        m = self.model.manifest
+        retry = z.copy() if self.fallback is not None and self.model.precision != "fp32" else None
+        z = self._integrate(self.model, lr, lr_noise, z)
+        if not _finite(z):
+            if retry is None:
+                raise NonFiniteOutput(f"the model's {self.model.precision} output holds NaN or Inf (nothing of it was written)")
+            try:
+                fp32 = self.fallback()
+            except GvrError as e:
+                raise NonFiniteOutput(
+                    f"the model's {self.model.precision} output holds NaN or Inf, and no fp32 model can recompute it ({e})"
+                ) from None
+            note = f"{self.model.precision} output held NaN or Inf; those chunks were recomputed at fp32"
+            if note not in self.warnings:
+                self.warnings.append(note)
+            z = self._integrate(fp32, lr, lr_noise, retry)
+            if not _finite(z):
+                raise NonFiniteOutput("the output holds NaN or Inf even at fp32 (nothing of it was written)")
+        frames = []
+        for k in range(z.shape[2]):
+            pixels = self.codec.decode(z[0, :, k])  # (C, H, W)
+            frames.append(np.clip(pixels, 0.0, 1.0, out=pixels))
+        return frames
+
+    def _integrate(self, model: LoadedModel, lr: np.ndarray, lr_noise: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """The condition graph once, then ``steps`` step graphs ping-ponging between ``z`` and one
+        reused buffer; returns the final latent (1, C, T, H, W) (one of the two buffers)."""
+        m = model.manifest
         lat, lr_noise = self.codec.encode(lr)[None], lr_noise[None]  # (1, C, T, h, w)
         z = z[None]  # (1, C, T, H, W)
         other = self._buffer("z", z.shape)
@@ -216,11 +258,11 @@ class Upscaler:
         level[0] = self.settings.noise_aug
         t, t_next = self._buffer("t", (1,)), self._buffer("t_next", (1,))
         self._check_cancel()
-        self._timed(self.model.bind(CONDITION, {"lr": lat, "lr_noise": lr_noise, "noise_aug": level}, conds))
+        self._timed(model.bind(CONDITION, {"lr": lat, "lr_noise": lr_noise, "noise_aug": level}, conds))
         shared = {"t": t, "t_next": t_next, "noise_aug": level, **conds}
         ping_pong = [  # step k reads z_t from one buffer and writes z_next into the other
-            self.model.bind(STEP, {"z_t": z, **shared}, {"z_next": other}),
-            self.model.bind(STEP, {"z_t": other, **shared}, {"z_next": z}),
+            model.bind(STEP, {"z_t": z, **shared}, {"z_next": other}),
+            model.bind(STEP, {"z_t": other, **shared}, {"z_next": z}),
         ]
         ts = timesteps(self.settings.steps)
         for k, (now, then) in enumerate(zip(ts[:-1], ts[1:])):
@@ -229,12 +271,7 @@ class Upscaler:
             self.step_seconds.append(self._timed(ping_pong[k % 2]))
             if self.on_step is not None:
                 self.on_step(k + 1, self.settings.steps)
-        z = other if self.settings.steps % 2 else z
-        frames = []
-        for k in range(z.shape[2]):
-            pixels = self.codec.decode(z[0, :, k])  # (C, H, W)
-            frames.append(np.clip(pixels, 0.0, 1.0, out=pixels))
-        return frames
+        return other if self.settings.steps % 2 else z
 
     def _timed(self, bound) -> float:
         started = time.perf_counter()

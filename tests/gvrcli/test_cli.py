@@ -289,3 +289,16 @@ def test_sidecar_records_how_each_output_was_made_and_survives_a_skipping_rerun(
     assert again.returncode == 0 and side.read_bytes() == before, "a skipping rerun keeps the sidecar"
     redo = run(gvr_cmd, cli_env, "upscale", src.parent, out, "--model", fake_model, "--overwrite", "--json")
     assert redo.returncode == 0 and not side.exists(), "an output redone without --sidecar loses the stale one"
+
+
+
+def test_a_model_that_always_overflows_is_refused_before_any_video(gvr_cmd, cli_env, tmp_path):
+    """The check step runs the model once on random inputs: non-finite there is a model error
+    (exit 2, nothing written). A model that overflows only on some chunks is the NaN/Inf guard's
+    (tests/gvrcli/inference/test_engine.py)."""
+    inf = float("inf")
+    model = build_fake_onnx(tmp_path / "m" / "overflow.onnx", drift=((inf, inf, inf), (0.0, 0.0, 0.0)))
+    write_video(tmp_path / "in" / "a.mp4", frames=3, size=(64, 48))
+    done = run(gvr_cmd, cli_env, "upscale", tmp_path / "in", tmp_path / "out", "--model", model, "--json")
+    assert done.returncode == 2 and "non-finite" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -247,3 +247,52 @@ def test_a_cut_anywhere_keeps_every_frame_once_and_the_blend_whole(cut):
     lr = video(11)
     settings = EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=2)
     np.testing.assert_allclose(run_shots(Upscaler(den, settings), lr, cuts={cut}), bilinear_up(lr, 2), atol=1e-5)
+
+
+class OverflowingModel(BilinearModel):
+    """A reduced-precision model whose steps overflow (as fp16/bf16 can): NaN everywhere."""
+
+    precision = "bf16"
+
+    def bind(self, role, inputs, outputs):
+        inner = super().bind(role, inputs, outputs)
+
+        def run():
+            inner.run()
+            if role == "step":
+                outputs["z_next"][...] = np.nan
+
+        return SimpleNamespace(run=run)
+
+
+def test_a_non_finite_chunk_is_recomputed_at_fp32_with_a_warning():
+    fp32 = BilinearModel()
+    up = Upscaler(OverflowingModel(), EngineSettings.from_manifest(fp32.manifest, steps=2), fallback=lambda: fp32)
+    lr = video(4)
+    np.testing.assert_allclose(up.upscale_chunk(lr, 0), bilinear_up(lr, 2), atol=1e-5)
+    assert len(up.warnings) == 1 and "recomputed at fp32" in up.warnings[0]
+    assert [role for role, _ in fp32.calls] == ["condition", "step", "step"], "the fp32 model redid the chunk"
+
+
+def test_a_non_finite_chunk_without_an_fp32_model_fails_and_nothing_of_it_comes_out():
+    from gvrcli.errors import ModelError
+    from gvrcli.inference.engine import NonFiniteOutput
+
+    settings = EngineSettings.from_manifest(BilinearModel().manifest, steps=2)
+    for fallback in (None, lambda: (_ for _ in ()).throw(ModelError("an int8 artefact has no fp32 form"))):
+        up = Upscaler(OverflowingModel(), settings, fallback=fallback)
+        stream = StreamingUpscaler(up)
+        with pytest.raises(NonFiniteOutput, match="NaN or Inf"):
+            for frame in video(4):
+                assert stream.push(frame) == []
+            stream.finish()
+
+
+def test_an_fp32_model_that_overflows_is_not_retried():
+    from gvrcli.inference.engine import NonFiniteOutput
+
+    model = OverflowingModel()
+    model.precision = "fp32"
+    up = Upscaler(model, EngineSettings.from_manifest(model.manifest, steps=2), fallback=lambda: pytest.fail("no retry at fp32"))
+    with pytest.raises(NonFiniteOutput):
+        up.upscale_chunk(video(3), 0)
