@@ -45,7 +45,7 @@ def record(result: FileResult, provenance: dict) -> dict:
         "output": str(result.output),
         **provenance,
         **{k: facts[k] for k in ("frames", "seconds", "model_seconds", "fps", "warnings", "color_fix") if k in facts},
-        **{k: v for k, v in result.extra.items()},
+        **result.extra,
     }
 
 

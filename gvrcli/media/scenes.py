@@ -48,13 +48,13 @@ class ShotDetector:
         """``rgb`` (H, W, 3) uint8 (or float in [0, 1]); returns newly confirmed cut indices."""
         from scenedetect.common import FrameTimecode
 
+        if self.failed:
+            return []
         step = max(1, rgb.shape[1] // DETECT_WIDTH)  # content changes show at low resolution, and cost less
         rgb = rgb[::step, ::step]
         if rgb.dtype != np.uint8:
             rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         bgr = np.ascontiguousarray(rgb[..., ::-1])  # OpenCV's channel order
-        if self.failed:
-            return []
         try:
             found = self._detector.process_frame(FrameTimecode(self._seen, fps=self.fps), bgr)
         except Exception as e:  # OpenCV on a frame it cannot take: lose the cuts, not the video
@@ -67,18 +67,16 @@ class ShotDetector:
         self.cuts += confirmed
         return confirmed
 
-    def finish(self) -> list[int]:
+    def finish(self) -> None:
         """End of stream: cuts still unconfirmed have fewer than ``min_shot`` frames after them and
         are dropped (their frames join the previous shot)."""
         self._pending = []
-        return []
 
 
 def detect_shots(frames, fps: float = 24.0, min_shot: int = DEFAULT_MIN_SHOT) -> list[int]:
     """Start frame of every shot of a whole sequence of frames (always begins with 0)."""
     detector = ShotDetector(fps, min_shot=min_shot)
-    cuts: list[int] = []
     for frame in frames:
-        cuts += detector.push(frame)
-    cuts += detector.finish()
-    return [0, *cuts]
+        detector.push(frame)
+    detector.finish()
+    return [0, *detector.cuts]
