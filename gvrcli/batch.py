@@ -26,6 +26,7 @@ from gvrcli.inference.backends import check_model, make_backend
 from gvrcli.farm.claims import LOCK_DIR_NAME, ClaimBoard, ClaimError
 from gvrcli.farm.discovery import Candidate, Territory, check_output_dir, find_candidates
 from gvrcli.media.encode import EncodeSettings
+from gvrcli.inference.memory import peak_resident_mb
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError
 from gvrcli.media.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
@@ -211,6 +212,7 @@ def upscale(
         tile=options.tile,
         tile_overlap=options.tile_overlap,
         memory_budget_mb=options.memory_budget_mb,
+        jobs=options.jobs,
     )
     report = BatchReport(model=str(model_path), precision=options.precision or manifest.precision, color_fix=options.color_fix)
     jobs = plan_batch(inputs, options, report, events)
@@ -276,6 +278,7 @@ def upscale(
     interrupt = loaded.interrupt if loaded else None  # a model step in flight may take minutes on a CPU
     process_batch(jobs, options, make_work, report, events, cancel, interrupt=interrupt)
     report.seconds = time.monotonic() - started
+    report.extra["peak_rss_mib"] = round(peak_resident_mb())
     return report
 
 

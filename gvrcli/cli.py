@@ -85,7 +85,7 @@ def upscale(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout (events and a summary)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done; touch nothing."),
     tile: int = typer.Option(0, "--tile", help="LR tile size in pixels (0 = whole frame, or the largest that fits --memory-budget)."),
-    memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", help="MiB one model call may use; larger frames are tiled (0 = half the RAM)."),
+    memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", help="Peak MiB of this process; frames are tiled to fit (0 = auto: the chunk's buffers plus 1 GiB for the model, at most half the RAM)."),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
     stall_timeout: float = typer.Option(300.0, "--stall-timeout", help="Fail a file after this many seconds without progress."),
     color_fix: str = typer.Option(DEFAULT_COLOR_FIX, "--color-fix", help="Colour fix to the bilinear-upscaled input: wavelet | adain | lab | none."),

@@ -107,6 +107,8 @@ def upscale_file(
     steps = sorted(upscaler.step_seconds) or [0.0]
     extra = {"precision": upscaler.model.precision, "step_ms": round(1000 * steps[len(steps) // 2], 1)}
     extra["scenes"] = [0, *shots.cuts] if shots is not None else [0]
+    if upscaler.plan is not None:
+        extra["memory"] = upscaler.plan.describe()
     if shots is not None and shots.failed:
         warnings += (f"scene-cut detection stopped ({shots.failed}); chunks may span cuts",)
     return FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix, extra)

@@ -31,14 +31,16 @@ from gvrcli.inference.quiet_openvino import import_openvino
 BACKENDS = ("auto", "ort-cuda", "ort-cpu", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
-# Peak memory of one sampler step as a multiple of its HR float32 latent (z_t): the engine's four
-# latent buffers (z ping-pong, cond, base) plus the runtime's activations. Measured with the
-# built-in tiny default, one step at 8 x 480x270 -> 960x540 (z = 50 MB): ONNX Runtime's CPU
-# arena grows to ~3.8 GB over the first two runs (76x; ~42x live without the arena); OpenVINO
-# ~1.1 GB with dynamic shapes (23x), ~0.64 GB compiled for the clip's shape (13x, what the
-# engine's clips get, see STATIC_MIN_ELEMENTS). ``--memory-budget`` tiles frames so that
-# factor x z stays within it.
-ACTIVATION_FACTOR = {"onnxruntime": 80, "openvino": 24}
+# Memory of one tile through the model, beyond what the process held after loading it:
+# ACTIVATION_FIXED_MB + ACTIVATION_FACTOR x the tile's HR float32 latent (z_t), for the engine's
+# latent buffers (z ping-pong, cond, base), the runtime's activations and its allocator's slack.
+# Fitted to ``benchmarks/calibrate_memory.py`` (built-in tiny default, 8 frames 480x270 -> 960x540,
+# two chunks of two steps, square tiles of 144 and 270 and whole frames): ONNX Runtime's CPU arena
+# keeps what every shape it has seen needed (2.8 GB for a 270x270 tile, z = 27 MB); OpenVINO
+# compiles the engine's large clips for their static shape (STATIC_MIN_ELEMENTS), the fixed part.
+# The memory planner (``gvrcli.inference.memory``) sizes tiles with them.
+ACTIVATION_FACTOR = {"onnxruntime": 105, "openvino": 18}
+ACTIVATION_FIXED_MB = {"onnxruntime": 128, "openvino": 256}
 
 
 class Bound(Protocol):
@@ -52,6 +54,7 @@ class LoadedModel(Protocol):
     precision: str  # what it computes in: one of PRECISIONS
     note: str  # a fallback worth telling the user about, or ""
     activation_factor: float  # see ACTIVATION_FACTOR
+    activation_fixed_mb: float  # see ACTIVATION_FIXED_MB
 
     def bind(self, role: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> Bound: ...
 
@@ -161,6 +164,7 @@ class OrtModel:
     precision: str
     note: str = ""
     activation_factor: float = ACTIVATION_FACTOR["onnxruntime"]
+    activation_fixed_mb: float = ACTIVATION_FIXED_MB["onnxruntime"]
     _in_flight: set = field(default_factory=set, repr=False)
 
     def bind(self, role, inputs, outputs) -> "OrtBound":
@@ -300,6 +304,7 @@ class OpenVinoModel:
     precision: str
     note: str = ""
     activation_factor: float = ACTIVATION_FACTOR["openvino"]
+    activation_fixed_mb: float = ACTIVATION_FIXED_MB["openvino"]
     core: object = None
     graphs: dict = field(default_factory=dict)  # role -> openvino.Model, to specialise per shape
     device: str = "CPU"

@@ -17,7 +17,6 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -29,20 +28,13 @@ from models.codec import get_codec
 from models.manifest import CONDITION, STEP, ModelManifest
 from models.rectified_flow import timesteps
 
-from gvrcli.inference.backends import ACTIVATION_FACTOR, LoadedModel
+from gvrcli.inference.backends import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, LoadedModel
+from gvrcli.inference.memory import MemoryModel, plan_tiles, resident_mb
 from gvrcli.errors import Cancelled, GvrError, ModelError, UsageError
 from gvrcli.inference.tiling import ramp, window_starts
 
 
-def default_memory_budget_mb() -> int:
-    """Half of this machine's RAM: a farm node keeps room for decode, encode and its neighbours."""
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20 / 2)
-    except (ValueError, OSError, AttributeError):
-        return 8192
-
-
-DEFAULT_MEMORY_BUDGET_MB = 0  # 0 = default_memory_budget_mb()
+DEFAULT_MEMORY_BUDGET_MB = 0  # 0 = auto (gvrcli.inference.memory)
 # 16 LR pixels of overlap: a ramp 32 px wide at x2 output, wider than the tiny preset's 3x3x3
 # upsampler convs reach, so tile edges never show.
 DEFAULT_TILE_OVERLAP = 16
@@ -57,7 +49,8 @@ class EngineSettings:
     chunk_overlap: int = 5
     tile: int = 0  # LR tile side in pixels; 0 = largest that fits the memory budget
     tile_overlap: int = DEFAULT_TILE_OVERLAP
-    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB  # the whole process's peak; 0 = auto
+    jobs: int = 1  # files worked on at once, each with its own chunk (they share the budget)
 
     @classmethod
     def from_manifest(cls, manifest: ModelManifest, **overrides) -> "EngineSettings":
@@ -146,6 +139,11 @@ class Upscaler:
         self.cancel: threading.Event | None = None  # set: stop before the next sampler step
         self.on_step: Callable[[int, int], None] | None = None
         self._buffers: dict[str, np.ndarray] = {}
+        self.plan = None  # the last memory plan (gvrcli.inference.memory), for the file's report
+        # Measured now, after the model's load: what the process holds before its first chunk.
+        factor = getattr(model, "activation_factor", max(ACTIVATION_FACTOR.values()))
+        fixed = getattr(model, "activation_fixed_mb", max(ACTIVATION_FIXED_MB.values()))
+        self.memory = MemoryModel(self.scale, self.codec.channels, factor, fixed, resident_mb(), settings.jobs)
 
     def frame_noise(self, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """(HR noise (C, s*h, s*w), LR noise (C, h, w)) for video frame ``index`` of LR size h x w."""
@@ -153,20 +151,26 @@ class Upscaler:
         return self.noise.frame(FrameNoise.HR, index, height * s, width * s), self.noise.frame(FrameNoise.LR, index, height, width)
 
     def tile_size(self, frames: int, height: int, width: int) -> tuple[int, int]:
-        """LR tile (rows, cols): the whole frame if it fits the budget, else the largest square that does,
-        rounded down to the model's spatial multiple (it pads anything else, wasting work)."""
+        """LR tile (rows, cols): ``--tile``, else the grid ``gvrcli.inference.memory`` plans within
+        the budget (the whole frame when it fits). A budget no tile can meet is said in the file's
+        warnings, and the smallest tile runs."""
         s = self.settings
         if s.tile:
             return min(s.tile, height), min(s.tile, width)
-        budget = (s.memory_budget_mb or default_memory_budget_mb()) * 2**20
-        factor = getattr(self.model, "activation_factor", max(ACTIVATION_FACTOR.values()))
-        per_lr_pixel = frames * self.codec.channels * self.scale**2 * 4 * factor
-        if height * width * per_lr_pixel <= budget:
-            return height, width
-        side = int(math.sqrt(budget / per_lr_pixel))
-        multiple = self.manifest.spatial_multiple
-        side = max(multiple, side // multiple * multiple, s.tile_overlap + 1)
-        return min(side, height), min(side, width)
+        plan = plan_tiles(
+            self.memory, frames, height, width,
+            budget_mb=s.memory_budget_mb, overlap=s.tile_overlap, multiple=self.manifest.spatial_multiple,
+        )
+        self.plan = plan
+        if not plan.fits:
+            note = (
+                f"--memory-budget {plan.budget_mb:.0f} MiB is below what a chunk of {frames} frames at "
+                f"{width}x{height} needs ({plan.estimate_mb:.0f} MiB with the smallest tiles); "
+                "lower --chunk-frames or raise the budget"
+            )
+            if note not in self.warnings:
+                self.warnings.append(note)
+        return plan.tile
 
     def upscale_chunk(self, lr: np.ndarray, first_frame: int) -> np.ndarray:
         """``lr`` (T, h, w, 3) float32 in [0, 1], whose first frame is video frame ``first_frame``;

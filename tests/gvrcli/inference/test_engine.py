@@ -22,6 +22,7 @@ class BilinearModel:
     precision = "fp32"
     note = ""
     activation_factor = 16
+    activation_fixed_mb = 0
 
     def __init__(self, scale=2, temporal_unit=2):
         manifest = fake_manifest(scale=scale, temporal_unit=temporal_unit, graphs={"condition": {"file": "c.onnx", "sha256": "0" * 64}})
@@ -161,13 +162,24 @@ def test_streaming_holds_at_most_one_chunk():
 
 
 def test_tile_size_follows_the_memory_budget():
+    """--memory-budget is the process's peak: the engine's plan stays within it, tiling only when it must."""
     den = BilinearModel()
-    small = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=16))
-    th, tw = small.tile_size(8, 540, 960)
-    assert th < 540 and tw < 960 and th % den.manifest.spatial_multiple == 0
-    assert 8 * 3 * 4 * th * tw * 4 * den.activation_factor <= 16 * 2**20
     roomy = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=100_000))
     assert roomy.tile_size(8, 540, 960) == (540, 960)
+    budget = roomy.memory.baseline_mb + roomy.memory.fixed_mb(8, 540, 960) + 60
+    small = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=int(budget)))
+    th, tw = small.tile_size(8, 540, 960)
+    assert (th, tw) != (540, 960) and th % den.manifest.spatial_multiple == 0 and tw % den.manifest.spatial_multiple == 0
+    assert small.memory.peak_mb(8, 540, 960, th, tw) <= budget
+    assert small.warnings == []
+
+
+def test_a_budget_no_tile_can_meet_is_reported_and_the_smallest_tile_runs():
+    den = BilinearModel()
+    up = Upscaler(den, EngineSettings.from_manifest(den.manifest, memory_budget_mb=1))
+    th, tw = up.tile_size(8, 540, 960)
+    assert max(th, tw) <= max(den.manifest.spatial_multiple, up.settings.tile_overlap + 1) + den.manifest.spatial_multiple
+    assert len(up.warnings) == 1 and "--memory-budget 1 MiB" in up.warnings[0]
 
 
 def test_window_starts_cover_everything_with_the_overlap():

@@ -1,0 +1,140 @@
+"""Memory planning: the spatial tiles that keep the whole ``gvr`` process within ``--memory-budget``.
+
+The budget is the process's peak resident memory, what a farm's scheduler or an edge box's
+kernel sees, not one model call's. Its parts, per file being worked on (``--jobs`` of them at once):
+
+* **resident before the first chunk**: Python, the runtimes, the model's weights — measured
+  (``VmRSS``) when the engine is made, after the model is loaded;
+* **the chunk's full-frame buffers**: per chunk frame ``HR_FRAME_COPIES`` float32 HR frames (its
+  sampler noise in the window, the gathered chunk the sampler integrates in, its blended output),
+  plus ``QUEUED_HR_FRAMES`` frames on their way to the encoder. Tiling cannot shrink these;
+* **the model's working set for one tile**: its backend's measured fixed part plus its activation
+  factor times the tile's HR latent (``ACTIVATION_FIXED_MB`` and ``ACTIVATION_FACTOR`` in
+  ``gvrcli.inference.backends``: the engine's latent buffers, the runtime's activations and its
+  allocator's slack).
+
+The tile grid is the one that computes the least (tiles overlap, and the overlap is computed
+twice) among those whose tiles fit: tiles need not be square, and a frame that fits whole is one
+tile. ``auto`` (budget 0) gives the model 1 GiB beyond the chunk's own buffers, at most half the
+RAM: on the 2-core reference machine, 8 frames 480x270 -> 960x540 stay under 1.5 GiB and 20 frames
+under 2 GiB on both CPU backends (``benchmarks/bench_cpu.py``), for a few percent of extra work.
+A budget that even the smallest tile cannot meet is reported (``MemoryPlan.fits``), not hidden.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import resource
+import sys
+from dataclasses import dataclass
+
+HR_FRAME_COPIES = 3  # float32 HR frames held per chunk frame (see the module docstring)
+QUEUED_HR_FRAMES = 10  # frames between the model and the encoder: its queue (8) and the encoder's own
+AUTO_MODEL_SHARE_MB = 1024  # what ``auto`` gives the model beyond the chunk's buffers
+
+
+def ram_mb() -> float:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (ValueError, OSError, AttributeError):
+        return 16384.0
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (Linux ``VmRSS``); elsewhere its peak so far."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_resident_mb()
+
+
+def peak_resident_mb() -> float:
+    """This process's peak resident memory so far (``ru_maxrss``)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    tile: tuple[int, int]  # LR tile (rows, cols); the whole frame when it fits
+    grid: tuple[int, int]  # tiles (down, across)
+    budget_mb: float  # the process's budget (auto resolved)
+    estimate_mb: float  # the planned peak
+    fits: bool  # False: even the smallest tile exceeds the budget
+
+    def describe(self) -> str:
+        tiles = "whole frames" if self.grid == (1, 1) else f"{self.grid[0]}x{self.grid[1]} tiles of {self.tile[1]}x{self.tile[0]}"
+        return f"{tiles}, planned peak {self.estimate_mb:.0f} MiB of {self.budget_mb:.0f} MiB"
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """What one chunk costs, in MiB, for a model of ``channels`` latent channels upscaling x``scale``."""
+
+    scale: int
+    channels: int
+    factor: float  # the backend's activation factor
+    fixed_model_mb: float  # and the fixed part of its working set
+    baseline_mb: float  # resident before the first chunk
+    jobs: int = 1
+
+    def fixed_mb(self, frames: int, h: int, w: int) -> float:
+        """The chunk's full-frame buffers, per job."""
+        hr_frame = 3 * h * self.scale * w * self.scale * 4 / 2**20
+        return (HR_FRAME_COPIES * frames + QUEUED_HR_FRAMES) * hr_frame
+
+    def model_mb(self, frames: int, th: int, tw: int) -> float:
+        """One tile's working set in the model."""
+        return self.fixed_model_mb + self.factor * self.channels * frames * th * self.scale * tw * self.scale * 4 / 2**20
+
+    def peak_mb(self, frames: int, h: int, w: int, th: int, tw: int) -> float:
+        return self.baseline_mb + self.jobs * (self.fixed_mb(frames, h, w) + self.model_mb(frames, th, tw))
+
+    def auto_budget_mb(self, frames: int, h: int, w: int) -> float:
+        share = self.baseline_mb + self.jobs * (self.fixed_mb(frames, h, w) + AUTO_MODEL_SHARE_MB)
+        return min(share, ram_mb() / 2)
+
+
+def _side(length: int, pieces: int, overlap: int, multiple: int) -> int:
+    """The window that covers ``length`` in ``pieces`` overlapping windows, rounded up to ``multiple``."""
+    side = math.ceil((length + (pieces - 1) * overlap) / pieces)
+    return min(length, math.ceil(side / multiple) * multiple)
+
+
+@functools.lru_cache(maxsize=64)  # once per (chunk length, frame size): chunks repeat
+def plan_tiles(
+    memory: MemoryModel, frames: int, h: int, w: int, *, budget_mb: float, overlap: int, multiple: int
+) -> MemoryPlan:
+    """The tile grid that computes the fewest pixels among those within ``budget_mb`` (0 = auto)."""
+    from gvrcli.inference.tiling import window_starts
+
+    budget = budget_mb or memory.auto_budget_mb(frames, h, w)
+    smallest = max(multiple, overlap + 1)
+    best = None  # (computed pixels, tiles, th, tw)
+    fallback = None  # the smallest tile, when none fits
+    for ny in range(1, h + 1):
+        th = _side(h, ny, overlap, multiple)
+        if ny > 1 and th < smallest:
+            break
+        for nx in range(1, w + 1):
+            tw = _side(w, nx, overlap, multiple)
+            if nx > 1 and tw < smallest:
+                break
+            grid = (len(window_starts(h, th, overlap)), len(window_starts(w, tw, overlap)))
+            cost = (grid[0] * grid[1] * th * tw, grid[0] * grid[1], th, tw)
+            if memory.peak_mb(frames, h, w, th, tw) <= budget:
+                if best is None or cost < best:
+                    best = cost
+                break  # for this many rows, more columns only add overlap
+            if fallback is None or th * tw < fallback[2] * fallback[3]:
+                fallback = cost
+    fits = best is not None
+    _, _, th, tw = best if fits else fallback
+    grid = (len(window_starts(h, th, overlap)), len(window_starts(w, tw, overlap)))
+    return MemoryPlan((th, tw), grid, budget, memory.peak_mb(frames, h, w, th, tw), fits)
