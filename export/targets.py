@@ -19,6 +19,7 @@ from typing import Callable
 
 from export.errors import ExportError
 from export.spec import DEFAULT_OPSET, MIN_OPSET, PRECISIONS, TRACE_SHAPE, DenoiserSpec
+from gvrcli.errors import first_line
 from models.manifest import CONDITION, STEP, companion_name, graph_sha256
 
 OV_SOURCES = ("torch", "onnx")
@@ -124,13 +125,8 @@ def build_onnx(model, role: str = STEP, *, dynamic: bool, static_shape, opset: i
                 verbose=False,
             )
     except Exception as e:  # the exporter's errors are long; keep the first line of the cause
-        raise ExportError(f"ONNX export of the {role} graph failed: {_first_line(e)}") from e
+        raise ExportError(f"ONNX export of the {role} graph failed: {first_line(e)}") from e
     return program
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 # Above this, ONNX's 2 GB protobuf limit needs the weights in a file beside the graph.
@@ -309,7 +305,7 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
     except ExportError:
         raise
     except Exception as e:
-        raise ExportError(f"OpenVINO conversion failed: {_first_line(e)}") from e
+        raise ExportError(f"OpenVINO conversion failed: {first_line(e)}") from e
     stage.mkdir(parents=True, exist_ok=True)
     cond_xml = stage / companion_name(f"{stem}.xml", CONDITION)
     ov.save_model(cond_model, str(cond_xml), compress_to_fp16=precision == "fp16")

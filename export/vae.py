@@ -26,6 +26,7 @@ import numpy as np
 
 from export.errors import ExportError
 from export.spec import DEFAULT_OPSET, PRECISIONS, TOLERANCE, rel_l2
+from gvrcli.errors import first_line
 from models.vae_manifest import CACHE_OUT_SUFFIX
 
 # --------------------------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ def _export_openvino(module, graph: VaeGraph, inputs, stage: Path, manifest, pre
         try:
             ov_model = ov.convert_model(str(onnx_path))
         except Exception as e:
-            raise ExportError(f"OpenVINO conversion of {graph.stem} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+            raise ExportError(f"OpenVINO conversion of {graph.stem} failed: {first_line(e)}") from e
     write_openvino(ov_model, manifest)
     ov.save_model(ov_model, str(stage / f"{graph.stem}.xml"), compress_to_fp16=precision == "fp16")
 
@@ -116,7 +117,7 @@ TARGETS = {
 def _trace(module, graph: VaeGraph, inputs, opset: int):
     import torch
 
-    from export.targets import _first_line, _quiet
+    from export.targets import _quiet
 
     in_names = [graph.input] + ([] if graph.first else module.cache_names)
     out_names = [graph.output] + [n + CACHE_OUT_SUFFIX for n in module.cache_names]
@@ -127,7 +128,7 @@ def _trace(module, graph: VaeGraph, inputs, opset: int):
                 input_names=in_names, output_names=out_names, optimize=True, verbose=False,
             )
     except Exception as e:
-        raise ExportError(f"ONNX export of {graph.stem} failed: {_first_line(e)}") from e
+        raise ExportError(f"ONNX export of {graph.stem} failed: {first_line(e)}") from e
 
 
 def graph_inputs(module, graph: VaeGraph, size, seed: int = 0) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ from gvrcli.farm.discovery import Candidate, Territory, check_output_dir, find_c
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.memory import peak_resident_mb
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
-from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError
+from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError, first_line
 from gvrcli.media.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, FileStats, upscale_file
@@ -575,11 +575,11 @@ def _process_safely(job, info, options, work, board, territory, events, cancel):
     except GvrError as e:
         return _failed(source, output, str(e), started)
     except (av.FFmpegError, OSError) as e:
-        return _failed(source, output, f"{source}: {_first_line(e)}", started)
+        return _failed(source, output, f"{source}: {first_line(e)}", started)
     except MemoryError:
         return _failed(source, output, f"{source}: out of memory (lower --memory-budget or --tile)", started)
     except Exception as e:  # one input's unexpected fault (a model error on its shape...) must not stop the batch
-        return _failed(source, output, f"{source}: {type(e).__name__}: {_first_line(e)}", started)
+        return _failed(source, output, f"{source}: {first_line(e)}", started)
 
 
 def _process(job, info, options, work, board, territory, events, cancel):
@@ -641,9 +641,4 @@ def _process(job, info, options, work, board, territory, events, cancel):
 
 def _failed(source: Path, output: Path, reason: str, started: float) -> FileResult:
     return FileResult(source, output, FAILED, seconds=time.monotonic() - started, reason=reason)
-
-
-def _first_line(e: BaseException) -> str:
-    text = (getattr(e, "strerror", None) or str(e) or type(e).__name__).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 

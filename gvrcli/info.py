@@ -6,6 +6,7 @@ import dataclasses
 import platform
 from pathlib import Path
 
+from gvrcli.errors import first_line
 from gvrcli.media.formats import CODECS
 from gvrcli.inference.modelfile import ASSETS_DIR, cache_dir, default_model_name, read_manifest
 
@@ -58,7 +59,7 @@ def collect(model: Path | None = None) -> dict:
             "cpu_capabilities": [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")],
         }
     except (ImportError, RuntimeError) as e:
-        facts["openvino"] = {"error": str(e).splitlines()[0]}
+        facts["openvino"] = {"error": first_line(e)}
     facts["backends"] = _backends(providers, "error" not in facts["openvino"])
     facts["pyav"] = {
         "version": av.__version__,

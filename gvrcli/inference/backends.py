@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 from models.manifest import CONDITION, STEP, ModelManifest
 
-from gvrcli.errors import ModelError, RetryableError, UsageError
+from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
 from gvrcli.inference.modelfile import graph_paths, read_manifest
 from gvrcli.inference.quiet_openvino import import_openvino
 
@@ -68,13 +68,9 @@ _OOM_MARKERS = ("out of memory", "failed to allocate", "bad_alloc", "cudaerrorme
 def _raise_if_oom(e: Exception) -> None:
     if any(m in str(e).lower() for m in _OOM_MARKERS):
         raise RetryableError(
-            f"device out of memory ({str(e).strip().splitlines()[0][:160]}); "
+            f"device out of memory ({first_line(e)}); "
             "retry, or lower --memory-budget / --tile"
         ) from None
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
 
 
 def artefact_precision(requested: str | None, manifest: ModelManifest, runtime: str, extra: str = "") -> str:
@@ -143,7 +139,7 @@ class OrtBackend:
             try:
                 sessions[role] = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
             except Exception as e:  # ORT raises its own exception types for unloadable graphs
-                raise ModelError(f"model {path}: ONNX Runtime cannot load it ({_first_line(e)})") from None
+                raise ModelError(f"model {path}: ONNX Runtime cannot load it ({first_line(e)})") from None
         loaded = sessions[STEP].get_providers()
         if self.provider == "cuda" and "CUDAExecutionProvider" not in loaded:
             raise RetryableError(
@@ -255,7 +251,7 @@ class OpenVinoBackend:
                 graphs[role] = core.read_model(str(path))
                 compiled[role] = core.compile_model(graphs[role], device, config)
             except RuntimeError as e:
-                raise ModelError(f"model {path}: OpenVINO cannot compile it for {device} ({_first_line(e)})") from None
+                raise ModelError(f"model {path}: OpenVINO cannot compile it for {device} ({first_line(e)})") from None
         try:
             devices = compiled[STEP].get_property("EXECUTION_DEVICES")
         except RuntimeError:
@@ -423,7 +419,7 @@ def check_model(model: LoadedModel, source: Path) -> None:
     except Exception as e:
         raise ModelError(
             f"model {source}: a test step at the manifest's scale x{s} fails; the graphs do not match "
-            f"its manifest ({_first_line(e)})"
+            f"its manifest ({first_line(e)})"
         ) from None
     if not np.isfinite(out).all() or not all(np.isfinite(c).all() for c in conds.values()):
         raise ModelError(f"model {source}: a test step at the manifest's scale x{s} returns non-finite values")

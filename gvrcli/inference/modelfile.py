@@ -13,7 +13,7 @@ from pathlib import Path
 
 from models.manifest import MANIFEST_KEY, STEP, ManifestError, ModelManifest, graph_sha256
 
-from gvrcli.errors import ModelError
+from gvrcli.errors import ModelError, first_line
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
@@ -203,8 +203,7 @@ def _openvino_manifest(path: Path) -> tuple[str | None, tuple[list[str], list[st
     try:
         model = ov.Core().read_model(str(path))
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unreadable"
-        raise ModelError(f"model {path}: not a readable OpenVINO IR ({first})") from None
+        raise ModelError(f"model {path}: not a readable OpenVINO IR ({first_line(e)})") from None
     io = sorted(n for port in model.inputs for n in port.get_names()), sorted(n for port in model.outputs for n in port.get_names())
     if not model.has_rt_info(MANIFEST_KEY):
         return None, io
