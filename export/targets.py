@@ -380,7 +380,7 @@ def export_model(
     ``attention`` ("fused" | "unfused", the explicit fallback) and, for openvino, ``source``.
     With ``verify`` the export is checked against PyTorch on random weights (``export.verify``).
     """
-    from export.atomic import check_writable, staged
+    from export.outputs import check_writable, staged
     from export.attention import ATTENTION_FORMS, attention_calls
     from export.sources import load_source
 

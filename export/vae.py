@@ -15,8 +15,6 @@ one traced graph.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -251,7 +249,7 @@ def export_vae(
     multiples of 8, static. With ``verify`` a random-weight copy is exported the same way and
     checked against PyTorch chunk by chunk (``verify_vae_export``).
     """
-    from export.atomic import check_writable
+    from export.outputs import check_writable, staged_into
 
     if target not in TARGETS:
         raise ExportError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
@@ -263,21 +261,12 @@ def export_vae(
     finals = [out_dir / f"{g.stem}{s}" for g in GRAPHS for s in spec.suffixes]
     for path in finals:
         check_writable(path, force)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ExportError(f"cannot write {out_dir}: {e.strerror or e}") from None
 
     start = time.perf_counter()
     vae = vae.eval()
     graphs = []
-    stage = Path(tempfile.mkdtemp(prefix=".vae.", suffix=".part", dir=out_dir))
-    try:
+    with staged_into(out_dir, force) as stage:  # nothing lands unless every graph exported
         staged = _write_graphs(vae, spec, stage, sizes, precision, opset)
-        for path in finals:  # each file renamed into place; nothing lands unless every graph exported
-            os.replace(stage / path.name, path)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     for graph, manifest in staged:
         files = {out_dir / f"{graph.stem}{s}": _digest(out_dir / f"{graph.stem}{s}") for s in spec.suffixes}
         graphs.append(GraphFile(graph.role, graph.chunk, out_dir / f"{graph.stem}{spec.suffixes[0]}", files, manifest))

@@ -1,15 +1,36 @@
-"""Atomic outputs: write under a hidden partial name in the output's folder, rename when complete.
+"""Atomic outputs, for the runtime and the exporter alike: nothing half-written is ever seen.
 
-A reader (or a rerun deciding what to skip) sees either no output or a complete one. The partial
-sits in the same folder as the output so the final rename never crosses filesystems, and keeps the
-output's extension last so FFmpeg picks the same container for it.
+Every output is written under a hidden name in its own destination folder and renamed into place
+only when complete, so a reader (or a rerun deciding what to skip) sees no output or a whole one:
+
+* **same folder, so same filesystem**: partials and staging folders sit beside the output, so the
+  final ``rename`` never crosses filesystems (where it would be a copy, visible half-done);
+* **flushed before renamed**: each file is ``fsync``ed before its rename and the folder after it,
+  so a power cut cannot leave a complete-looking name over missing blocks (on ext4/XFS a rename
+  can reach the disk before the data it names);
+* **links are replaced, never followed**: ``os.replace`` swaps the name itself, and an existing
+  folder is moved aside whole (into the staging folder, deleted with it), so a link placed at the
+  destination cannot steer a write, or a deletion, into another tree;
+* **an existing folder is kept until its replacement is in place**, then removed;
+* **names fit**: a partial's name stays within NAME_MAX even for an output whose own name nearly
+  fills it, and keeps the output's extension last so FFmpeg picks the same container.
+
+``gvr upscale`` writes each output to ``partial_path`` under its claim and ``publish``es it; the
+exporter stages a graph with its companions (``staged``) or an OpenVINO IR folder
+(``staged_folder``). ``gvrcli`` never imports torch or ``export``; ``export`` imports this module,
+so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import re
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 PARTIAL_MARK = ".gvr-partial-"
@@ -69,19 +90,108 @@ def remove_partials(output: Path) -> int:
 
 def publish(partial: Path, output: Path) -> None:
     """Make the finished partial the output: flush it to disk, rename, flush the folder entry."""
-    with open(partial, "rb") as f:
-        os.fsync(f.fileno())
+    fsync(partial)
     os.replace(partial, output)
+    fsync(output.parent)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk. Some systems refuse to open or flush a
+    folder (Windows, some network filesystems); the rename before it is still atomic, only not yet
+    durable, so for a folder that is not an error."""
+    folder = os.path.isdir(path)
     try:
-        fd = os.open(output.parent, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return
+        if folder:
+            return
+        raise
     try:
         os.fsync(fd)
     except OSError:
-        pass  # some filesystems refuse fsync on directories; the rename itself is still atomic
+        if not folder:
+            raise
     finally:
         os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """``fsync`` every regular file and folder under ``root`` (links are not followed)."""
+    for dirpath, _, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            if stat.S_ISREG(os.lstat(os.path.join(dirpath, name)).st_mode):
+                fsync(Path(dirpath) / name)
+        fsync(Path(dirpath))
+
+
+@contextlib.contextmanager
+def staged(folder: Path, replace: bool = False):
+    """Yield a hidden, empty staging folder inside ``folder``; when the block completes, every file
+    written into it (a graph and its companions) is flushed and renamed into ``folder``, all or
+    none. FileExistsError names one that exists already, unless ``replace``. The staging folder is
+    deleted afterwards, whatever happened."""
+    holder = _holder(Path(folder), "stage")
+    try:
+        new = holder / "new"
+        new.mkdir()
+        yield new
+        names = sorted(os.listdir(new))
+        if not replace:
+            for name in names:  # checked before any rename: nothing lands unless everything can
+                _refuse_existing(Path(folder) / name)
+        fsync_tree(new)
+        for name in names:
+            _replace(new / name, Path(folder) / name, holder, replace)
+        fsync(Path(folder))
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(output: Path, replace: bool = False):
+    """Yield a new, empty folder to fill; when the block completes it is flushed and becomes
+    ``output`` in one rename (an existing ``output`` is moved aside first, and removed only once
+    the new one is in place). FileExistsError if ``output`` exists, unless ``replace``."""
+    output = Path(output)
+    holder = _holder(output.parent, output.name)
+    try:
+        new = holder / "new"
+        new.mkdir()  # made with the usual mode (the holder is mkdtemp's private 0700)
+        yield new
+        if not replace:
+            _refuse_existing(output)
+        fsync_tree(new)
+        _replace(new, output, holder, replace)
+        fsync(output.parent)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def _holder(folder: Path, name: str) -> Path:
+    """A hidden private folder in ``folder`` (so on the destination's filesystem) for the new
+    files and for anything they replace; ``mkdir -p`` of ``folder`` first."""
+    make_dirs(folder)
+    return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=folder))
+
+
+def _refuse_existing(path: Path) -> None:
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "already exists", str(path))
+
+
+def _replace(new: Path, target: Path, trash: Path, replace: bool) -> None:
+    """Rename ``new`` onto ``target``. A file over a file (or a link) is one atomic rename; an
+    existing folder, or anything of the other kind, is first moved into ``trash`` whole: never
+    emptied in place, never followed if it is a link."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not replace:
+        _refuse_existing(target)
+    if mode is not None and (stat.S_ISDIR(mode) or new.is_dir()):
+        os.replace(target, trash / f"old.{target.name}")
+    os.replace(new, target)
 
 
 def make_dirs(folder: Path) -> None:

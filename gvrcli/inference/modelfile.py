@@ -14,6 +14,7 @@ from pathlib import Path
 from models.manifest import MANIFEST_KEY, STEP, ManifestError, ModelManifest, graph_sha256
 
 from gvrcli.errors import ModelError, first_line
+from gvrcli.farm import atomic
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
@@ -39,20 +40,17 @@ def resolve_default_model(scale: int, say=lambda msg: None) -> Path:
             return candidate
     target = cache_dir() / name
     say(f"built-in default model {name} is not prebuilt: exporting it once into {target.parent}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{name}.partial-{os.getpid()}.onnx")
-    cmd = [sys.executable, "-m", "gvrcli", "export", "--target", "onnx", "--scale", str(scale), "--out", str(tmp)]
-    try:
+    # Staged under its final name, so the condition graph beside it gets its final name too (the
+    # manifest names it); both land together. Another process caching the same file may win: same bytes.
+    with atomic.staged(target.parent, replace=True) as stage:
+        cmd = [sys.executable, "-m", "gvrcli", "export", "--target", "onnx", "--scale", str(scale), "--out", str(stage / name)]
         done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0 or not tmp.is_file():
+        if done.returncode != 0 or not (stage / name).is_file():
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ModelError(
                 f"cannot export the built-in default model ({last[0]}); "
                 "install the export extra (pip install -e '.[export]') or pass --model FILE"
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     say(f"cached the built-in default model at {target}")
     return target
 
