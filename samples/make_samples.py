@@ -7,13 +7,15 @@ audio track on one clip and a subfolder, which is what ``gvr upscale samples/ ou
 
 from __future__ import annotations
 
-from fractions import Fraction
+import sys
 from pathlib import Path
 
-import av
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run as a script: the repository's tests.clips writes the clips
+
+from tests.clips import Tone, write_video  # noqa: E402
 
 
 def scene(kind: str, index: int, width: int, height: int) -> np.ndarray:
@@ -50,43 +52,22 @@ def scene(kind: str, index: int, width: int, height: int) -> np.ndarray:
 
 
 def write(path: Path, kind: str, size: tuple[int, int], seconds: float, fps: int, audio: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    width, height = size
-    frames = round(seconds * fps)
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.codec_context.options = {"crf": "23", "preset": "slow"}
-        # Tag what we encode: BT.709 limited range, the usual for HD delivery.
-        ctx = video.codec_context
-        ctx.color_range, ctx.colorspace, ctx.color_primaries, ctx.color_trc = 1, 1, 1, 1
-        ctx.time_base = Fraction(1, fps)
-        sound = out.add_stream("aac", rate=48000) if audio else None
-        if sound is not None:
-            sound.layout = "stereo"
-            sound.bit_rate = 64000
-        out.start_encoding()
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(scene(kind, i, width, height), format="rgb24")
-            frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-        if sound is not None:
-            total, n = int(seconds * 48000), 0
-            while n < total:
-                k = min(1024, total - n)
-                tt = np.arange(n, n + k, dtype=np.float32) / 48000
-                tone = 0.15 * np.sin(2 * np.pi * (330 + 110 * np.floor(tt * 4)) * tt)
-                frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]).astype(np.float32), format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts = 48000, n
-                for packet in sound.encode(frame):
-                    out.mux(packet)
-                n += k
-            for packet in sound.encode(None):
-                out.mux(packet)
+    write_video(
+        path,
+        frames=round(seconds * fps),
+        size=size,
+        fps=fps,
+        options={"crf": "23", "preset": "slow"},
+        # Tagged (and converted) as what we encode: BT.709 limited range, the usual for HD delivery.
+        colour={"color_range": 1, "colorspace": 1, "color_primaries": 1, "color_trc": 1},
+        audio=Tone(signal=_chime, seconds=seconds, bit_rate=64000) if audio else None,
+        content=lambda index, height, width: scene(kind, index, width, height),
+    )
+
+
+def _chime(t: np.ndarray) -> np.ndarray:
+    """A tone stepping up every quarter second."""
+    return 0.15 * np.sin(2 * np.pi * (330 + 110 * np.floor(t * 4)) * t)
 
 
 def main() -> None:

@@ -9,11 +9,12 @@ a generator may legitimately add or a random one scrambles.
 from __future__ import annotations
 
 import copy
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from tests.clips import write_video
 
 
 def gaussian_blur(x: np.ndarray, sigma: float = 2.0) -> np.ndarray:
@@ -70,17 +71,5 @@ def decode(path: Path, limit: int | None = None) -> np.ndarray:
 
 
 def write_lossless(frames: np.ndarray, path: Path, fps: int = 24) -> Path:
-    """(T, H, W, 3) [0, 1] -> an FFV1 RGB (bgr0) video: decoding gives back the 8-bit values."""
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("ffv1", rate=fps)
-        s.height, s.width = frames.shape[1:3]
-        s.pix_fmt = "bgr0"
-        s.codec_context.time_base = Fraction(1, fps)
-        for i, rgb in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.round(rgb * 255).astype(np.uint8), format="rgb24").reformat(format="bgr0")
-            vf.pts = i
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
-    return path
+    """(T, H, W, 3) [0, 1] -> an FFV1 RGB (bgr0) video: decoding gives back the 8-bit values (rounded)."""
+    return write_video(path, fps=fps, codec="ffv1", pix_fmt="bgr0", content=np.round(frames * 255).astype(np.uint8))

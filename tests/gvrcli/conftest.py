@@ -1,4 +1,4 @@
-"""Fixtures for the runtime tests: a fake exported model and small generated videos.
+"""Fixtures for the runtime tests: a fake exported model and small generated videos (``tests.clips``).
 
 The fake model is hand-built ONNX (a step graph and its condition companion) with the real
 model's inputs, outputs and manifest: ``cond = bilinear_up(lr)`` (``lr`` is the clean LR latent,
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from tests.clips import pattern, write_video  # noqa: F401  (re-exported to the tests)
 from tests.fake_model import build_fake_onnx, fake_manifest  # noqa: F401  (re-exported to the tests)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,82 +48,6 @@ def bilinear_up(frames: np.ndarray, scale: int) -> np.ndarray:
     x0, x1, fx = axis(w)
     rows = frames[:, y0] * (1 - fy)[None, :, None, None] + frames[:, y1] * fy[None, :, None, None]
     return rows[:, :, x0] * (1 - fx)[None, None, :, None] + rows[:, :, x1] * fx[None, None, :, None]
-
-
-def pattern(index: int, height: int, width: int) -> np.ndarray:
-    """A smooth moving RGB pattern (smooth so lossy coding and bilinear checks stay meaningful)."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    r = 0.5 + 0.4 * np.sin(x / 7.0 + index * 0.3)
-    g = 0.5 + 0.4 * np.cos(y / 5.0 - index * 0.2)
-    b = 0.5 + 0.4 * np.sin((x + y) / 9.0 + index * 0.1)
-    return np.stack([r, g, b], axis=-1)
-
-
-def write_video(
-    path: Path,
-    frames: int = 8,
-    size: tuple[int, int] = (64, 48),
-    fps: int = 24,
-    codec: str = "libx264",
-    pix_fmt: str = "yuv420p",
-    pts: list[int] | None = None,
-    time_base: Fraction | None = None,
-    audio: bool = False,
-    colour: dict | None = None,
-    rotation: int = 0,
-    content=pattern,
-) -> Path:
-    """Encode a small test video with PyAV. ``pts``/``time_base`` give explicit (e.g. VFR) timestamps;
-    ``content(index, height, width)`` draws frame ``index`` as (h, w, 3) floats in [0, 1]."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    width, height = size
-    deep = av.VideoFormat(pix_fmt).components[0].bits > 8
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        if codec == "libx264":
-            stream.codec_context.options = {"crf": "10", "preset": "ultrafast"}
-        tb = time_base or Fraction(1, fps)
-        stream.codec_context.time_base = tb
-        for key, value in (colour or {}).items():
-            setattr(stream.codec_context, key, value)
-        if rotation:
-            stream.set_display_rotation(rotation)
-        astream = None
-        if audio:
-            astream = out.add_stream("aac", rate=48000)
-            astream.layout = "stereo"
-        out.start_encoding()
-        for i in range(frames):
-            rgb = content(i, height, width)
-            if deep:
-                vf = av.VideoFrame.from_ndarray((rgb * 65535).astype(np.uint16), format="rgb48le")
-            else:
-                vf = av.VideoFrame.from_ndarray((rgb * 255).astype(np.uint8), format="rgb24")
-            cs = (colour or {}).get("colorspace")
-            vf = vf.reformat(format=pix_fmt, dst_colorspace=cs if cs not in (None, 2) else None)
-            vf.pts = pts[i] if pts else i
-            vf.time_base = tb
-            for packet in stream.encode(vf):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-        if astream is not None:
-            seconds = (pts[-1] * tb if pts else Fraction(frames, fps)) + Fraction(1, fps)
-            samples = int(seconds * 48000)
-            n = 0
-            while n < samples:
-                k = min(1024, samples - n)
-                t = (np.arange(n, n + k) / 48000.0).astype(np.float32)
-                tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-                af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-                af.sample_rate, af.pts = 48000, n
-                for packet in astream.encode(af):
-                    out.mux(packet)
-                n += k
-            for packet in astream.encode(None):
-                out.mux(packet)
-    return path
 
 
 def read_video(path: Path) -> dict:

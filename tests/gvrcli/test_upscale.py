@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import bilinear_up, read_video, write_video
+from tests.clips import Tone, write_audio
 
 from gvrcli.batch import UpscaleOptions, upscale
 from gvrcli.errors import ModelError, UsageError
@@ -143,19 +144,7 @@ def test_jobs_process_files_concurrently_with_one_model(tree, tmp_path, fake_mod
 
 def test_audio_only_and_still_images(tmp_path, fake_model):
     """A file without video fails with a clear line; a still image in a walked folder is not an input."""
-    import av
-
-    audio = tmp_path / "in" / "voice.m4a"
-    audio.parent.mkdir(parents=True)
-    with av.open(str(audio), "w") as out:
-        stream = out.add_stream("aac", rate=48000)
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 48000, i * 1024
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    audio = write_audio(tmp_path / "in" / "voice.m4a", Tone(signal=np.zeros_like, seconds=Fraction(10 * 1024, 48000)))
     still = tmp_path / "in" / "poster.png"
     av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24").save(str(still))
     walked = upscale([tmp_path / "in"], UpscaleOptions(output_dir=tmp_path / "out", model=fake_model))

@@ -1,8 +1,8 @@
 """Every input the reliability matrix throws at ``gvr upscale``, generated with PyAV on the spot.
 
 Nothing here is checked in: each case is a small function that writes its file(s) into a fresh
-input root and returns what to hand to ``gvr`` (the root, or the file itself for cases that only
-make sense named explicitly). The tests and ``benchmarks/reliability_report.py`` share this table,
+input root (with ``tests.clips``) and returns what to hand to ``gvr`` (the root, or the file
+itself for cases that only make sense named explicitly). The tests and ``benchmarks/reliability_report.py`` share this table,
 so the report runs exactly the matrix the tests assert on.
 
 Expectations, per the reliability issue:
@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Callable
 
 import av
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # the repository's packages, however pytest or the report was started
     sys.path.insert(0, str(REPO))
 
+from tests import clips  # noqa: E402
 from tests.fake_model import build_fake_onnx, fake_manifest  # noqa: E402,F401  (shared with tests/gvrcli)
 
 # Tiny media keeps the whole matrix within a couple of minutes on two cores.
@@ -43,95 +43,9 @@ FRAMES = 6
 # ---------------------------------------------------------------------------------------------
 
 
-def pattern(index: int, height: int, width: int) -> np.ndarray:
-    """A smooth moving RGB pattern in [0, 1] (smooth, so lossy coding keeps it recognisable)."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    r = 0.5 + 0.4 * np.sin(x / 7.0 + index * 0.3)
-    g = 0.5 + 0.4 * np.cos(y / 5.0 - index * 0.2)
-    b = 0.5 + 0.4 * np.sin((x + y) / 9.0 + index * 0.1)
-    return np.stack([r, g, b], axis=-1)
-
-
-def write_video(
-    path: Path,
-    frames: int = FRAMES,
-    size: tuple[int, int] = SIZE,
-    fps: int = 24,
-    codec: str = "libx264",
-    pix_fmt: str = "yuv420p",
-    pts: list[int] | None = None,
-    time_base: Fraction | None = None,
-    rotation: int = 0,
-    alpha: bool = False,
-    options: dict | None = None,
-    container_options: dict | None = None,
-) -> Path:
-    """Encode a small video; ``pts``/``time_base`` give explicit (e.g. variable) timestamps."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    width, height = size
-    deep = max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
-    with av.open(str(path), "w", options=container_options or {}) as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        opts = dict(options or {})
-        if codec == "libx264":
-            opts = {"crf": "10", "preset": "ultrafast", **opts}
-        stream.codec_context.options = opts
-        tb = time_base or Fraction(1, fps)
-        stream.codec_context.time_base = tb
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for i in range(frames):
-            rgb = pattern(i, height, width)
-            if alpha:
-                a = np.linspace(0.2, 1.0, width, dtype=np.float32)[None, :, None].repeat(height, 0)
-                rgba = np.concatenate([rgb, a], axis=-1)
-                vf = av.VideoFrame.from_ndarray((rgba * 255).astype(np.uint8), format="rgba")
-            elif deep:
-                vf = av.VideoFrame.from_ndarray((rgb * 65535).astype(np.uint16), format="rgb48le")
-            else:
-                vf = av.VideoFrame.from_ndarray((rgb * 255).astype(np.uint8), format="rgb24")
-            vf = vf.reformat(format=pix_fmt)
-            vf.pts = pts[i] if pts else i
-            vf.time_base = tb
-            for packet in stream.encode(vf):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
-def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        astream = out.add_stream("aac", rate=48000)
-        astream.layout = "stereo"
-        n, total = 0, int(seconds * 48000)
-        while n < total:
-            k = min(1024, total - n)
-            t = (np.arange(n, n + k) / 48000.0).astype(np.float32)
-            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts = 48000, n
-            for packet in astream.encode(frame):
-                out.mux(packet)
-            n += k
-        for packet in astream.encode(None):
-            out.mux(packet)
-    return path
-
-
-def write_png(path: Path, size: tuple[int, int] = SIZE) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rgb = (pattern(0, size[1], size[0]) * 255).astype(np.uint8)
-    with av.open(str(path), "w", format="image2") as out:
-        stream = out.add_stream("png", rate=1)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "rgb24"
-        for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+def write_video(path: Path, frames: int = FRAMES, **kw) -> Path:
+    """``tests.clips.write_video``, six frames unless told otherwise."""
+    return clips.write_video(path, frames, **kw)
 
 
 def truncate(src: Path, dst: Path, fraction: float) -> Path:
@@ -259,7 +173,7 @@ def _huge_mkv(root: Path) -> Path:
 
 
 def _audio_only(root: Path) -> Path:
-    return write_audio_only(root / "audio-only.mp4")
+    return clips.write_audio(root / "audio-only.mp4")
 
 
 def _zero(root: Path) -> Path:
@@ -343,7 +257,7 @@ AWKWARD = [
     Case("name-with-spaces", "awkward", "upscale", lambda r: _good(r, "my holiday clip.mp4"), frames=FRAMES),
     Case("name-unicode", "awkward", "upscale", lambda r: _good(r, "clip-é-日本語-🎬.mp4"), frames=FRAMES),
     Case("name-newline", "awkward", "upscale", lambda r: _good(r, "two\nlines.mp4"), frames=FRAMES),
-    Case("still-png-explicit", "awkward", "still", lambda r: write_png(r / "still.png"), frames=1,
+    Case("still-png-explicit", "awkward", "still", lambda r: clips.write_still(r / "still.png"), frames=1,
          note="one-frame output or a clear refusal"),
     Case("folder-named-mp4", "awkward", "ignored", _directory_named_mp4),
 ]
