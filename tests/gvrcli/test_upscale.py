@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import bilinear_up, read_video, write_video
-from tests.clips import Tone, write_audio
+from tests.clips import Tone, write_audio, write_still
 
 from gvrcli.batch import UpscaleOptions, upscale
 from gvrcli.errors import ModelError, UsageError
@@ -145,8 +145,7 @@ def test_jobs_process_files_concurrently_with_one_model(tree, tmp_path, fake_mod
 def test_audio_only_and_still_images(tmp_path, fake_model):
     """A file without video fails with a clear line; a still image in a walked folder is not an input."""
     audio = write_audio(tmp_path / "in" / "voice.m4a", Tone(signal=np.zeros_like, seconds=Fraction(10 * 1024, 48000)))
-    still = tmp_path / "in" / "poster.png"
-    av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24").save(str(still))
+    still = write_still(tmp_path / "in" / "poster.png", content=np.zeros((1, 16, 16, 3), np.uint8))
     walked = upscale([tmp_path / "in"], UpscaleOptions(output_dir=tmp_path / "out", model=fake_model))
     assert walked.files == [], "neither is a video; .m4a/.png are not video extensions"
     named = upscale([audio, still], UpscaleOptions(output_dir=tmp_path / "out2", model=fake_model))
