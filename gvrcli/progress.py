@@ -31,7 +31,7 @@ from typing import Protocol, TextIO
 from gvrcli.progress_plan import ENCODE, BatchLedger, BatchSnapshot, FileSnapshot, WorkLedger
 from gvrcli.report import FAILED, BatchReport, FileResult
 
-MIN_PERIOD = 0.1  # seconds: the heartbeat of --progress-interval 0
+MIN_PERIOD = 0.1  # seconds: the heartbeat of --progress-interval 0 (every change, as near as matters)
 
 
 class BatchEvents(Protocol):
@@ -52,7 +52,7 @@ class _Heartbeat:
     the heartbeat, never the work."""
 
     def __init__(self, period: float, beat):
-        self.period, self.beat = max(period, MIN_PERIOD), beat
+        self.period, self.beat = period if period > 0 else MIN_PERIOD, beat
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
