@@ -47,43 +47,53 @@ class BatchEvents(Protocol):
 
 
 class _Heartbeat:
-    """Calls ``beat()`` every ``period`` seconds from a daemon thread, from ``start()`` until
-    ``stop()``; ``stop()`` waits for a beat in progress. A beat that raises (stdout closed) ends
-    the heartbeat, never the work."""
+    """Calls ``beat()`` every ``period`` seconds from a daemon thread while started: ``start()``
+    when a file is in flight, ``pause()`` when none is, ``stop()`` for good (it waits for a beat in
+    progress). A beat that raises (stdout closed) ends the heartbeat, never the work."""
 
     def __init__(self, period: float, beat):
         self.period, self.beat = period if period > 0 else MIN_PERIOD, beat
-        self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="gvr-progress", daemon=True)
-                self._thread.start()
+            if self._closed or (self._thread is not None and self._thread.is_alive() and not self._stop.is_set()):
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stop,), name="gvr-progress", daemon=True)
+            self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.period):
             try:
                 self.beat()
             except Exception:
                 return
 
-    def stop(self) -> None:
-        self._stop.set()
+    def pause(self) -> None:
         with self._lock:
+            self._stop.set()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._stop.set()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
 
 
 class _Tracked:
-    """The bookkeeping every display shares: the batch's ledger and the heartbeat around it."""
+    """The bookkeeping every display shares: the batch's ledger, and the heartbeat that runs
+    while a file is in flight."""
 
     def __init__(self, period: float):
         self.ledger = BatchLedger()
         self.heartbeat = _Heartbeat(period, self._beat)
+        self.flight_lock = threading.Lock()  # a file starting and the last one finishing: heartbeat on or off
         self.out_lock = threading.Lock()  # one line at a time; none after ``closed``
         self.closed = False
 
@@ -93,12 +103,16 @@ class _Tracked:
         self.ledger.plan(files, frames)
 
     def file_started(self, source, frames, output=ENCODE):
-        ledger = self.ledger.start_file(source, frames, output)
-        self.heartbeat.start()
+        with self.flight_lock:
+            ledger = self.ledger.start_file(source, frames, output)
+            self.heartbeat.start()
         return ledger
 
     def file_finished(self, result):
-        self.ledger.finish_file(result.source)
+        with self.flight_lock:
+            self.ledger.finish_file(result.source)
+            if not self.ledger.in_flight:
+                self.heartbeat.pause()
 
     def close(self):
         self.heartbeat.stop()
@@ -331,6 +345,7 @@ class RichEvents(_Tracked):
             TextColumn("{task.fields[status]}"),
             console=self.console,
             transient=False,
+            auto_refresh=False,  # the heartbeat redraws: one thread, and every beat is seen
         )
         self.overall = None
         self.tasks: dict[Path, int] = {}
@@ -356,17 +371,19 @@ class RichEvents(_Tracked):
     def _beat(self) -> None:
         snap = self.ledger.snapshot()
         with self._lock:
-            if self.overall is not None:
-                self.progress.update(
-                    self.overall,
-                    completed=100.0 * snap.fraction,
-                    description=f"files {snap.files_done}/{snap.files}",
-                    status=f"{snap.frames} frames; ETA {clock(snap.eta_seconds)}",
-                )
+            if self.overall is None:  # not started: files refused before the plan
+                return
+            self.progress.update(
+                self.overall,
+                completed=100.0 * snap.fraction,
+                description=f"files {snap.files_done}/{snap.files}",
+                status=f"{snap.frames} frames; ETA {clock(snap.eta_seconds)}",
+            )
             for f in snap.in_flight:
                 task = self.tasks.get(f.source)
                 if task is not None:
                     self.progress.update(task, completed=100.0 * f.fraction, status=file_status(f))
+            self.progress.refresh()
 
     def file_finished(self, result):
         super().file_finished(result)

@@ -77,6 +77,7 @@ class WorkLedger:
         self._stages: dict[str, _Stage] = {}
         self._anchor = (0.0, 0.0)  # (shown, raw) where the shown fraction last had to be held
         self._shown = 0.0
+        self._raw_last = 0.0
         self._last: str | None = None  # the stage reported last
         self._finished = False
         self.plan(output, max(frames, 0), cost=0.01)
@@ -165,8 +166,9 @@ class WorkLedger:
             return
         raw = self._raw()
         shown_at, raw_at = self._anchor
-        if raw < raw_at:  # the plan grew: hold here, and spread the rest over the work left
+        if raw < self._raw_last:  # the plan grew: hold here, and spread the rest over the work left
             self._anchor = shown_at, raw_at = self._shown, raw
+        self._raw_last = raw
         if raw_at >= 1.0:
             shown = shown_at
         else:
