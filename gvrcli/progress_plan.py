@@ -100,26 +100,29 @@ class WorkLedger:
         """Stage ``name`` has done ``done`` of ``total`` units (absolute; ``total`` None keeps the
         plan). ``seconds``: the time the units since the last report took, to weigh the stage."""
         with self.lock:
-            s = self._stages.get(name)
-            if s is None:
-                s = self._stages[name] = _Stage(total=0.0, prior=0.01)
-            if seconds is not None and done > s.done:
-                s.measured_units += done - s.done
-                s.measured_seconds += max(seconds, 0.0)
-            s.done = max(s.done, float(done))
-            if total is not None:
-                s.total = float(total)
-            s.total = max(s.total, s.done)
-            s.started = True
-            s.detail = detail or f"{name} {_count(s.done)}/{_count(s.total)}"
-            self._last = name
-            self._update()
+            self._report(name, lambda s: float(done), total, seconds, detail)
 
     def advance(self, name: str, units: float = 1, seconds: float | None = None, detail: str | None = None) -> None:
         """``units`` more of stage ``name`` done (0 only marks it working now), in ``seconds``."""
         with self.lock:
-            done = self._stages[name].done + units if name in self._stages else units
-        self.stage(name, done, seconds=seconds, detail=detail)
+            self._report(name, lambda s: s.done + units, None, seconds, detail)
+
+    def _report(self, name, done_of, total, seconds, detail) -> None:
+        s = self._stages.get(name)
+        if s is None:
+            s = self._stages[name] = _Stage(total=0.0, prior=0.01)
+        done = done_of(s)
+        if seconds is not None and done > s.done:
+            s.measured_units += done - s.done
+            s.measured_seconds += max(seconds, 0.0)
+        s.done = max(s.done, done)
+        if total is not None:
+            s.total = float(total)
+        s.total = max(s.total, s.done)
+        s.started = True
+        s.detail = detail or f"{name} {_count(s.done)}/{_count(s.total)}"
+        self._last = name
+        self._update()
 
     def frames_out(self, count: int = 1, seconds: float | None = None) -> None:
         """``count`` output frames done (written)."""
