@@ -6,6 +6,10 @@ bounded whatever the video's length. A watchdog bounds every wait: a stage that 
 for ``stall_timeout`` seconds (a decoder hanging on a hostile file) fails the file instead of
 hanging the batch; a hung FFmpeg call cannot be killed from Python, so its daemon thread is left
 behind and the batch moves on.
+
+Each stage reports what it does into the file's work ledger (``gvrcli.progress_plan``) with the
+seconds it took: frames decoded and written here, the sampler's steps through the engine's
+``on_tile``/``on_step`` hooks (``SamplerWork``), so progress moves with the work.
 """
 
 from __future__ import annotations
