@@ -34,6 +34,7 @@ from gvrcli.inference.modelfile import read_manifest, resolve_default_model
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, FileStats, upscale_file
 from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo, probe_video
 from gvrcli.progress import BatchEvents, SilentEvents
+from gvrcli.progress_plan import WorkLedger
 from gvrcli.report import DONE, FAILED, SKIPPED, BatchReport, FileResult
 from gvrcli.farm.shard import Shard
 
@@ -91,9 +92,9 @@ class Job:
     output: Path
 
 
-# One input's work: (job, probed info, partial path to write, frames-done callback) -> FileStats.
+# One input's work: (job, probed info, partial path to write, its progress ledger) -> FileStats.
 # Raises GvrError (that file fails), Cancelled or RetryableError (the batch stops).
-Work = Callable[[Job, VideoInfo, Path, Callable[[int], None]], FileStats]
+Work = Callable[[Job, VideoInfo, Path, WorkLedger], FileStats]
 
 
 def plan_jobs(inputs: list[Path], options: BatchOptions) -> list[Job]:
@@ -258,14 +259,14 @@ def upscale(
     def make_work() -> Work:  # one Upscaler per worker thread: each keeps its own model-time counter
         upscaler = Upscaler(loaded, settings, fallback=fp32_fallback if loaded.precision != "fp32" else None)
 
-        def work(job, info, partial, on_frames) -> FileStats:
+        def work(job, info, partial, progress) -> FileStats:
             stats = upscale_file(
                 info,
                 partial,
                 upscaler,
                 encode,
                 cancel=cancel,
-                on_frames=on_frames,
+                progress=progress,
                 stall_timeout=options.stall_timeout,
                 color_fix=options.color_fix,
                 scene_cuts=options.scene_cuts,
@@ -607,8 +608,8 @@ def _process(job, info, options, work, board, territory, events, cancel):
         why = territory.why_not(output)  # the folders just made (or found) must not lead elsewhere
         if why:
             raise InputError(f"{source}: output {output}: {why}")
-        events.file_started(source, info.frames)
-        stats = work(job, info, partial, lambda n: events.frames(source, n))
+        progress = events.file_started(source, info.frames)
+        stats = work(job, info, partial, progress)
         result = FileResult(
             source,
             output,

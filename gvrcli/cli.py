@@ -91,7 +91,7 @@ def upscale(
     color_fix: str = typer.Option(DEFAULT_COLOR_FIX, "--color-fix", help="Colour fix to the bilinear-upscaled input: wavelet | adain | lab | none."),
     scene_cuts: bool = typer.Option(True, "--scene-cuts/--no-scene-cuts", help="Start a new temporal chunk at each hard cut, so attention never mixes two shots."),
     sidecar: bool = typer.Option(False, "--sidecar", help="Write OUTPUT.gvr.json beside each output: source and model hashes, backend, precision, settings, timings."),
-    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain 'Progress:' lines."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
     openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
 ) -> None:
     """Upscale every video under INPUT... into OUTPUT_DIR, mirroring the directory tree."""
@@ -138,8 +138,10 @@ def upscale(
         )
         report = run_batch(inputs, options, events=events, cancel=cancel)
     except GvrError as e:
+        events.close()  # no progress line after the error's summary
         _error(str(e), as_json, e.exit_code)
     except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
+        events.close()
         _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
     _finish(report, events, received)
 
@@ -178,8 +180,10 @@ def _command(paths: list[str], usage: str, as_json: bool, events, run, after=Non
     try:
         report = run(inputs, directory, cancel)
     except GvrError as e:
+        events.close()  # no progress line after the error's summary
         _error(str(e), as_json, e.exit_code)
     except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
+        events.close()
         _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
     _finish(report, events, received, after)
 
@@ -214,7 +218,7 @@ def degrade(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done; touch nothing."),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
     stall_timeout: float = typer.Option(300.0, "--stall-timeout", help="Fail a file after this many seconds without progress."),
-    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain 'Progress:' lines."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
     openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
 ) -> None:
     """Make the LQ half of training pairs: the paper's base and flow-based degradations of every HQ video."""
@@ -255,7 +259,7 @@ def evaluate(
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symbolic links while walking."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout (a file event with metrics per pair, a summary with the means)."),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
-    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain 'Progress:' lines."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
 ) -> None:
     """Score predictions against references: PSNR (Y, RGB), SSIM and warping error, per file and overall."""
     from gvrcli.quality.eval import EvalOptions, render_table

@@ -6,6 +6,10 @@ bounded whatever the video's length. A watchdog bounds every wait: a stage that 
 for ``stall_timeout`` seconds (a decoder hanging on a hostile file) fails the file instead of
 hanging the batch; a hung FFmpeg call cannot be killed from Python, so its daemon thread is left
 behind and the batch moves on.
+
+Each stage reports what it does into the file's work ledger (``gvrcli.progress_plan``) with the
+seconds it took: frames decoded and written here, the sampler's steps through the engine's
+``on_tile``/``on_step`` hooks (``SamplerWork``), so progress moves with the work.
 """
 
 from __future__ import annotations
@@ -27,10 +31,16 @@ from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
 from gvrcli.errors import Cancelled, InputError, StalledError
 from gvrcli.media.probe import VideoInfo
 from gvrcli.media.scenes import ShotDetector
+from gvrcli.progress_plan import DECODE, SamplerWork, WorkLedger
 
 _END = object()
 _CUT = object()  # in the model's queue: the next frame starts a new shot
 DEFAULT_STALL_TIMEOUT = 300.0  # seconds without a frame through a stage; far above one chunk's inference
+# Progress weights (seconds) until a stage has measured its own: per LR pixel of a decoded frame
+# (noise drawn included) and of a frame written, per HR pixel of a frame in a sampler step. Rough
+# (a CPU); what matters is that the sampler outweighs the rest, so decoding's burst at the start
+# does not run the percentage ahead of the work.
+DECODE_PRIOR, ENCODE_PRIOR, MODEL_PRIOR = 1e-7, 1e-7, 2e-7
 
 
 @dataclass
@@ -64,7 +74,7 @@ def upscale_file(
     encode: EncodeSettings,
     *,
     cancel: threading.Event,
-    on_frames: Callable[[int], None] = lambda n: None,
+    progress: WorkLedger | None = None,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     color_fix: str = "none",
     scene_cuts: bool = True,
@@ -78,8 +88,17 @@ def upscale_file(
 
     ``scene_cuts``: hard cuts are found on the LR frames as they are decoded
     (``gvrcli.media.scenes``) and each starts a new temporal chunk; a shot is at least one temporal
-    unit long. The file's ``scenes`` (start frame of each shot) go in its report."""
+    unit long. The file's ``scenes`` (start frame of each shot) go in its report.
+
+    ``progress`` gets the sampler's work step by step (``SamplerWork``), beside decode and encode."""
     shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts else None
+    progress = progress or WorkLedger(info.frames)
+    settings = upscaler.settings
+    hr_pixels = info.width * info.height * upscaler.scale**2
+    sampler = SamplerWork(
+        progress, info.frames, settings.chunk_frames, settings.chunk_overlap, settings.steps, cost=MODEL_PRIOR * hr_pixels
+    )
+    upscaler.on_tile, upscaler.on_step = sampler.on_tile, sampler.on_step
     upscaler.cancel = cancel
     model_before = upscaler.model_seconds
     upscaler.step_seconds.clear()  # this file's sampler steps only
@@ -88,20 +107,22 @@ def upscale_file(
         frames, warnings = stream_file(
             info,
             partial,
-            StreamingUpscaler(upscaler),
+            _Planned(StreamingUpscaler(upscaler), sampler),
             encode,
             # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
             # costs as much as decoding, converting and encoding together.
             prepare=lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2]),
             queue_frames=upscaler.settings.chunk_frames + 2,
             cancel=cancel,
-            on_frames=on_frames,
+            progress=progress,
             stall_timeout=stall_timeout,
             post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix, upscaler.scale),
             shots=shots,
         )
     except NonFiniteOutput as e:
         raise InputError(f"{info.path}: {e}") from None
+    finally:
+        upscaler.on_tile = upscaler.on_step = None
     warnings += tuple(upscaler.warnings)
     # What the model computed in, and its median sampler step (the step graph alone), per file.
     steps = sorted(upscaler.step_seconds) or [0.0]
@@ -112,6 +133,31 @@ def upscale_file(
     if shots is not None and shots.failed:
         warnings += (f"scene-cut detection stopped ({shots.failed}); chunks may span cuts",)
     return FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix, extra)
+
+
+class _Planned:
+    """A FrameStream passed through, telling ``SamplerWork`` where the cuts fall and how many frames
+    there were, so its plan of chunks follows what the stream will really run."""
+
+    def __init__(self, stream: "FrameStream", sampler: SamplerWork):
+        self.stream, self.sampler, self.pushed = stream, sampler, 0
+
+    @property
+    def done_until(self) -> int:
+        return self.stream.done_until
+
+    def push(self, rgb, prepared):
+        self.sampler.pushed(self.pushed)
+        self.pushed += 1
+        return self.stream.push(rgb, prepared)
+
+    def cut(self):
+        self.sampler.cut_at(self.pushed)
+        return self.stream.cut()
+
+    def finish(self):
+        self.sampler.end_at(self.pushed)
+        return self.stream.finish()
 
 
 class FrameStream(Protocol):
@@ -134,7 +180,7 @@ def stream_file(
     cancel: threading.Event,
     prepare: Callable[[DecodedFrame], object] = lambda frame: None,
     queue_frames: int = 8,
-    on_frames: Callable[[int], None] = lambda n: None,
+    progress: WorkLedger | None = None,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     shots: ShotDetector | None = None,
@@ -144,7 +190,11 @@ def stream_file(
     ``post(out, frame_in)`` runs in the encode thread on each output frame with its input frame
     (held only until its output comes out). With ``shots`` the decode thread runs the shot detector
     and holds ``shots.lookahead`` frames back, so a cut is known before its frame reaches
-    ``stream``, which is told with ``cut()``. Returns (frames written, encoder warnings)."""
+    ``stream``, which is told with ``cut()``. ``progress`` is told of each frame decoded and
+    written, with the seconds each took (its weight). Returns (frames written, encoder warnings)."""
+    progress = progress or WorkLedger(info.frames)
+    progress.plan(DECODE, max(info.frames, 0), cost=DECODE_PRIOR * info.width * info.height)
+    progress.plan(progress.output, max(info.frames, 0), cost=ENCODE_PRIOR * info.width * info.height)
     stop = threading.Event()  # tells our stages to quit (failure or cancel)
     frames_in: queue.Queue = queue.Queue(maxsize=queue_frames)
     frames_out: queue.Queue = queue.Queue(maxsize=8)
@@ -191,17 +241,24 @@ def stream_file(
 
         try:
             decoders.append(VideoDecoder(info))
-            for frame in decoders[0].frames():
-                if stop.is_set():
-                    return
+            frames = decoders[0].frames()
+            while True:
+                started = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None or stop.is_set():
+                    break
                 item = (frame, prepare(frame))
+                if shots is not None:
+                    shots.push(frame.rgb)
+                progress.advance(DECODE, 1, seconds=time.perf_counter() - started)
                 if shots is None:
                     put(frames_in, item)
                     continue
-                shots.push(frame.rgb)
                 held.append(item)
                 while len(held) > shots.lookahead:
                     forward(held.popleft())
+            if stop.is_set():
+                return
             if shots is not None:
                 shots.finish()
             while held and not stop.is_set():
@@ -216,6 +273,7 @@ def stream_file(
             if item is _END:
                 break
             rgb, pts, frame_in = item  # planar (3, H, W), its timestamp, its input frame (h, w, 3) or None
+            started = time.perf_counter()
             if frame_in is not None:
                 rgb = post(rgb, frame_in)
             if encoder is None:
@@ -233,7 +291,7 @@ def stream_file(
                 )
                 encoder_box.append(encoder)
             encoder.write(rgb, pts)
-            on_frames(1)
+            progress.frames_out(1, seconds=time.perf_counter() - started)
         if encoder is not None and not stop.is_set():
             encoder.close()
 
@@ -241,6 +299,7 @@ def stream_file(
     encode_thread = _Stage("gvr-encode", encode_stage)
     pts_of: dict[int, int | None] = {}
     input_of: dict[int, object] = {}  # input frames awaiting their output, for ``post``
+    pushed = 0
     try:
         decode_thread.start()
         encode_thread.start()
@@ -251,10 +310,13 @@ def stream_file(
             elif item is _END:
                 decode_thread.join(timeout=stall_timeout)  # it is past its last put: its error is being recorded
                 _check(decode_thread)
+                progress.plan(DECODE, pushed)  # the true count, whatever the probe said
+                progress.plan(progress.output, pushed)
                 ready = stream.finish()
             else:
                 frame, prepared = item
                 pts_of[frame.index] = frame.pts
+                pushed += 1
                 if post is not None:
                     input_of[frame.index] = frame.rgb
                 ready = stream.push(frame.rgb, prepared)

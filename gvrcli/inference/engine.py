@@ -112,8 +112,9 @@ class NonFiniteOutput(Exception):
 class Upscaler:
     """Upscales chunks of frames with a loaded model: ``(T, h, w, 3)`` [0, 1] -> ``(T, s*h, s*w, 3)``.
 
-    ``on_step(step, steps)``, if set, is called after each sampler step (1-based): the seam for
-    per-step progress.
+    ``on_step(step, steps)``, if set, is called after each sampler step (1-based), and
+    ``on_tile(tile, tiles, frames)`` before each tile (1-based; a whole frame is tile 1 of 1) of a
+    chunk of ``frames`` frames: the seams for per-step progress (``gvrcli.progress_plan``).
 
     NaN/Inf guard: every chunk's (tile's) result is checked before any of its frames leave. A
     reduced-precision model's non-finite chunk is computed again by ``fallback()``, the same model
@@ -138,6 +139,7 @@ class Upscaler:
         self.step_seconds: list[float] = []  # each sampler step's time (for the overhead checks)
         self.cancel: threading.Event | None = None  # set: stop before the next sampler step
         self.on_step: Callable[[int, int], None] | None = None
+        self.on_tile: Callable[[int, int, int], None] | None = None
         self._buffers: dict[str, np.ndarray] = {}
         self.plan = None  # the last memory plan (gvrcli.inference.memory), for the file's report
         # Measured now, after the model's load: what the process holds before its first chunk.
@@ -194,11 +196,13 @@ class Upscaler:
         ov = self.settings.tile_overlap
         ys, xs = window_starts(h, th, ov), window_starts(w, tw, ov)
         if len(ys) == 1 and len(xs) == 1:
+            self._tile_started(1, 1, T)
             return self._sample(lr, lr_noise, hr_noise)
         out = [np.zeros((C, h * s, w * s), dtype=np.float32) for _ in range(T)]
         weight = np.zeros((h * s, w * s), dtype=np.float32)
-        for y in ys:
-            for x in xs:
+        for i, y in enumerate(ys):
+            for j, x in enumerate(xs):
+                self._tile_started(i * len(xs) + j + 1, len(ys) * len(xs), T)
                 Y, X = slice(y * s, (y + th) * s), slice(x * s, (x + tw) * s)
                 tile = self._sample(
                     np.ascontiguousarray(lr[:, :, y : y + th, x : x + tw]),
@@ -215,6 +219,10 @@ class Upscaler:
         for frame in out:
             frame /= weight
         return out
+
+    def _tile_started(self, tile: int, tiles: int, frames: int) -> None:
+        if self.on_tile is not None:
+            self.on_tile(tile, tiles, frames)
 
     def _sample(self, lr: np.ndarray, lr_noise: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
         """One tile through the whole sampler: (C, T, h, w) -> T frames (C, H, W), pixels in [0, 1].

@@ -167,7 +167,7 @@ def _score(pair: _Pair, events: BatchEvents, cancel: threading.Event) -> FileRes
     """Decode the pair (and LR) in lockstep and score it; None when cancelled."""
     source = pair.candidate.source
     started = time.monotonic()
-    events.file_started(source, pair.pred.frames)
+    progress = events.file_started(source, pair.pred.frames, output="score")
     flow = Flow(MEDIUM, min_grid=128)
     scores = {"prediction": ClipMetrics(), **({b: ClipMetrics() for b in BASELINES} if pair.lr else {})}
     floor = WarpOnly()
@@ -198,7 +198,7 @@ def _score(pair: _Pair, events: BatchEvents, cancel: threading.Event) -> FileRes
                     up = np.clip(cv2.resize(got[2].rgb, size, interpolation=interpolation), 0, 1)
                     scores[name].add(up, ref, motion)
             frames += 1
-            events.frames(source, 1)
+            progress.frames_out(1)
     except InputError as e:
         return FileResult(source, None, FAILED, frames=0, seconds=time.monotonic() - started, reason=str(e))
     except (av.FFmpegError, OSError) as e:

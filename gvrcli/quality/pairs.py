@@ -139,7 +139,7 @@ def degrade(
     jobs = plan_batch(inputs, options, report, events)
     encode = EncodeSettings(LQ_CODEC, pix_fmt="yuv444p")
 
-    def work(job: Job, info: VideoInfo, partial: Path, on_frames) -> FileStats:
+    def work(job: Job, info: VideoInfo, partial: Path, progress) -> FileStats:
         w, h = lr_size(info.width, info.height, options.scale)
         if min(w, h) < MIN_LQ_SIDE:
             raise InputError(f"{info.path}: {info.width}x{info.height} is too small for x{options.scale} (LQ under {MIN_LQ_SIDE} pixels)")
@@ -151,7 +151,7 @@ def degrade(
             encode,
             prepare=clip.prepare,
             cancel=cancel,
-            on_frames=on_frames,
+            progress=progress,
             stall_timeout=options.stall_timeout,
         )
         return FileStats(frames, 0.0, warnings, extra=clip.report(options))

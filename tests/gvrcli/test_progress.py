@@ -1,15 +1,25 @@
-"""Progress display: a live Rich display in a real terminal, plain lines everywhere else."""
+"""Progress display: a live Rich display in a real terminal, plain lines everywhere else, JSON events;
+all moving with the work (every sampler step), with a heartbeat and an ETA."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import pty
 import re
 import select
 import subprocess
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from conftest import write_video
+
+from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
+from gvrcli.report import FAILED, BatchReport, FileResult
+from tests.progress_checks import from_json, from_plain, from_screen, verdict
 
 COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|9[0-7]|38;[25])[;m]")
 
@@ -93,3 +103,103 @@ def test_plain_progress_lines_are_rate_limited(gvr_cmd, cli_env, two_clips, tmp_
     )
     progress = [line for line in done.stdout.splitlines() if line.startswith("Progress:")]
     assert len(progress) <= 2 and progress[-1] == "Progress: 100%"
+
+
+# --- Progress that never looks stuck (issue #16): every sampler step moves it, a heartbeat, an ETA.
+# The full-size run (480x270, 40 steps, the real process in all three modes) is
+# benchmarks/progress_check.py; here the same checks (tests/progress_checks.py) on a tiny clip.
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp("steps_in")
+    write_video(root / "clip.mp4", frames=10, size=(64, 48))
+    return root
+
+
+@pytest.fixture
+def slow_steps(monkeypatch):
+    """Each model graph run takes at least 30 ms, as a real model's would: the checks then see every
+    step through a 10 ms heartbeat on any machine."""
+    from gvrcli.inference.engine import Upscaler
+
+    timed = Upscaler._timed
+
+    def slowed(self, bound):
+        time.sleep(0.03)
+        return timed(self, bound)
+
+    monkeypatch.setattr(Upscaler, "_timed", slowed)
+
+
+def upscale_with(events, clip_dir, out_dir, model):
+    from gvrcli.batch import UpscaleOptions, upscale
+
+    report = upscale([clip_dir], UpscaleOptions(output_dir=out_dir, model=model, steps=8), events)
+    events.finished(report)
+    assert report.exit_code == 0
+    assert not [t for t in threading.enumerate() if t.name == "gvr-progress" and t.is_alive()], "the heartbeat ended"
+
+
+def test_json_progress_moves_with_each_sampler_step_before_any_frame_is_written(tiny_clip, tmp_path, fake_model, slow_steps):
+    out = io.StringIO()
+    upscale_with(JsonEvents(out, io.StringIO(), interval=0.01), tiny_clip, tmp_path / "out", fake_model)
+    lines = out.getvalue().splitlines()
+    readings = from_json(lines)
+    assert verdict(readings, rising=5) == []
+    progress = [json.loads(line) for line in lines if '"progress"' in line]
+    assert {"percent", "frames", "eta_seconds", "stage", "status", "files"} <= set(progress[0])
+    assert any(re.match(r"model step 3/8 of chunk 1/\d", e["status"] or "") for e in progress)
+    assert json.loads(lines[-1])["event"] == "summary", "nothing after the summary"
+
+
+def test_plain_progress_keeps_its_farm_format_and_names_the_stage(tiny_clip, tmp_path, fake_model, slow_steps):
+    out = io.StringIO()
+    upscale_with(PlainEvents(out, io.StringIO(), interval=0.01, openjd=True), tiny_clip, tmp_path / "out", fake_model)
+    lines = out.getvalue().splitlines()
+    assert verdict(from_plain(lines), rising=5) == []
+    assert all(re.fullmatch(r"Progress: \d+%", line) for line in lines if line.startswith("Progress"))
+    assert all(re.fullmatch(r"openjd_progress: \d+\.\d", line) for line in lines if line.startswith("openjd_progress"))
+    assert any(line.startswith("openjd_status: clip.mp4: model step") for line in lines)
+    assert lines[-1].startswith("gvr: 1 done"), "nothing after the summary"
+
+
+def test_the_rich_display_has_a_bar_per_file_that_moves_with_each_step(tiny_clip, tmp_path, fake_model, slow_steps):
+    from rich.console import Console
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160, color_system="standard")
+    upscale_with(RichEvents(console, Console(file=io.StringIO()), period=0.01), tiny_clip, tmp_path / "out", fake_model)
+    text = screen.getvalue()
+    assert "━" in text and "\x1b[" in text
+    assert verdict(from_screen(text), rising=5) == []
+    assert "1 done, 0 skipped, 0 failed" in text
+
+
+def test_the_heartbeat_repeats_while_nothing_moves_and_stops_with_the_summary():
+    out = io.StringIO()
+    events = PlainEvents(out, io.StringIO(), interval=0.05)
+    events.plan(1, 10)
+    events.file_started(Path("stuck.mp4"), 10)
+    time.sleep(0.4)
+    lines = out.getvalue().splitlines()
+    assert lines.count("Progress: 0%") >= 3, "a line every interval though the percentage stands still"
+    assert "status: stuck.mp4: starting; 0/10 frames; ETA ?" in lines
+    events.file_finished(FileResult(Path("stuck.mp4"), Path("out.mp4"), FAILED, reason="stuck.mp4: broken"))
+    events.finished(BatchReport())
+    ended = out.getvalue()
+    time.sleep(0.2)
+    assert out.getvalue() == ended and ended.splitlines()[-1].startswith("gvr: 0 done")
+
+
+def test_close_stops_the_heartbeat_of_a_run_that_ends_in_an_error():
+    out = io.StringIO()
+    events = JsonEvents(out, io.StringIO(), interval=0.02)
+    events.plan(1, 10)
+    events.file_started(Path("a.mp4"), 10)
+    time.sleep(0.1)
+    events.close()
+    ended = out.getvalue()
+    time.sleep(0.1)
+    assert out.getvalue() == ended and '"progress"' in ended
+    assert not [t for t in threading.enumerate() if t.name == "gvr-progress" and t.is_alive()]

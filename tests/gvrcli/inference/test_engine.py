@@ -113,8 +113,12 @@ def test_tiled_equals_one_piece(size, tile, overlap):
     lr = video(3, *size)
     whole = Upscaler(den, EngineSettings.from_manifest(den.manifest)).upscale_chunk(lr, 0)
     tiled_up = Upscaler(den, EngineSettings.from_manifest(den.manifest, tile=tile, tile_overlap=overlap))
+    tiles = []
+    tiled_up.on_tile = lambda t, u, frames: tiles.append((t, u, frames))
     tiled = tiled_up.upscale_chunk(lr, 0)
     assert tiled_up.tile_size(3, *size) == (min(tile, size[0]), min(tile, size[1]))
+    u = tiles[0][1]
+    assert u > 1 and tiles == [(t, u, 3) for t in range(1, u + 1)], "each tile announced once, for progress"
     diff = np.abs(tiled - whole).max()
     print(f"tiled vs one piece: max abs diff {diff:.2e}")
     assert diff < 1e-5
