@@ -23,6 +23,7 @@ import numpy as np
 from gvrcli.inference.colorfix import color_fix as apply_color_fix
 from gvrcli.media.decode import DecodedFrame, VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
+from gvrcli.inference.cascade import LatentCascade
 from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
 from gvrcli.errors import Cancelled, InputError, StalledError
 from gvrcli.media.probe import VideoInfo
@@ -41,6 +42,8 @@ class FileStats:
     color_fix: str = ""  # the colour fix applied (upscale)
     extra: dict = field(default_factory=dict)  # command-specific facts for the file's report (JSON event)
     sidecar: dict | None = None  # provenance to publish beside the output (``gvrcli.farm.sidecar``)
+    latents: np.ndarray | None = None  # HR latents (C, T, h, w) to publish beside it (--save-latents)
+    fps: float | None = None  # of those latents
 
 
 class _Stage(threading.Thread):
@@ -68,6 +71,8 @@ def upscale_file(
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     color_fix: str = "none",
     scene_cuts: bool = True,
+    vae=None,
+    keep_latents: bool = False,
 ) -> FileStats:
     """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
     removes the partial on any exception.
@@ -78,8 +83,12 @@ def upscale_file(
 
     ``scene_cuts``: hard cuts are found on the LR frames as they are decoded
     (``gvrcli.media.scenes``) and each starts a new temporal chunk; a shot is at least one temporal
-    unit long. The file's ``scenes`` (start frame of each shot) go in its report."""
-    shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts else None
+    unit long. The file's ``scenes`` (start frame of each shot) go in its report.
+
+    A latent-cascade model (``upscaler.latent``) runs through its bundle's ``vae``
+    (``gvrcli.inference.cascade``), without shot detection; ``keep_latents`` returns its HR latents."""
+    cascade = LatentCascade(upscaler, vae, keep_latents) if upscaler.latent else None
+    shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts and cascade is None else None
     upscaler.cancel = cancel
     model_before = upscaler.model_seconds
     upscaler.step_seconds.clear()  # this file's sampler steps only
@@ -88,11 +97,11 @@ def upscale_file(
         frames, warnings = stream_file(
             info,
             partial,
-            StreamingUpscaler(upscaler),
+            cascade or StreamingUpscaler(upscaler),
             encode,
             # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
-            # costs as much as decoding, converting and encoding together.
-            prepare=lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2]),
+            # costs as much as decoding, converting and encoding together. (Latent noise is small.)
+            prepare=(lambda frame: None) if cascade else lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2]),
             queue_frames=upscaler.settings.chunk_frames + 2,
             cancel=cancel,
             on_frames=on_frames,
@@ -111,7 +120,10 @@ def upscale_file(
         extra["memory"] = upscaler.plan.describe()
     if shots is not None and shots.failed:
         warnings += (f"scene-cut detection stopped ({shots.failed}); chunks may span cuts",)
-    return FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix, extra)
+    stats = FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix, extra)
+    if cascade is not None and keep_latents:
+        stats.latents, stats.fps = cascade.latents(), float(info.rate) if info.rate else None
+    return stats
 
 
 class FrameStream(Protocol):
