@@ -146,7 +146,7 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         targets = [t for t, b in (("onnx", "onnxruntime"), ("openvino", "openvino")) if b not in skip or (t == "onnx" and args.memory_check)]
         for target in targets:
-            report = export_vae(vae, target, folder, encoder_size=(lr[1], lr[0]), decoder_size=(hr[1], hr[0]))
+            report = export_vae(vae, target, folder)  # any frame size
         print(f"exported {len(targets)} x 4 graphs in {time.perf_counter() - start:.0f} s", flush=True)
         caches = {g.role: [c["name"] for c in g.manifest.caches] for g in report.graphs if g.chunk == "step"}
         (folder / "caches.json").write_text(json.dumps(caches))

@@ -191,10 +191,15 @@ def _check_onnx_dynamic(path: Path, dynamic: bool) -> None:
                 raise ExportError(f"export specialised {inp.name} axis {axis} to {dims[axis].dim_value}; the graph would not be dynamic")
 
 
-def _manifest(model, *, precision, dynamic, static_shape, extra, graphs):
+def _manifest(model, *, precision, dynamic, static_shape, extra, graphs, vae=None):
+    """``vae``: a bundle's VAE graphs ({"graphs": role -> {file, sha256}, "weights_sha256"}), recorded
+    beside the condition graph so the runtime refuses a bundle whose VAE files were swapped."""
     from models import __version__
 
+    if vae is not None:
+        graphs = {**graphs, **vae["graphs"]}
     return model.manifest(
+        vae_weights_sha256=vae["weights_sha256"] if vae is not None else "",
         gvr_version=__version__,
         precision=precision,
         dynamic=dynamic,
@@ -214,7 +219,7 @@ def _companions(paths: dict[str, Path]) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precision, opset=DEFAULT_OPSET, attention="fused"):
+def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precision, opset=DEFAULT_OPSET, attention="fused", vae=None):
     """Two ``.onnx`` files: the step graph at ``stage`` (carries the manifest) and the condition
     graph beside it (``NAME.condition.onnx``). ``int8`` quantises the step graph's weights with ONNX
     Runtime's tools (the condition graph's few convolutions stay fp32)."""
@@ -227,7 +232,7 @@ def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precisi
     manifest = _manifest(
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
         extra={"target": "onnx", "opset": opset, "attention_form": attention, "batch": 1},
-        graphs=_companions({CONDITION: cond_path}),
+        graphs=_companions({CONDITION: cond_path}), vae=vae,
     )
     step = build_onnx(model, STEP, **build)
     if precision == "int8":
@@ -283,7 +288,7 @@ def _name_openvino_tensors(ov_model, names) -> None:
             port.get_tensor().set_names({name, *port.get_names()})
 
 
-def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention="fused"):
+def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention="fused", vae=None):
     """OpenVINO IR in a folder: the step graph ``NAME.xml`` + ``.bin`` (carries the manifest) and
     the condition graph ``NAME.condition.xml`` + ``.bin``.
 
@@ -312,7 +317,7 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
     manifest = _manifest(
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
         extra={"target": "openvino", "source": source, "attention_form": attention, "batch": 1},
-        graphs=_companions({CONDITION: cond_xml}),
+        graphs=_companions({CONDITION: cond_xml}), vae=vae,
     )
     if precision == "int8":
         from export.quantize import quantize_openvino
@@ -370,6 +375,7 @@ def export_model(
     static_shape: tuple[int, int, int] | None = None,
     force: bool = False,
     verify: bool = False,
+    vae: dict | None = None,
     **options,
 ) -> ExportReport:
     """Export a SimpleGVR network (its step graph, and the condition graph beside it) to ``target``
@@ -379,6 +385,7 @@ def export_model(
     ``static_shape`` = (T, h, w) of the LR latent for ``dynamic=False``. Target options: ``opset``,
     ``attention`` ("fused" | "unfused", the explicit fallback) and, for openvino, ``source``.
     With ``verify`` the export is checked against PyTorch on random weights (``export.verify``).
+    ``vae``: the VAE graphs of a bundle to record in the manifest (``export.bundle``).
     """
     from export.outputs import check_writable, staged
     from export.attention import ATTENTION_FORMS, attention_calls
@@ -421,7 +428,7 @@ def export_model(
     kwargs = dict(dynamic=dynamic, static_shape=static_shape, precision=precision, **options)
     stem = out.name.removesuffix(spec.suffix) if spec.is_dir else out.stem
     with staged(out, force, is_dir=spec.is_dir) as stage:
-        _, manifest, fused, seconds, size = _timed(spec.run)(model, stage, stem=stem, **kwargs)
+        _, manifest, fused, seconds, size = _timed(spec.run)(model, stage, stem=stem, vae=vae, **kwargs)
     if spec.is_dir:
         files = sorted(out.iterdir())
     else:

@@ -2,7 +2,7 @@
 
 Four graphs, table-driven (``GRAPHS``): encoder and decoder, each as a first-chunk graph and a
 later-chunk ("step") graph, with the causal caches as explicit inputs and outputs
-(``models.vae.VaeEncoderStep`` / ``VaeDecoderStep``), static shapes per chunk. Each graph carries a
+(``models.vae.VaeEncoderStep`` / ``VaeDecoderStep``). Each graph carries a
 ``models.vae_manifest.VaeManifest``. ``export_vae`` writes the files (named ``vae_*``) into a
 folder, which may already hold other artefacts (a bundle's denoiser): each file is staged and
 renamed into place, an existing one is refused without ``force``. It returns a report with every
@@ -10,6 +10,15 @@ file's path and SHA-256, so a bundle can record them.
 
 OpenVINO IR is converted from the same ONNX graph (OpenVINO's ONNX frontend), so both targets run
 one traced graph.
+
+**Height and width are dynamic** (``torch.export`` ``Dim``s on the latent grid: pixels are 8 h x 8 w,
+every cache a fixed multiple of h x w), frames per chunk fixed. A bundle must run any clip size,
+and the alternative, static graphs run on fixed-size spatial tiles, is not exact for this VAE: its
+mid-block attention spans the whole frame, so no finite tile overlap reproduces the one-piece
+result, and every tile would pay the overlap again. Measured (small random-weight VAE, traced at
+4x6 latent cells, run by ONNX Runtime at 4x6 and at 7x11): max abs difference to PyTorch 3e-6 to
+1e-5 at both sizes, for all four graphs; tracing takes about 2.5x longer than a static export
+(78 vs 32 s for the decoder step on a loaded 2-core machine), a one-off cost.
 """
 
 from __future__ import annotations
@@ -51,16 +60,39 @@ class VaeGraph:
 
         return getattr(models.vae, self.module)(vae, first=self.first).eval()
 
-    def shapes(self, size: tuple[int, int]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, int]]:
-        """(input shape, output shape, spatial size of the module's chunk input) for a pixel size (H, W)."""
-        H, W = size
-        h, w = H // 8, W // 8
+    @property
+    def per_cell(self) -> int:
+        """Input side per latent cell: 8 pixels for the encoder, 1 latent cell for the decoder."""
+        return 8 if self.role == "vae_encoder" else 1
+
+    def shapes(self, cells: tuple[int, int]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, int]]:
+        """(input shape, output shape, spatial size of the module's chunk input) for ``cells`` =
+        (h, w) latent cells (-1, -1: the dynamic shapes a manifest declares)."""
+        h, w = cells
+        H, W = (8 * h, 8 * w) if h > 0 else (-1, -1)
         if self.role == "vae_encoder":
             frames_out = 1 if self.first else self.frames_in // 4
             return (1, 3, self.frames_in, H, W), (1, 16, frames_out, h, w), (H, W)
         frames_out = 1 if self.first else 4 * self.frames_in
         return (1, 16, self.frames_in, h, w), (1, 3, frames_out, H, W), (h, w)
 
+    def dynamic_shapes(self, module):
+        """torch.export's dynamic dims of (input, caches): every size a multiple of the latent grid."""
+        from torch.export import Dim
+
+        h, w = Dim("h", min=2, max=MAX_CELLS), Dim("w", min=2, max=MAX_CELLS)
+        x = {3: self.per_cell * h, 4: self.per_cell * w}
+        caches = []
+        for spec in module.specs:
+            k = spec.scale * self.per_cell  # cache side per latent cell: a whole number
+            caches.append({3: int(k) * h, 4: int(k) * w})
+        return (x,) if self.first else (x, tuple(caches))
+
+
+# The trace's latent grid (not square, not 1: no dimension may specialise) and the largest one
+# the graphs take (512 latent cells = 4096 pixels, the runtime's --max-pixels side).
+TRACE_CELLS = (4, 6)
+MAX_CELLS = 512
 
 GRAPHS = (
     VaeGraph("vae_encoder", "first", "vae_encoder_first", "VaeEncoderStep", "pixels", "latents", 1),
@@ -123,16 +155,18 @@ def _trace(module, graph: VaeGraph, inputs, opset: int):
         with _quiet(), torch.no_grad():
             return torch.onnx.export(
                 module, tuple(torch.from_numpy(v) for v in inputs.values()), dynamo=True, opset_version=opset,
-                input_names=in_names, output_names=out_names, optimize=True, verbose=False,
+                input_names=in_names, output_names=out_names, dynamic_shapes=graph.dynamic_shapes(module),
+                optimize=True, verbose=False,
             )
     except Exception as e:
         raise ExportError(f"ONNX export of {graph.stem} failed: {first_line(e)}") from e
 
 
-def graph_inputs(module, graph: VaeGraph, size, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs of one graph: pixels in [0, 1] or standard-normal latents, plus standard-normal caches."""
+def graph_inputs(module, graph: VaeGraph, cells=TRACE_CELLS, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs of one graph at ``cells`` latent cells: pixels in [0, 1] or standard-normal
+    latents, plus standard-normal caches."""
     rng = np.random.default_rng(seed)
-    in_shape, _, chunk = graph.shapes(size)
+    in_shape, _, chunk = graph.shapes(cells)
     x = rng.uniform(0, 1, in_shape) if graph.input == "pixels" else rng.standard_normal(in_shape)
     feed = {graph.input: x.astype(np.float32)}
     if not graph.first:
@@ -141,13 +175,13 @@ def graph_inputs(module, graph: VaeGraph, size, seed: int = 0) -> dict[str, np.n
     return feed
 
 
-def graph_manifest(vae, module, graph: VaeGraph, size, precision: str, opset: int, target: str):
+def graph_manifest(vae, module, graph: VaeGraph, precision: str, opset: int, target: str):
     from models import __version__
     from models.codec import get_codec
     from models.vae import vae_config, vae_sha256
     from models.vae_manifest import VaeManifest
 
-    in_shape, out_shape, chunk = graph.shapes(size)
+    in_shape, out_shape, _ = graph.shapes((-1, -1))
     codec = get_codec("wan2.1")
     cfg = vae_config(vae)
     return VaeManifest(
@@ -155,9 +189,9 @@ def graph_manifest(vae, module, graph: VaeGraph, size, precision: str, opset: in
         latent_channels=codec.channels, spatial_factor=codec.spatial_factor, temporal_factor=codec.temporal_factor,
         latents_mean=tuple(cfg["latents_mean"]), latents_std=tuple(cfg["latents_std"]),
         input=graph.input, output=graph.output, input_shape=in_shape, output_shape=out_shape,
-        caches=tuple(s.to_dict(*chunk) for s in module.specs), weights_sha256=vae_sha256(vae),
+        caches=tuple(s.to_dict(graph.per_cell) for s in module.specs), weights_sha256=vae_sha256(vae),
         gvr_version=__version__, precision=precision,
-        extra={"target": target, "opset": opset, "batch": 1, "static": True, "companion": _companion(graph)},
+        extra={"target": target, "opset": opset, "batch": 1, "companion": _companion(graph)},
     )
 
 
@@ -190,8 +224,6 @@ class VaeExportReport:
     out_dir: Path
     graphs: list[GraphFile]
     seconds: float
-    encoder_size: tuple[int, int]
-    decoder_size: tuple[int, int]
     precision: str
     weights_sha256: str
     verify: object = None  # export.verify.VerifyReport
@@ -205,29 +237,17 @@ class VaeExportReport:
         as ``graph_sha256``; ``files``: each file's own hash).
 
         Roles: ``vae_encoder`` / ``vae_decoder`` (the step graphs) and ``vae_encoder_first`` /
-        ``vae_decoder_first``; file names are relative to the folder."""
+        ``vae_decoder_first`` (``models.vae_manifest.graph_role``); file names are relative to the folder."""
+        from models.vae_manifest import graph_role
+
         out = {}
         for g in self.graphs:
-            key = g.role if g.chunk == "step" else f"{g.role}_first"
-            out[key] = {"file": g.path.name, "sha256": g.sha256, "files": {p.name: h for p, h in g.files.items()}}
+            out[graph_role(g.role, g.chunk)] = {"file": g.path.name, "sha256": g.sha256, "files": {p.name: h for p, h in g.files.items()}}
         return out
 
     def summary(self) -> str:
         size = sum(p.stat().st_size for p in self.files) / 1e6
-        return (
-            f"{self.target}: {len(self.graphs)} VAE graphs in {self.out_dir} ({size:.1f} MB, {self.seconds:.1f} s, {self.precision}, "
-            f"encoder chunks {self.encoder_size[0]}x{self.encoder_size[1]} px, decoder chunks {self.decoder_size[0]}x{self.decoder_size[1]} px)"
-        )
-
-
-def _size(name: str, size) -> tuple[int, int]:
-    try:
-        H, W = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ExportError(f"{name} must be (H, W) in pixels, got {size!r}") from None
-    if H < 8 or W < 8 or H % 8 or W % 8:
-        raise ExportError(f"{name} {H}x{W} must be positive multiples of 8 pixels (the VAE's spatial factor)")
-    return H, W
+        return f"{self.target}: {len(self.graphs)} VAE graphs in {self.out_dir} ({size:.1f} MB, {self.seconds:.1f} s, {self.precision}, any frame size)"
 
 
 def export_vae(
@@ -235,19 +255,14 @@ def export_vae(
     target: str,
     out_dir: str | Path,
     *,
-    encoder_size: tuple[int, int],
-    decoder_size: tuple[int, int],
     precision: str = "fp32",
     opset: int = DEFAULT_OPSET,
     force: bool = False,
     verify: bool = False,
 ) -> VaeExportReport:
-    """Export ``vae``'s four chunk graphs to ``target`` into ``out_dir`` and return a report.
-
-    ``encoder_size`` is the (H, W) of the frames the encoder takes (the low-resolution video),
-    ``decoder_size`` the (H, W) of the frames the decoder returns (the high-resolution video); both
-    multiples of 8, static. With ``verify`` a random-weight copy is exported the same way and
-    checked against PyTorch chunk by chunk (``verify_vae_export``).
+    """Export ``vae``'s four chunk graphs (any frame size, multiples of 8 pixels) to ``target`` into
+    ``out_dir`` and return a report. With ``verify`` the graphs just written are checked against
+    ``vae`` in PyTorch, chunk by chunk, at a frame size other than the trace's (``verify_vae_export``).
     """
     from export.outputs import check_writable, staged_into
 
@@ -255,7 +270,6 @@ def export_vae(
         raise ExportError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    sizes = {"vae_encoder": _size("encoder_size", encoder_size), "vae_decoder": _size("decoder_size", decoder_size)}
     out_dir = Path(out_dir)
     spec = TARGETS[target]
     finals = [out_dir / f"{g.stem}{s}" for g in GRAPHS for s in spec.suffixes]
@@ -266,26 +280,23 @@ def export_vae(
     vae = vae.eval()
     graphs = []
     with staged_into(out_dir, force) as stage:  # nothing lands unless every graph exported
-        staged = _write_graphs(vae, spec, stage, sizes, precision, opset)
+        staged = _write_graphs(vae, spec, stage, precision, opset)
     for graph, manifest in staged:
         files = {out_dir / f"{graph.stem}{s}": _digest(out_dir / f"{graph.stem}{s}") for s in spec.suffixes}
         graphs.append(GraphFile(graph.role, graph.chunk, out_dir / f"{graph.stem}{spec.suffixes[0]}", files, manifest))
     seconds = time.perf_counter() - start
-    report = VaeExportReport(
-        target, out_dir, graphs, seconds, sizes["vae_encoder"], sizes["vae_decoder"], precision, graphs[0].manifest.weights_sha256
-    )
+    report = VaeExportReport(target, out_dir, graphs, seconds, precision, graphs[0].manifest.weights_sha256)
     if verify:
-        report.verify = verify_vae_export(target, vae, encoder_size=sizes["vae_encoder"], decoder_size=sizes["vae_decoder"], precision=precision, opset=opset)
+        report.verify = verify_vae_export(target, vae, precision=precision, opset=opset, folder=out_dir)
     return report
 
 
-def _write_graphs(vae, spec: VaeTarget, stage: Path, sizes, precision: str, opset: int):
+def _write_graphs(vae, spec: VaeTarget, stage: Path, precision: str, opset: int):
     staged = []
     for graph in GRAPHS:
         module = graph.build(vae)
-        size = sizes[graph.role]
-        manifest = graph_manifest(vae, module, graph, size, precision, opset, spec.name)
-        spec.run(module, graph, graph_inputs(module, graph, size), stage, manifest, precision, opset)
+        manifest = graph_manifest(vae, module, graph, precision, opset, spec.name)
+        spec.run(module, graph, graph_inputs(module, graph), stage, manifest, precision, opset)
         staged.append((graph, manifest))
     return staged
 
@@ -300,15 +311,18 @@ def _digest(*parts: Path) -> str:
 
 
 def graph_sha256(path: Path) -> str:
-    """SHA-256 of a graph as a bundle's ``graphs`` mapping records it: the file's bytes, and for
-    OpenVINO IR (.xml) the bytes of its weights (.bin) after them."""
-    path = Path(path)
-    return _digest(path, path.with_suffix(".bin")) if path.suffix.lower() == ".xml" else _digest(path)
+    """SHA-256 of a graph as a bundle's ``graphs`` mapping records it (``models.manifest.graph_sha256``)."""
+    from models.manifest import graph_sha256 as sha
+
+    return sha(path)
 
 
 # --------------------------------------------------------------------------------------------------
 # Verification: chained chunks on every backend against PyTorch
 # --------------------------------------------------------------------------------------------------
+
+# Checked at a grid other than the trace's (odd, so nothing divides evenly by accident).
+VERIFY_CELLS = (3, 5)
 
 
 def run_graph(backend, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -335,12 +349,14 @@ def run_chain(runners: dict[str, object], chunks: list[np.ndarray], input_name: 
 
 
 def verify_vae_export(
-    target: str, vae, *, encoder_size, decoder_size, precision: str = "fp32", opset: int = DEFAULT_OPSET,
-    chunks: int = 3, seed: int = 0, threads: int = 0,
+    target: str, vae, *, precision: str = "fp32", opset: int = DEFAULT_OPSET,
+    chunks: int = 3, seed: int = 0, threads: int = 0, folder: str | Path | None = None, cells=VERIFY_CELLS,
 ):
-    """Export a random-weight copy of ``vae`` like ``export_vae`` would; run ``chunks`` chained chunks of
-    each role on PyTorch, ONNX Runtime CPU and OpenVINO CPU (f32); compare every chunk's output and
-    the final caches. Returns an ``export.verify.VerifyReport`` (shape = (chunks, H, W))."""
+    """Run ``chunks`` chained chunks of each role at ``cells`` latent cells on PyTorch, ONNX Runtime
+    CPU and OpenVINO CPU (f32); compare every chunk's output and the final caches. The graphs are
+    those in ``folder`` (exported from ``vae``: what ``export_vae(verify=True)`` checks), else a
+    random-weight copy of ``vae`` exported the same way. Returns an ``export.verify.VerifyReport``
+    (shape = (chunks, H, W) of the role's input)."""
     import copy
 
     import torch
@@ -348,19 +364,21 @@ def verify_vae_export(
     from export.verify import Check, VerifyReport, backends_for
     from models.checkpoint import init_random_
 
-    randomised = init_random_(copy.deepcopy(vae), seed=seed).eval()
-    sizes = {"vae_encoder": tuple(encoder_size), "vae_decoder": tuple(decoder_size)}
     report = VerifyReport()
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="gvr-vae-verify-") as tmp:
-        staged = _write_graphs(randomised, TARGETS[target], Path(tmp), sizes, precision, opset)
+        if folder is None:
+            vae = init_random_(copy.deepcopy(vae), seed=seed).eval()
+            _write_graphs(vae, TARGETS[target], Path(tmp), precision, opset)
+            folder = tmp
+        suffix = TARGETS[target].suffixes[0]
         by_role = {}
-        for graph, _ in staged:
+        for graph in GRAPHS:
             by_role.setdefault(graph.role, {})[graph.chunk] = graph
         for role, pair in by_role.items():
-            modules = {c: g.build(randomised) for c, g in pair.items()}
-            in_shape = pair["first"].shapes(sizes[role])[0]
-            step_shape = pair["step"].shapes(sizes[role])[0]
+            modules = {c: g.build(vae) for c, g in pair.items()}
+            in_shape = pair["first"].shapes(cells)[0]
+            step_shape = pair["step"].shapes(cells)[0]
             make = (lambda s: rng.uniform(0, 1, s)) if pair["first"].input == "pixels" else rng.standard_normal
             data = [make(in_shape).astype(np.float32)] + [make(step_shape).astype(np.float32) for _ in range(chunks - 1)]
 
@@ -374,13 +392,13 @@ def verify_vae_export(
 
             names = modules["step"].cache_names
             expected = run_chain({"first": torch_runner(modules["first"]), "step": torch_runner(modules["step"]), "cache_names": names}, data, pair["first"].input)
-            paths = {c: Path(tmp) / (f"{g.stem}.onnx" if target == "onnx" else f"{g.stem}.xml") for c, g in pair.items()}
+            paths = {c: Path(folder) / f"{g.stem}{suffix}" for c, g in pair.items()}
             backend_sets = {c: backends_for(target, p, threads) for c, p in paths.items()}
             report.skipped.update(backend_sets["first"][1])
             for i in range(len(backend_sets["first"][0])):
                 fb, sb = backend_sets["first"][0][i], backend_sets["step"][0][i]
                 got = run_chain({"first": lambda f, b=fb: run_graph(b, f), "step": lambda f, b=sb: run_graph(b, f), "cache_names": names}, data, pair["first"].input)
                 a, e = np.concatenate([g.ravel() for g in got]), np.concatenate([x.ravel() for x in expected])
-                H, W = sizes[role]
+                H, W = in_shape[-2:]
                 report.checks.append(Check(f"{fb.name} {role}", (chunks, H, W), float(np.abs(a - e).max()), rel_l2(a, e), TOLERANCE[precision]))
     return report

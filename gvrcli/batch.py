@@ -30,7 +30,10 @@ from gvrcli.inference.memory import peak_resident_mb
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError, first_line
 from gvrcli.media.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
-from gvrcli.inference.modelfile import read_manifest, resolve_default_model
+from gvrcli.inference.cascade import upscale_latent_file
+from gvrcli.inference.modelfile import read_manifest, resolve_default_model, resolve_model_path
+from gvrcli.inference.vae import read_vae
+from gvrcli.media.latents import LatentInfo, is_latent_file, latents_path, probe_latents, write_latents
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, FileStats, upscale_file
 from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo, probe_video
 from gvrcli.progress import BatchEvents, SilentEvents
@@ -84,6 +87,7 @@ class UpscaleOptions(BatchOptions):
     color_fix: str = DEFAULT_COLOR_FIX  # gvrcli.inference.colorfix.METHODS
     scene_cuts: bool = True  # start a temporal chunk at each hard cut (gvrcli.media.scenes)
     sidecar: bool = False  # OUTPUT.gvr.json beside each output (gvrcli.farm.sidecar)
+    save_latents: bool = False  # OUTPUT.latents.safetensors beside each output (a VAE bundle's HR latents)
 
 
 @dataclass(frozen=True)
@@ -199,8 +203,11 @@ def upscale(
         except ValueError:
             raise UsageError(f"unknown pixel format {options.pix_fmt!r}") from None
 
-    model_path = options.model or resolve_default_model(options.scale or 2, say=lambda m: events.message(f"gvr: {m}"))
+    model_path = resolve_model_path(options.model) if options.model else resolve_default_model(options.scale or 2, say=lambda m: events.message(f"gvr: {m}"))
     manifest = read_manifest(model_path)
+    vae = read_vae(model_path, manifest) if manifest.has_vae else None  # another VAE's files: exit 2 here
+    if options.save_latents and vae is None:
+        raise UsageError(f"--save-latents: model {model_path} is not a latent-cascade bundle (gvr export --vae)")
     if options.scale is not None and options.scale != manifest.scale:
         raise UsageError(f"--scale {options.scale}: model {model_path} upscales x{manifest.scale}")
     settings = EngineSettings.from_manifest(
@@ -260,6 +267,14 @@ def upscale(
         upscaler = Upscaler(loaded, settings, fallback=fp32_fallback if loaded.precision != "fp32" else None)
 
         def work(job, info, partial, progress) -> FileStats:
+            if isinstance(info, LatentInfo):
+                before = upscaler.model_seconds
+                frames, latents, warnings = upscale_latent_file(
+                    info, partial, upscaler, vae, encode, cancel=cancel, on_frames=progress.frames_out, keep_latents=options.save_latents
+                )
+                stats = FileStats(frames, upscaler.model_seconds - before, warnings, "none", {"precision": upscaler.model.precision})
+                stats.latents, stats.fps, stats.sidecar = latents, float(info.fps), provenance
+                return stats
             stats = upscale_file(
                 info,
                 partial,
@@ -270,6 +285,8 @@ def upscale(
                 stall_timeout=options.stall_timeout,
                 color_fix=options.color_fix,
                 scene_cuts=options.scene_cuts,
+                vae=vae,
+                keep_latents=options.save_latents,
             )
             stats.sidecar = provenance
             return stats
@@ -277,7 +294,15 @@ def upscale(
         return work
 
     interrupt = loaded.interrupt if loaded else None  # a model step in flight may take minutes on a CPU
-    process_batch(jobs, options, make_work, report, events, cancel, interrupt=interrupt)
+    def probe(path: Path, cancel: threading.Event):
+        """Videos as always; with a VAE bundle, latent files too (``gvrcli.media.latents``)."""
+        if not is_latent_file(path):
+            return probe_watched(path, options, cancel)
+        if vae is None:
+            raise InputError(f"{path}: a latent file needs a latent-cascade bundle (--model BUNDLE/ from gvr export --vae)")
+        return probe_latents(path, manifest.latent_channels, vae.spatial_factor, vae.temporal_factor, options.max_pixels)
+
+    process_batch(jobs, options, make_work, report, events, cancel, interrupt=interrupt, probe=probe)
     report.seconds = time.monotonic() - started
     report.extra["peak_rss_mib"] = round(peak_resident_mb())
     return report
@@ -317,11 +342,13 @@ def process_batch(
     events: BatchEvents,
     cancel: threading.Event,
     interrupt: Callable[[], None] | None = None,
+    probe: Callable | None = None,
 ) -> None:
     """Probe the jobs' inputs, then run ``make_work()`` (called once per worker thread) on each,
     ``options.jobs`` at a time, with claims, atomic outputs and events (or only list them, with
-    ``dry_run``). ``interrupt`` is called once when a signal arrives, to cut long work short."""
-    probed = _probe(jobs, options, report, events, cancel)
+    ``dry_run``). ``interrupt`` is called once when a signal arrives, to cut long work short.
+    ``probe(path, cancel)``: how an input is probed (default: as a video, ``probe_watched``)."""
+    probed = _probe(jobs, options, report, events, cancel, probe or (lambda path, c: probe_watched(path, options, c)))
     events.plan(len(probed), sum(info.frames for _, info in probed))
     if options.dry_run:
         for job, _ in probed:
@@ -330,7 +357,7 @@ def process_batch(
         _run(probed, options, make_work, report, events, cancel, interrupt)
 
 
-def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]:
+def _probe(jobs, options, report, events, cancel, probe) -> list[tuple[Job, VideoInfo]]:
     """Probe each input's headers. Outputs that exist are skipped unprobed (a rerun over thousands
     of finished files stays quick); broken inputs become failures; non-videos are ignored."""
     probed = []
@@ -341,7 +368,7 @@ def _probe(jobs, options, report, events, cancel) -> list[tuple[Job, VideoInfo]]
             result = FileResult(job.candidate.source, job.output, SKIPPED, reason="output exists")
         else:
             try:
-                probed.append((job, probe_watched(job.candidate.source, options, cancel)))
+                probed.append((job, probe(job.candidate.source, cancel)))
                 continue
             except Cancelled:
                 break
@@ -621,6 +648,14 @@ def _process(job, info, options, work, board, territory, events, cancel):
             color_fix=stats.color_fix,
             extra=dict(stats.extra),
         )
+        if stats.latents is not None:  # --save-latents, published before the output like the sidecar
+            target = latents_path(output)
+            part = atomic.partial_path(target, claim.token)
+            try:
+                write_latents(part, stats.latents, stats.fps)
+                atomic.publish(part, target)
+            finally:
+                part.unlink(missing_ok=True)
         if stats.sidecar is not None:  # before the output: an output never stands without it
             sidecar.write(output, sidecar.record(result, stats.sidecar), claim.token)
         else:

@@ -63,7 +63,7 @@ def upscale(
     # Plain strings, not typer Paths: Typer would refuse an unreadable input as a usage error for
     # the whole batch; gvr reports it as that one file's failure instead.
     paths: list[str] = typer.Argument(..., help="Input videos or directories, then the output directory (last)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Exported model (.onnx, or OpenVINO .xml). Default: built-in tiny model."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Exported model (.onnx, OpenVINO .xml, or a bundle folder from gvr export --vae). Default: built-in tiny model."),
     backend: str = typer.Option("auto", "--backend", help="auto | ort-cuda | ort-cpu | openvino."),
     device: str = typer.Option("AUTO", "--device", help="CPU | GPU | AUTO (OpenVINO device; GPU/CPU also pick the ONNX Runtime provider)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | bf16 | fp16 | int8 (default: the model's, fp32 for every fp32 export). bf16: OpenVINO on a CPU with bf16; fp16/int8: artefacts exported so."),
@@ -91,6 +91,7 @@ def upscale(
     color_fix: str = typer.Option(DEFAULT_COLOR_FIX, "--color-fix", help="Colour fix to the bilinear-upscaled input: wavelet | adain | lab | none."),
     scene_cuts: bool = typer.Option(True, "--scene-cuts/--no-scene-cuts", help="Start a new temporal chunk at each hard cut, so attention never mixes two shots."),
     sidecar: bool = typer.Option(False, "--sidecar", help="Write OUTPUT.gvr.json beside each output: source and model hashes, backend, precision, settings, timings."),
+    save_latents: bool = typer.Option(False, "--save-latents", help="With a latent-cascade bundle: also write the HR latents, OUTPUT.latents.safetensors."),
     progress_interval: float = typer.Option(10.0, "--progress-interval", help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
     openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
 ) -> None:
@@ -135,6 +136,7 @@ def upscale(
             color_fix=color_fix,
             scene_cuts=scene_cuts,
             sidecar=sidecar,
+            save_latents=save_latents,
         )
         report = run_batch(inputs, options, events=events, cancel=cancel)
     except GvrError as e:

@@ -25,17 +25,16 @@ EXPORT_MODULES = ("torch", "einops", "safetensors", "onnxscript")  # pyproject's
 
 def missing_export_modules() -> list[str]:
     """The export extra's modules that cannot be imported here (without importing them)."""
+    return [name for name in EXPORT_MODULES if _missing(name)]
+
+
+def _missing(name: str) -> bool:
     import importlib.util
 
-    missing = []
-    for name in EXPORT_MODULES:
-        try:
-            found = sys.modules[name] is not None if name in sys.modules else importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            missing.append(name)
-    return missing
+    try:
+        return not (sys.modules[name] is not None if name in sys.modules else importlib.util.find_spec(name) is not None)
+    except (ImportError, ValueError):
+        return True
 
 
 def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
@@ -62,10 +61,11 @@ def export_command(
     ov_source: Optional[str] = typer.Option(None, "--ov-source", help="openvino only: torch (default, converts the PyTorch module) | onnx (converts our ONNX graph)."),
     verify: bool = typer.Option(False, "--verify", help="Check PyTorch vs ONNX Runtime vs OpenVINO on random weights at two shapes; exit 1 if outside tolerance."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+    vae: Optional[Path] = typer.Option(None, "--vae", help="Wan2.1 VAE .safetensors (diffusers format): export a latent-cascade bundle, the folder --out, with the VAE's graphs."),
 ) -> None:
     """Export the denoiser step to ONNX or OpenVINO IR (runs without torch afterwards)."""
     static_shape = _parse_shape(shape)
-    missing = missing_export_modules()
+    missing = missing_export_modules() + (["diffusers"] if vae is not None and _missing("diffusers") else [])
     if missing:  # the runtime-only install (the README's first command) has none of them
         _fail(f"gvr export needs the export extra, which is not installed (missing: {', '.join(missing)}): "
               "pip install -e '.[export]' (from the gvr checkout)")
@@ -73,6 +73,8 @@ def export_command(
         from export import ExportError, export_model
     except ImportError as e:
         _fail(f"gvr export needs the export extra (pip install -e '.[export]'): {e}")
+    if vae is not None:
+        return _export_bundle(target, out, vae, config, weights, precision, verify, force, dynamic, opset, attention, ov_source)
     try:
         report = export_model(
             target,
@@ -99,3 +101,28 @@ def export_command(
             typer.echo("  " + line)
         if not report.verify.ok:
             _fail("verification failed: a backend is outside its tolerance against PyTorch", 1)
+
+
+def _export_bundle(target, out, vae, config, weights, precision, verify, force, dynamic, opset, attention, ov_source) -> None:
+    """``--vae``: the denoiser and the VAE's graphs in one folder (``export.bundle``)."""
+    from export import ExportError
+    from export.bundle import export_bundle
+
+    if out is None:
+        _fail("--vae writes a bundle folder: give it with --out BUNDLE/")
+    if not dynamic:
+        _fail("--vae bundles are dynamic (any clip size); --static is for single-graph exports")
+    try:
+        report = export_bundle(
+            target, out, vae_weights=vae, config=config, weights=weights, precision=precision, force=force,
+            verify=verify, opset=opset, attention=attention, source=ov_source,
+        )
+    except ExportError as e:
+        _fail(str(e), e.exit_code)
+    except ImportError as e:
+        _fail(f"gvr export needs the export extra (pip install -e '.[export]'): {e}")
+    typer.echo(report.summary())
+    for line in report.verify_lines:
+        typer.echo("  " + line)
+    if not report.verified:
+        _fail("verification failed: a backend is outside its tolerance against PyTorch", 1)

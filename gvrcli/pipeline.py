@@ -27,6 +27,7 @@ import numpy as np
 from gvrcli.inference.colorfix import color_fix as apply_color_fix
 from gvrcli.media.decode import DecodedFrame, VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
+from gvrcli.inference.cascade import LatentCascade
 from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
 from gvrcli.errors import Cancelled, InputError, StalledError
 from gvrcli.media.probe import VideoInfo
@@ -51,6 +52,8 @@ class FileStats:
     color_fix: str = ""  # the colour fix applied (upscale)
     extra: dict = field(default_factory=dict)  # command-specific facts for the file's report (JSON event)
     sidecar: dict | None = None  # provenance to publish beside the output (``gvrcli.farm.sidecar``)
+    latents: np.ndarray | None = None  # HR latents (C, T, h, w) to publish beside it (--save-latents)
+    fps: float | None = None  # of those latents
 
 
 class _Stage(threading.Thread):
@@ -78,6 +81,8 @@ def upscale_file(
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     color_fix: str = "none",
     scene_cuts: bool = True,
+    vae=None,
+    keep_latents: bool = False,
 ) -> FileStats:
     """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
     removes the partial on any exception.
@@ -90,8 +95,12 @@ def upscale_file(
     (``gvrcli.media.scenes``) and each starts a new temporal chunk; a shot is at least one temporal
     unit long. The file's ``scenes`` (start frame of each shot) go in its report.
 
-    ``progress`` gets the sampler's work step by step (``SamplerWork``), beside decode and encode."""
-    shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts else None
+    ``progress`` gets the sampler's work step by step (``SamplerWork``), beside decode and encode.
+
+    A latent-cascade model (``upscaler.latent``) runs through its bundle's ``vae``
+    (``gvrcli.inference.cascade``), without shot detection; ``keep_latents`` returns its HR latents."""
+    cascade = LatentCascade(upscaler, vae, keep_latents) if upscaler.latent else None
+    shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts and cascade is None else None
     progress = progress or WorkLedger(info.frames)
     settings = upscaler.settings
     hr_pixels = info.width * info.height * upscaler.scale**2
@@ -107,11 +116,11 @@ def upscale_file(
         frames, warnings = stream_file(
             info,
             partial,
-            _Planned(StreamingUpscaler(upscaler), sampler),
+            _Planned(cascade or StreamingUpscaler(upscaler), sampler),
             encode,
             # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
-            # costs as much as decoding, converting and encoding together.
-            prepare=lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2]),
+            # costs as much as decoding, converting and encoding together. (Latent noise is small.)
+            prepare=(lambda frame: None) if cascade else lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2]),
             queue_frames=upscaler.settings.chunk_frames + 2,
             cancel=cancel,
             progress=progress,
@@ -132,7 +141,10 @@ def upscale_file(
         extra["memory"] = upscaler.plan.describe()
     if shots is not None and shots.failed:
         warnings += (f"scene-cut detection stopped ({shots.failed}); chunks may span cuts",)
-    return FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix, extra)
+    stats = FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix, extra)
+    if cascade is not None and keep_latents:
+        stats.latents, stats.fps = cascade.latents(), float(info.rate) if info.rate else None
+    return stats
 
 
 class _Planned:

@@ -22,7 +22,12 @@ FORMAT_VERSION = 2
 #   condition: (lr, lr_noise, noise_aug) -> cond [, base]       once per clip (chunk, tile)
 #   step:      (z_t, t, t_next, cond, noise_aug [, base]) -> z_next   once per sampler step
 STEP, CONDITION = "step", "condition"
-COMPANION_ROLES = (CONDITION,)  # a later VAE adds its encoder/decoder graphs here
+# A latent-cascade bundle (``gvr export --vae``) also names the VAE's four chunk graphs
+# (``models.vae_manifest``): all four or none, with the VAE weights' hash in ``vae_weights_sha256``.
+VAE_ROLES = ("vae_encoder_first", "vae_encoder", "vae_decoder_first", "vae_decoder")
+REQUIRED_ROLES = (CONDITION,)
+BUNDLE_MAIN = "denoiser"  # a bundle folder's step graph: denoiser.onnx or denoiser.xml
+COMPANION_ROLES = (CONDITION, *VAE_ROLES)
 
 
 def graph_io(role: str, prediction: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -68,6 +73,7 @@ class ModelManifest:
     # Companion graphs, role -> {"file": name beside the main file, "sha256": of its bytes (IR: .xml
     # then .bin)}: the runtime refuses a model whose companions are missing, elsewhere or altered.
     graphs: dict = field(default_factory=dict)
+    vae_weights_sha256: str = ""  # the VAE whose graphs a bundle carries (models.vae.vae_sha256)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
@@ -75,6 +81,11 @@ class ModelManifest:
     def __post_init__(self):
         step_in, step_out = graph_io(STEP, self.prediction) if self.prediction in ("x0_residual", "velocity") else ((), ())
         self.inputs, self.outputs = tuple(self.inputs or step_in), tuple(self.outputs or step_out)
+
+    @property
+    def has_vae(self) -> bool:
+        """A latent-cascade bundle: the VAE's graphs travel with the denoiser."""
+        return bool(self.vae_weights_sha256)
 
     @property
     def spatial_multiple(self) -> int:
@@ -115,6 +126,9 @@ class ModelManifest:
         elif (tuple(self.inputs), tuple(self.outputs)) != graph_io(STEP, self.prediction):
             problems.append(f"inputs/outputs {self.inputs}/{self.outputs} are not {graph_io(STEP, self.prediction)}")
         problems += _graph_problems(self.graphs)
+        vae_roles = [r for r in VAE_ROLES if isinstance(self.graphs, dict) and r in self.graphs]
+        if vae_roles and len(vae_roles) != len(VAE_ROLES) or bool(vae_roles) != bool(self.vae_weights_sha256):
+            problems.append("a VAE bundle names all four VAE graphs and the VAE weights' hash, or none of them")
         if self.input_layout != "NCTHW":
             problems.append(f"input layout {self.input_layout!r} is not 'NCTHW'")
         if not self.dynamic and self.static_shape is None:
@@ -130,7 +144,7 @@ class ModelManifest:
 def _graph_problems(graphs) -> list[str]:
     if not isinstance(graphs, dict):
         return ["graphs is not an object"]
-    problems = [f"companion graph {role!r} is missing" for role in COMPANION_ROLES if role not in graphs]
+    problems = [f"companion graph {role!r} is missing" for role in REQUIRED_ROLES if role not in graphs]
     for role, entry in graphs.items():
         if role not in COMPANION_ROLES:
             problems.append(f"unknown companion graph {role!r}")
@@ -199,7 +213,7 @@ def _type_problems(raw: dict) -> list[str]:
     )
     for key in ("inputs", "outputs"):
         need(key, isinstance(raw.get(key), (list, tuple)) and all(isinstance(x, str) for x in raw[key]), "a list of names")
-    for key in ("prediction", "attention", "codec", "weights_sha256", "gvr_version", "precision", "input_layout", "colour", "format"):
+    for key in ("prediction", "attention", "codec", "weights_sha256", "vae_weights_sha256", "gvr_version", "precision", "input_layout", "colour", "format"):
         need(key, isinstance(raw.get(key), str), "text")
     return problems
 

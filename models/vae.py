@@ -186,14 +186,18 @@ class CacheSpec:
     frames: int
     scale: Fraction  # cache spatial size / chunk input spatial size
 
-    def shape(self, H: int, W: int) -> tuple[int, int, int, int, int]:
-        h, w = H * self.scale, W * self.scale
-        if h.denominator != 1 or w.denominator != 1:
+    def shape(self, H, W) -> tuple:
+        """Integer arithmetic only, so that symbolic sizes (a dynamic-shape export) pass through."""
+        n, d = self.scale.numerator, self.scale.denominator
+        if isinstance(H, int) and isinstance(W, int) and (H * n % d or W * n % d):
             raise ValueError(f"{H}x{W} is not a multiple of the VAE's spatial factor")
-        return (1, self.channels, self.frames, int(h), int(w))
+        return (1, self.channels, self.frames, H * n // d, W * n // d)
 
-    def to_dict(self, H: int, W: int) -> dict:
-        return {"name": self.name, "shape": list(self.shape(H, W))}
+    def to_dict(self, per_cell: Fraction) -> dict:
+        """The manifest's entry: channels, frames, and the cache's side per latent cell
+        (``per_cell`` = the chunk input's side per latent cell: 8 for pixels, 1 for latents)."""
+        scale = self.scale * per_cell
+        return {"name": self.name, "channels": self.channels, "frames": self.frames, "per_cell": [scale.numerator, scale.denominator]}
 
 
 ROLES = ("encoder", "decoder")

@@ -7,7 +7,8 @@ a denoiser is expected (or the reverse) is refused by the format check.
 A VAE role (``vae_encoder``, ``vae_decoder``) is two graphs: ``chunk="first"`` (the first chunk:
 no cache inputs, returns the caches) and ``chunk="step"`` (every later chunk: caches in and out,
 fixed shapes). Run first, then step repeatedly, feeding each ``caches[i]["name"] + CACHE_OUT_SUFFIX``
-output back as the ``caches[i]["name"]`` input of the next step.
+output back as the ``caches[i]["name"]`` input of the next step. Frame sizes are free (multiples of
+8 pixels): a cache's spatial size is ``per_cell`` (a fraction [num, den]) times the latent grid's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ FORMAT_VERSION = 1
 ROLES = ("vae_encoder", "vae_decoder")
 CHUNKS = ("first", "step")
 CACHE_OUT_SUFFIX = "_out"
+# The four graphs as a denoiser manifest's ``graphs`` names them (its companion roles).
+GRAPH_ROLES = ("vae_encoder_first", "vae_encoder", "vae_decoder_first", "vae_decoder")
+
+
+def graph_role(role: str, chunk: str) -> str:
+    """("vae_encoder", "first") -> "vae_encoder_first"; the step graph keeps the role's name."""
+    return role if chunk == "step" else f"{role}_{chunk}"
+
+
 NORMALISATION = "latents = (posterior mode - latents_mean) / latents_std per channel (diffusers Wan pipelines)"
 
 
@@ -38,9 +48,11 @@ class VaeManifest:
     latents_std: tuple[float, ...]
     input: str  # "pixels" (encoder) | "latents" (decoder)
     output: str
-    input_shape: tuple[int, ...]  # NCTHW, batch 1
+    input_shape: tuple[int, ...]  # NCTHW, batch 1; -1 for the free height and width
     output_shape: tuple[int, ...]
-    caches: tuple[dict, ...]  # [{"name", "shape"}]: cache inputs of "step" graphs, cache outputs of both
+    # [{"name", "channels", "frames", "per_cell": [num, den]}]: cache inputs of "step" graphs, cache
+    # outputs of both; shape (1, channels, frames, h * num / den, w * num / den) on an h x w latent grid
+    caches: tuple[dict, ...]
     weights_sha256: str  # of the VAE (models.vae.vae_sha256): what a bundle's denoiser records
     normalisation: str = NORMALISATION
     value_range: tuple[float, float] = (0.0, 1.0)  # pixels, RGB
@@ -49,6 +61,18 @@ class VaeManifest:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+
+    def cache_shapes(self, h: int, w: int) -> dict[str, tuple[int, ...]]:
+        """name -> shape of every cache on an ``h`` x ``w`` latent grid."""
+        out = {}
+        for c in self.caches:
+            n, d = c["per_cell"]
+            out[c["name"]] = (1, c["channels"], c["frames"], h * n // d, w * n // d)
+        return out
+
+    @property
+    def graph_role(self) -> str:
+        return graph_role(self.role, self.chunk)
 
     @property
     def cache_inputs(self) -> list[str]:
@@ -81,7 +105,18 @@ class VaeManifest:
                 problems.append(f"channels/factors disagree with the {self.codec} codec")
         if len(self.latents_mean) != self.latent_channels or len(self.latents_std) != self.latent_channels:
             problems.append("latents_mean / latents_std need one value per latent channel")
-        if any(not isinstance(c, dict) or set(c) != {"name", "shape"} for c in self.caches):
-            problems.append("caches must be {name, shape} objects")
+        if any(not _cache_entry(c) for c in self.caches):
+            problems.append("caches must be {name, channels, frames, per_cell} objects with positive sizes")
         if problems:
             raise ManifestError(f"{source}: inconsistent gvr VAE manifest: {'; '.join(problems)}")
+
+
+def _cache_entry(c) -> bool:
+    def pos(v, high=1 << 16):
+        return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= high
+
+    return (
+        isinstance(c, dict) and set(c) == {"name", "channels", "frames", "per_cell"} and isinstance(c["name"], str)
+        and pos(c["channels"]) and pos(c["frames"], 64)
+        and isinstance(c["per_cell"], (list, tuple)) and len(c["per_cell"]) == 2 and all(pos(v, 64) for v in c["per_cell"])
+    )

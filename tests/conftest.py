@@ -16,3 +16,69 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "index" in item.keywords:
             item.add_marker(skip)
+
+
+# --------------------------------------------------------------------------------------------------
+# Latent-cascade bundles (issue 9): exported once per session, by ``gvr export --vae``, for the
+# export tests and the runtime tests alike.
+# --------------------------------------------------------------------------------------------------
+
+LATENT_SR = dict(codec="wan2.1", patch=2, scale=2, depth=2, dim=32, heads=2, window=(3, 4), temporal_unit=3)
+SMALL_VAE = dict(base_dim=16, num_res_blocks=1)
+
+
+@pytest.fixture(scope="session")
+def vae_trace_memo():
+    """One dynamic trace per VAE graph and weights for the whole session: the ONNX and OpenVINO
+    bundles (and export_vae calls on the same VAE) convert the same traced graph, as a single
+    export does anyway; tracing a dynamic VAE graph is the slow part."""
+    import export.vae as ev
+    from models.vae import vae_sha256
+
+    memo, original = {}, ev._trace
+
+    def traced(module, graph, inputs, opset):
+        key = (vae_sha256(module.vae), graph.stem, opset)
+        if key not in memo:
+            memo[key] = original(module, graph, inputs, opset)
+        return memo[key]
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ev, "_trace", traced)
+    yield memo
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def latent_weights(tmp_path_factory):
+    """A random-weight tiny SimpleGVR in the Wan2.1 latent space, its VAE, and another VAE."""
+    import models
+    from models.checkpoint import init_random_
+
+    d = tmp_path_factory.mktemp("latent_weights")
+    models.save_model(init_random_(models.build_model("tiny", **LATENT_SR), seed=3), d / "sr.safetensors")
+    models.save_vae(models.build_vae("wan2.1", **SMALL_VAE), d / "vae.safetensors")
+    models.save_vae(models.build_vae("wan2.1", seed=1, **SMALL_VAE), d / "other_vae.safetensors")
+    return d
+
+
+def _export_bundle(weights, out, target, *extra):
+    from typer.testing import CliRunner
+
+    from gvrcli.cli import app
+
+    args = ["export", "--weights", str(weights / "sr.safetensors"), "--vae", str(weights / "vae.safetensors"), "--target", target, "--out", str(out), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.fixture(scope="session")
+def onnx_bundle(latent_weights, vae_trace_memo, tmp_path_factory):
+    """(folder, export output) of ``gvr export --vae ... --target onnx --verify``."""
+    return _export_bundle(latent_weights, tmp_path_factory.mktemp("bundles") / "onnx", "onnx", "--verify")
+
+
+@pytest.fixture(scope="session")
+def openvino_bundle(latent_weights, vae_trace_memo, tmp_path_factory):
+    return _export_bundle(latent_weights, tmp_path_factory.mktemp("bundles") / "openvino", "openvino")

@@ -12,6 +12,10 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
 * Noise is drawn per frame from ``(seed, frame index)``, full-frame, then cropped: overlapping
   chunks and tiles see exactly the same noise for the same pixel, so where they overlap they
   compute the same thing and the ramp blend (``gvrcli.inference.tiling``) leaves no seam.
+* A model in a compressing VAE's latent space (a bundle, ``Upscaler.latent``) is fed latents, not
+  pixels: then every "frame" here is a latent frame (C, h, w), chunks count latent frames, tiles and
+  overlaps are latent cells, and the output is HR latents, which the bundle's VAE decoder turns into
+  pixels (``gvrcli.inference.cascade``).
 """
 
 from __future__ import annotations
@@ -128,10 +132,14 @@ class Upscaler:
         m = model.manifest
         self.manifest, self.scale = m, m.scale
         self.codec = get_codec(m.codec)
-        if self.codec.spatial_factor != 1 or self.codec.temporal_factor != 1:
-            # Tiles and chunks here are cut in pixels/frames; a compressing VAE needs them cut in
-            # latent cells (multiples of its factors) — not supported yet.
-            raise ModelError(f"latent codec {m.codec!r} compresses; this runtime supports pixel-space models only")
+        # Latent mode: the caller encodes and decodes with the bundle's VAE graphs; chunks and tiles
+        # below are then cut in latent frames and cells, so no cut splits a VAE cell.
+        self.latent = self.codec.spatial_factor != 1 or self.codec.temporal_factor != 1
+        if self.latent and not m.has_vae:
+            raise ModelError(
+                f"the model works in the {m.codec} VAE's latent space but carries no VAE graphs; "
+                "export it as a bundle with gvr export --vae VAE.safetensors --out BUNDLE/ and run --model BUNDLE/"
+            )
         if not m.dynamic:
             raise ModelError("static-shape models are not supported by the batch runtime; export with --dynamic")
         self.noise = FrameNoise(settings.seed, self.codec.channels)
@@ -252,6 +260,8 @@ class Upscaler:
             z = self._integrate(fp32, lr, lr_noise, retry)
             if not _finite(z):
                 raise NonFiniteOutput("the output holds NaN or Inf even at fp32 (nothing of it was written)")
+        if self.latent:  # HR latents (C, H, W) per latent frame, out of the reused buffer
+            return [z[0, :, k].copy() for k in range(z.shape[2])]
         frames = []
         for k in range(z.shape[2]):
             pixels = self.codec.decode(z[0, :, k])  # (C, H, W)
@@ -262,7 +272,8 @@ class Upscaler:
         """The condition graph once, then ``steps`` step graphs ping-ponging between ``z`` and one
         reused buffer; returns the final latent (1, C, T, H, W) (one of the two buffers)."""
         m = model.manifest
-        lat, lr_noise = self.codec.encode(lr)[None], lr_noise[None]  # (1, C, T, h, w)
+        lat = (lr if self.latent else self.codec.encode(lr))[None]  # (1, C, T, h, w)
+        lr_noise = lr_noise[None]
         z = z[None]  # (1, C, T, H, W)
         other = self._buffer("z", z.shape)
         conds = {name: self._buffer(name, z.shape) for name in ("cond", "base") if name in m.inputs}
@@ -313,7 +324,8 @@ class StreamingUpscaler:
     no later chunk can change them.
 
     ``push(frame, noise)`` and ``finish()`` return lists of ``(index, hr_frame)``, ``hr_frame``
-    planar (3, H, W) float32 in [0, 1]. ``noise`` is the frame's ``(hr, lr)`` pair from
+    planar (3, H, W) float32 in [0, 1]; in latent mode frames are planar latents (C, h, w) in and
+    (C, H, W) out. ``noise`` is the frame's ``(hr, lr)`` pair from
     ``Upscaler.frame_noise``; the pipeline draws it in the decode thread, off the model's path.
     """
 
@@ -330,7 +342,8 @@ class StreamingUpscaler:
 
     def push(self, frame: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None = None):
         if noise is None:
-            noise = self.up.frame_noise(self.start + len(self.window), *frame.shape[:2])
+            size = frame.shape[1:] if self.up.latent else frame.shape[:2]
+            noise = self.up.frame_noise(self.start + len(self.window), *size)
         self.window.append((frame, *noise))
         if len(self.window) < self.length:
             return []
@@ -366,7 +379,7 @@ class StreamingUpscaler:
 
     def _run_chunk(self, last: bool) -> list[tuple[int, np.ndarray]]:
         n = len(self.window)
-        lr = self._gather("lr", 0, planar=False)
+        lr = self._gather("lr", 0, planar=self.up.latent)
         hr_noise, lr_noise = self._gather("hr_noise", 1, planar=True), self._gather("lr_noise", 2, planar=True)
         frames = self.up.upscale_planar(lr, lr_noise, hr_noise)
         fade_in = self.overlap if self.start > self.shot_start else 0

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from models.manifest import MANIFEST_KEY, STEP, ManifestError, ModelManifest, graph_sha256
+from models.manifest import BUNDLE_MAIN, MANIFEST_KEY, STEP, ManifestError, ModelManifest, graph_sha256
 
 from gvrcli.errors import ModelError, first_line
 from gvrcli.farm import atomic
@@ -53,6 +53,24 @@ def resolve_default_model(scale: int, say=lambda msg: None) -> Path:
             )
     say(f"cached the built-in default model at {target}")
     return target
+
+
+def resolve_model_path(path: Path) -> Path:
+    """``--model`` as given, or for a folder (a latent-cascade bundle, ``gvr export --vae``) the
+    denoiser's step graph inside it (``denoiser.onnx`` or ``denoiser.xml``, exactly one)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = [path / f"{BUNDLE_MAIN}{suffix}" for suffix in (".onnx", ".xml") if (path / f"{BUNDLE_MAIN}{suffix}").is_file()]
+    if len(found) != 1:
+        what = "no" if not found else "both a .onnx and a .xml"
+        raise ModelError(f"model {path}: a bundle folder holds one {BUNDLE_MAIN}.onnx or {BUNDLE_MAIN}.xml ({what} found)")
+    return found[0]
+
+
+def read_graph_metadata(path: Path) -> str | None:
+    """The gvr manifest text of one graph file (.onnx or OpenVINO .xml), None if it has none."""
+    return (_onnx_manifest(path) if Path(path).suffix.lower() == ".onnx" else _openvino_manifest(path))[0]
 
 
 def read_manifest(path: Path) -> ModelManifest:

@@ -38,10 +38,11 @@ class EncodeSettings:
 
 @dataclass
 class VideoEncoder:
-    """Write ``partial``: the video from ``write(rgb, pts)`` plus audio/subtitles copied from ``source``."""
+    """Write ``partial``: the video from ``write(rgb, pts)`` plus audio/subtitles copied from ``source``
+    (None: a video alone, as from a latent file)."""
 
     partial: Path
-    source: Path
+    source: Path | None
     width: int
     height: int
     time_base: Fraction
@@ -55,8 +56,8 @@ class VideoEncoder:
         self.pix_fmt = self.settings.pix_fmt_for(self.high_bit_depth)
         self._deep = av.VideoFormat(self.pix_fmt).components[0].bits > 8
         self._last_pts: int | None = None
-        self._src = open_input(self.source)
-        copyable = [*self._src.streams.audio, *self._src.streams.subtitles]
+        self._src = open_input(self.source) if self.source is not None else None
+        copyable = [*self._src.streams.audio, *self._src.streams.subtitles] if self._src is not None else []
         # Try with every stream; if the container refuses the header, retry without subtitles,
         # then without any copies.
         attempts = [copyable, [s for s in copyable if s.type == "audio"], []]
@@ -72,7 +73,8 @@ class VideoEncoder:
                 if self._out is not None:
                     self._out.close()
                 if not streams:
-                    self._src.close()
+                    if self._src is not None:
+                        self._src.close()
                     raise
                 last_error = e
         dropped = len(copyable) - len(self._copy_map)
@@ -134,7 +136,8 @@ class VideoEncoder:
         self._mux_video(self._video.encode(None))
         self._copy_until(None)
         self._out.close()
-        self._src.close()
+        if self._src is not None:
+            self._src.close()
 
     def abort(self) -> None:
         for c in (getattr(self, "_out", None), self._src):

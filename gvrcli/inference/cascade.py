@@ -1,0 +1,127 @@
+"""The latent cascade: VAE encode -> SimpleGVR in latent space -> VAE decode, streaming.
+
+``LatentCascade`` is the middle stage of ``gvrcli.pipeline.stream_file`` for a bundle: decoded
+frames go in (padded to multiples of 8 pixels), latent frames come out of the chunked encoder
+(``gvrcli.inference.vae``), through the engine in latent mode (chunks of latent frames, tiles of
+latent cells, ``gvrcli.inference.engine``), and the HR latents through the chunked decoder; the
+frames come back cropped to the input's size x scale and count (the encoder pads the last group to
+4n + 1 frames by repeating the last one; those extra frames are dropped). Every stage holds at most
+one chunk, so memory stays flat whatever the length.
+
+Scene cuts are not honoured here: the VAE's latent frames each span 4 frames, and a cut inside one
+cannot be separated. ``upscale_latent_file`` runs a latent file (``gvrcli.media.latents``), the
+paper's own path, through the same engine and decoder, with no encode at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gvrcli.errors import Cancelled, InputError
+from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
+from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, VaeGraphs, pad_to_multiple
+from gvrcli.media.decode import ColourTags
+from gvrcli.media.encode import EncodeSettings, VideoEncoder
+from gvrcli.media.latents import LatentInfo, read_latents
+
+
+class LatentCascade:
+    """A ``FrameStream``: (h, w, 3) frames in, planar (3, s*h, s*w) frames out, in order.
+    ``keep_latents``: the HR latent frames are kept too (``hr_latents``, for ``--save-latents``)."""
+
+    def __init__(self, upscaler: Upscaler, vae: VaeGraphs, keep_latents: bool = False):
+        self.encoder = ChunkedEncoder(upscaler.model, vae)
+        self.denoiser = StreamingUpscaler(upscaler)
+        self.decoder = ChunkedDecoder(upscaler.model, vae)
+        self.scale, self.multiple = upscaler.scale, vae.spatial_factor
+        self.pushed = 0  # input frames so far: the output is cropped to these
+        self.done_until = 0
+        self.size: tuple[int, int] | None = None  # the input's (h, w)
+        self.hr_latents: list[np.ndarray] | None = [] if keep_latents else None
+
+    def push(self, rgb: np.ndarray, prepared=None) -> list[tuple[int, np.ndarray]]:
+        self.size = rgb.shape[:2]
+        self.pushed += 1
+        frame = pad_to_multiple(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32), self.multiple)
+        return self._through(self.encoder.push(frame))
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        return self._through(self.encoder.finish(), last=True)
+
+    def cut(self) -> list[tuple[int, np.ndarray]]:
+        return []  # see the module docstring: the pipeline runs a bundle without shot detection
+
+    def _through(self, latents: list[np.ndarray], last: bool = False) -> list[tuple[int, np.ndarray]]:
+        hr = [z for latent in latents for _, z in self.denoiser.push(latent)]
+        if last:
+            hr += [z for _, z in self.denoiser.finish()]
+        frames = []
+        for z in hr:
+            if self.hr_latents is not None:
+                self.hr_latents.append(z)
+            frames += self.decoder.push(z)
+        return self._emit(frames)
+
+    def _emit(self, frames: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
+        h, w = self.size
+        H, W = h * self.scale, w * self.scale
+        out = []
+        for frame in frames:
+            if self.done_until < self.pushed:  # frames past the input's count are the encoder's padding
+                out.append((self.done_until, np.ascontiguousarray(frame[:, :H, :W])))
+                self.done_until += 1
+        return out
+
+    def latents(self) -> np.ndarray | None:
+        """The HR latents (C, T', H/8, W/8) kept so far, or None."""
+        return np.stack(self.hr_latents, axis=1) if self.hr_latents else None
+
+
+def upscale_latent_file(
+    info: LatentInfo,
+    partial: Path,
+    upscaler: Upscaler,
+    vae: VaeGraphs,
+    encode: EncodeSettings,
+    *,
+    cancel: threading.Event,
+    on_frames: Callable[[int], None] = lambda n: None,
+    keep_latents: bool = False,
+):
+    """Upscale a latent file in latent space and decode it into the video ``partial``: 4 (T - 1) + 1
+    frames at 8 s h x 8 s w, at the file's fps. Returns (frames, HR latents or None)."""
+    z = read_latents(info)  # (C, T, h, w): small (1/48 of the decoded video's floats)
+    denoiser, decoder = StreamingUpscaler(upscaler), ChunkedDecoder(upscaler.model, vae)
+    upscaler.cancel = cancel
+    kept: list[np.ndarray] = []
+    time_base = 1 / info.fps
+    encoder: VideoEncoder | None = None
+    written = 0
+    try:
+        for k in range(z.shape[1] + 1):
+            if cancel.is_set():
+                raise Cancelled()
+            ready = denoiser.push(np.ascontiguousarray(z[:, k])) if k < z.shape[1] else denoiser.finish()
+            for _, hr in ready:
+                if keep_latents:
+                    kept.append(hr)
+                for frame in decoder.push(hr):
+                    if encoder is None:
+                        H, W = frame.shape[1:]
+                        encoder = VideoEncoder(partial, None, W, H, Fraction(time_base), info.fps, ColourTags(colorspace=1, color_primaries=1, color_trc=1), encode)
+                    encoder.write(frame, written)
+                    written += 1
+                    on_frames(1)
+        encoder.close()
+    except NonFiniteOutput as e:
+        raise InputError(f"{info.path}: {e}") from None
+    except BaseException:
+        if encoder is not None:
+            encoder.abort()
+        raise
+    return written, (np.stack(kept, axis=1) if keep_latents else None), tuple(encoder.warnings)
