@@ -24,6 +24,7 @@ from gvrcli.inference.colorfix import color_fix as apply_color_fix
 from gvrcli.media.decode import DecodedFrame, VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
+from gvrcli.inference.text import find_prompt
 from gvrcli.errors import Cancelled, InputError, StalledError
 from gvrcli.media.probe import VideoInfo
 from gvrcli.media.scenes import ShotDetector
@@ -78,12 +79,19 @@ def upscale_file(
 
     ``scene_cuts``: hard cuts are found on the LR frames as they are decoded
     (``gvrcli.media.scenes``) and each starts a new temporal chunk; a shot is at least one temporal
-    unit long. The file's ``scenes`` (start frame of each shot) go in its report."""
+    unit long. The file's ``scenes`` (start frame of each shot) go in its report.
+
+    A model with a text path takes the prompt embeddings beside the video (``NAME.text.safetensors``,
+    ``gvrcli.inference.text``); a bad one fails this file before anything is decoded."""
+    prompt = find_prompt(info.path, upscaler.manifest) if upscaler.manifest.has_text else None
     shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts else None
     upscaler.cancel = cancel
     model_before = upscaler.model_seconds
     upscaler.step_seconds.clear()  # this file's sampler steps only
     upscaler.warnings.clear()
+    upscaler.set_prompt(prompt)
+    if prompt is not None and prompt.dropped:
+        upscaler.warnings.append(f"prompt of {prompt.dropped + upscaler.manifest.text_tokens} tokens cut to the model's {upscaler.manifest.text_tokens}")
     try:
         frames, warnings = stream_file(
             info,
@@ -97,7 +105,7 @@ def upscale_file(
             cancel=cancel,
             on_frames=on_frames,
             stall_timeout=stall_timeout,
-            post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix, upscaler.scale),
+            post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix),
             shots=shots,
         )
     except NonFiniteOutput as e:
@@ -109,6 +117,8 @@ def upscale_file(
     extra["scenes"] = [0, *shots.cuts] if shots is not None else [0]
     if upscaler.plan is not None:
         extra["memory"] = upscaler.plan.describe()
+    if upscaler.manifest.has_text:
+        extra["prompt"] = prompt.source if prompt is not None else None
     if shots is not None and shots.failed:
         warnings += (f"scene-cut detection stopped ({shots.failed}); chunks may span cuts",)
     return FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix, extra)

@@ -139,6 +139,8 @@ class ModelManifest:
             problems.append(f"text_dim {self.text_dim} and text_tokens {self.text_tokens} must both be positive or both 0")
         if not self.shift > 0:
             problems.append(f"shift {self.shift} is not > 0")
+        if self.has_text and not (isinstance(self.config, dict) and _is_int(self.config.get("dim")) and 0 < self.config["dim"] <= MAX_TEXT):
+            problems.append("a model with a text path must give its width (config dim): the size of its text tokens")
         if self.prediction not in ("x0_residual", "velocity"):
             problems.append(f"unknown prediction {self.prediction!r}")
         elif (tuple(self.inputs), tuple(self.outputs)) != graph_io(STEP, self.prediction, self.has_text):
