@@ -35,16 +35,16 @@ def flops_per_frame(preset: str, attention: str, out_hw: tuple[int, int], scale:
     return counter.get_total_flops() / T
 
 
-def layer_shares(preset: str, out_hw: tuple[int, int], attention: str = "sparse") -> dict[str, float]:
+def layer_shares(preset: str, out_hw: tuple[int, int], attention: str = "sparse", **overrides) -> dict[str, float]:
     """FLOPs per frame of one step with the preset's block, and of its 2D spatial attention and
     text cross-attention sub-layers (the difference the preset makes with each turned off)."""
-    cfg = PRESETS[preset]
-    full = flops_per_frame(preset, attention, out_hw)
+    cfg = {**PRESETS[preset], **overrides}
+    full = flops_per_frame(preset, attention, out_hw, **overrides)
     shares = {"step": full}
     if cfg.get("spatial_attention"):
-        shares["spatial"] = full - flops_per_frame(preset, attention, out_hw, spatial_attention=False)
+        shares["spatial"] = full - flops_per_frame(preset, attention, out_hw, **{**overrides, "spatial_attention": False})
     if cfg.get("text_dim"):
-        shares["text"] = full - flops_per_frame(preset, attention, out_hw, text_dim=0, text_tokens=0)
+        shares["text"] = full - flops_per_frame(preset, attention, out_hw, **{**overrides, "text_dim": 0, "text_tokens": 0})
     return shares
 
 
