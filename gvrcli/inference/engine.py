@@ -21,7 +21,7 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
   step, null and prompt tokens, and combines the two results as the velocities combine
   (``models.rectified_flow.guided``; the Euler update is affine in the velocity, so this is the
   guided step). Two calls, not one batched call: the graphs are exported at batch 1, and a batch
-  of two measured no faster on CPU (README) while holding twice the activations.
+  of two holds twice the activations for a gain within noise on CPU (README, bench_cfg.py).
 """
 
 from __future__ import annotations
