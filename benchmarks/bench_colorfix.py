@@ -65,7 +65,7 @@ def main() -> None:
             hr, _ = run(clip, ir, tmp / f"out{n}")
             ref = np.stack([bilinear_upsample(f, 2) for f in lr])
             for method in METHODS:
-                fixed = np.stack([color_fix(h.copy(), f, method, 2) for h, f in zip(hr, lr)])
+                fixed = np.stack([color_fix(h.copy(), f, method) for h, f in zip(hr, lr)])
                 fixed = np.round(fixed * 255) / 255  # as encoded
                 b = blurred_psnr(fixed, ref)
                 scores[method].append(b)
@@ -82,7 +82,7 @@ def main() -> None:
         for method in METHODS:
             started = time.perf_counter()
             for h, f in zip(hr, lr):
-                color_fix(h.copy(), f, method, 2)
+                color_fix(h.copy(), f, method)
             cost = (time.perf_counter() - started) / len(hr)
             print(f"  {method:<8} {cost * 1000:6.1f} ms per frame = {100 * cost / per_frame:4.1f}% (incl. the reference upsample and a frame copy)")
 

@@ -1,7 +1,9 @@
 """How each attention call of the network becomes ONE fused node in the exported graph.
 
 The model calls ``F.scaled_dot_product_attention(q, k, v, attn_mask=bias)`` with q (groups, heads,
-L, d), k/v (groups, heads, Lk, d) and a small additive key mask (groups, heads, 1, Lk). During
+L, d), k/v (groups, heads, Lk, d) and a small additive key mask (groups, heads, 1, Lk): the 3D and
+2D self-attentions (windows, routing) and the text cross-attention (one group per clip, the
+prompt's tokens as keys, an all-zero mask) alike. During
 export we route that call through an opaque custom op, ``gvr::attention``, so that:
 
 - torch.export keeps it as one node whatever SDPA kernel eager would pick (tracing the CPU flash
@@ -92,8 +94,9 @@ def translation_table(form: str) -> dict:
 
 
 def attention_calls(config) -> int:
-    """Attention calls in one denoiser step: one per DiT block."""
-    return int(config.depth)
+    """Attention calls in one denoiser step: per DiT block, the 3D attention, plus the 2D spatial
+    attention and the text cross-attention where the config has them."""
+    return int(config.depth) * (1 + bool(config.spatial_attention) + bool(config.text_dim))
 
 
 __all__ = ["ATTENTION_FORMS", "FUSED_ONNX_OP", "attention_as_custom_op", "translation_table", "attention_calls"]

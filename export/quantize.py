@@ -72,6 +72,10 @@ def calibration_feeds(model, samples: int = CALIBRATION_SAMPLES, shape=CALIBRATI
                 "cond": cond.numpy(), "noise_aug": level.numpy()}
         if base:
             feed["base"] = base[0].numpy()
+        if cfg.text_dim:  # the null prompt and random ones, as guided sampling feeds both
+            prompt = None if i % 2 else torch.from_numpy(rng.standard_normal((1, cfg.text_tokens, cfg.text_dim), dtype=np.float32))
+            with torch.no_grad():
+                feed["text"] = model.prompt_tokens(prompt).numpy()
         feeds.append(feed)
     return feeds
 

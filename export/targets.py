@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from export.errors import ExportError
-from export.spec import DEFAULT_OPSET, MIN_OPSET, PRECISIONS, TRACE_SHAPE, DenoiserSpec
+from export.spec import DEFAULT_OPSET, MIN_OPSET, PRECISIONS, TRACE_HR, TRACE_SHAPE, DenoiserSpec
 from gvrcli.errors import first_line
-from models.manifest import CONDITION, STEP, companion_name, graph_sha256
+from models.manifest import STEP, companion_name, graph_sha256
 
 OV_SOURCES = ("torch", "onnx")
 # Library option -> the CLI flag a user typed, for refusals.
@@ -70,8 +70,7 @@ class ExportReport:
 
 
 def _spec(model) -> DenoiserSpec:
-    cfg = model.config
-    return DenoiserSpec(cfg.latent_channels, cfg.scale, cfg.prediction)
+    return DenoiserSpec.of(model.config)
 
 
 def _trace_inputs(model, role: str, dynamic: bool, static_shape):
@@ -79,7 +78,8 @@ def _trace_inputs(model, role: str, dynamic: bool, static_shape):
 
     spec = _spec(model)
     T, h, w = TRACE_SHAPE if dynamic else static_shape
-    return spec, {k: torch.from_numpy(v) for k, v in spec.dummy_inputs(role, T, h, w).items()}
+    feed = spec.dummy_inputs(role, T, h, w, hr=TRACE_HR if dynamic else None)
+    return spec, {k: torch.from_numpy(v) for k, v in feed.items()}
 
 
 @contextlib.contextmanager
@@ -95,7 +95,7 @@ def _quiet():
 
 
 def build_onnx(model, role: str = STEP, *, dynamic: bool, static_shape, opset: int, attention: str):
-    """Trace one graph of the model (``role``: step or condition) into an ``torch.onnx.ONNXProgram``
+    """Trace one graph of the model (``role``: step, condition or text) into an ``torch.onnx.ONNXProgram``
     with our attention translation."""
     import torch
 
@@ -220,19 +220,24 @@ def _companions(paths: dict[str, Path]) -> dict:
 
 
 def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precision, opset=DEFAULT_OPSET, attention="fused", vae=None):
-    """Two ``.onnx`` files: the step graph at ``stage`` (carries the manifest) and the condition
-    graph beside it (``NAME.condition.onnx``). ``int8`` quantises the step graph's weights with ONNX
-    Runtime's tools (the condition graph's few convolutions stay fp32)."""
+    """The step graph at ``stage`` (carries the manifest) and its companions beside it: the
+    condition graph (``NAME.condition.onnx``) and, for a model with a text path, the text graph
+    (``NAME.text.onnx``). ``int8`` quantises the step graph's weights with ONNX Runtime's tools
+    (the companions' few layers stay fp32)."""
     from export.graph_checks import onnx_fused_attention_nodes
 
     build = dict(dynamic=dynamic, static_shape=static_shape, opset=opset, attention=attention)
-    cond_path = stage.with_name(companion_name(stage.name, CONDITION))
-    save_onnx(build_onnx(model, CONDITION, **build), cond_path, None, "fp32" if precision == "int8" else precision)
-    _check_onnx_dynamic(cond_path, dynamic)
+    companions = {}
+    for role in _spec(model).roles():
+        if role == STEP:
+            continue
+        companions[role] = stage.with_name(companion_name(stage.name, role))
+        save_onnx(build_onnx(model, role, **build), companions[role], None, "fp32" if precision == "int8" else precision)
+        _check_onnx_dynamic(companions[role], dynamic)
     manifest = _manifest(
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
         extra={"target": "onnx", "opset": opset, "attention_form": attention, "batch": 1},
-        graphs=_companions({CONDITION: cond_path}), vae=vae,
+        graphs=_companions(companions), vae=vae,
     )
     step = build_onnx(model, STEP, **build)
     if precision == "int8":
@@ -243,15 +248,17 @@ def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precisi
     else:
         save_onnx(step, stage, manifest, precision)
     _check_onnx_dynamic(stage, dynamic)
-    return [stage, cond_path], manifest, onnx_fused_attention_nodes(stage)
+    return [stage, *companions.values()], manifest, onnx_fused_attention_nodes(stage)
 
 
 def _openvino_inputs(spec: DenoiserSpec, role: str, dynamic: bool, static_shape):
     import openvino as ov
 
+    from export.spec import DYNAMIC_AXES
+
     shapes = spec.input_shapes(role, *(static_shape or TRACE_SHAPE))
-    if dynamic:  # batch 1; T, H, W (or T, h, w) free
-        shapes = {k: (1, spec.channels, -1, -1, -1) if len(v) == 5 else (1,) for k, v in shapes.items()}
+    if dynamic:  # batch 1; the named axes (T, H, W, or T, h, w, or the prompt's length) free
+        shapes = {k: tuple(-1 if axis in DYNAMIC_AXES[k] else n for axis, n in enumerate(v)) for k, v in shapes.items()}
     return [(k, ov.PartialShape(list(v))) for k, v in shapes.items()]
 
 
@@ -289,8 +296,8 @@ def _name_openvino_tensors(ov_model, names) -> None:
 
 
 def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention="fused", vae=None):
-    """OpenVINO IR in a folder: the step graph ``NAME.xml`` + ``.bin`` (carries the manifest) and
-    the condition graph ``NAME.condition.xml`` + ``.bin``.
+    """OpenVINO IR in a folder: the step graph ``NAME.xml`` + ``.bin`` (carries the manifest), the
+    condition graph ``NAME.condition.xml`` + ``.bin`` and, with a text path, ``NAME.text.xml``.
 
     ``source="torch"`` converts the PyTorch module directly (OpenVINO's PyTorch frontend turns the
     SDPA call into its ScaledDotProductAttention op); ``source="onnx"`` converts our ONNX graph
@@ -305,19 +312,20 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
 
     convert = dict(dynamic=dynamic, static_shape=static_shape, source=source, opset=opset, attention=attention)
     try:
-        cond_model = _convert_openvino(model, CONDITION, stage, **convert)
-        step_model = _convert_openvino(model, STEP, stage, **convert)
+        converted = {role: _convert_openvino(model, role, stage, **convert) for role in _spec(model).roles()}
     except ExportError:
         raise
     except Exception as e:
         raise ExportError(f"OpenVINO conversion failed: {first_line(e)}") from e
     stage.mkdir(parents=True, exist_ok=True)
-    cond_xml = stage / companion_name(f"{stem}.xml", CONDITION)
-    ov.save_model(cond_model, str(cond_xml), compress_to_fp16=precision == "fp16")
+    step_model, companions = converted.pop(STEP), {}
+    for role, ov_model in converted.items():
+        companions[role] = stage / companion_name(f"{stem}.xml", role)
+        ov.save_model(ov_model, str(companions[role]), compress_to_fp16=precision == "fp16")
     manifest = _manifest(
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
         extra={"target": "openvino", "source": source, "attention_form": attention, "batch": 1},
-        graphs=_companions({CONDITION: cond_xml}), vae=vae,
+        graphs=_companions(companions), vae=vae,
     )
     if precision == "int8":
         from export.quantize import quantize_openvino

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.spec import TOLERANCE, VERIFY_SHAPES, DenoiserSpec, rel_l2
+from export.spec import TOLERANCE, VERIFY_HR, VERIFY_SHAPES, DenoiserSpec, rel_l2
 
 
 @dataclass
@@ -52,10 +52,11 @@ class VerifyReport:
 
 def graph_files(target: str, path: Path) -> dict[str, Path]:
     """role -> file of every graph of an export at ``path`` (an .onnx file or an OpenVINO folder)."""
-    from models.manifest import CONDITION, STEP, companion_name
+    from models.manifest import STEP, companion_name
 
     main = next(p for p in sorted(path.glob("*.xml")) if p.name.count(".") == 1) if path.is_dir() else path
-    return {CONDITION: main.with_name(companion_name(main.name, CONDITION)), STEP: main}
+    graphs = {role: main.with_name(companion_name(main.name, role)) for role in ("condition", "text")}
+    return {**{role: p for role, p in graphs.items() if p.exists()}, STEP: main}
 
 
 def backends_for(target: str, path: Path, threads: int = 0):
@@ -83,13 +84,12 @@ def compare(model, graphs: dict, shapes, precision: str = "fp32", seed: int = 0,
     from export.graphs import graph_module
     from models.manifest import STEP
 
-    cfg = model.config
-    spec = DenoiserSpec(cfg.latent_channels, cfg.scale, cfg.prediction)
+    spec = DenoiserSpec.of(model.config)
     report = VerifyReport(skipped=dict(skipped or {}))
     for role, backends in graphs.items():
         reference = TorchBackend(graph_module(model, role))
         for i, shape in enumerate(shapes):
-            feed = spec.dummy_inputs(role, *shape, seed=seed + i)
+            feed = spec.dummy_inputs(role, *shape, seed=seed + i, hr=VERIFY_HR.get(i) if len(shapes) > 1 else None)
             expected = reference.run(feed)
             for backend in backends:
                 got = backend.run(feed)

@@ -43,6 +43,25 @@ from gvrcli.farm.shard import Shard
 
 # Seeds feed numpy's SeedSequence (non-negative integers); keep them to what a JSON log round-trips.
 MAX_SEED = 2**63 - 1
+MAX_SCALE = 16.0  # --scale; and 10x that for --cfg
+MAX_SIDE = 16384  # --size sides
+
+
+def size_multiple(codec: str, pix_fmt: str | None) -> tuple[int, int]:
+    """(width, height) every output side must be a multiple of: the chroma subsampling of the
+    output pixel format (2 x 2 for 4:2:0, 2 x 1 for 4:2:2), over both of the codec's defaults
+    (8- and 10-bit input) unless --pix-fmt names one."""
+    chosen = get_codec(codec)
+    formats = [pix_fmt] if pix_fmt else [chosen.pix_fmt_8bit, chosen.pix_fmt_10bit]
+    mw = mh = 1
+    for name in formats:
+        try:
+            chroma = av.VideoFormat(name, 4, 4).components[1:2]
+        except ValueError:
+            continue  # an unknown --pix-fmt is refused by name later
+        if chroma:
+            mw, mh = max(mw, 4 // chroma[0].width), max(mh, 4 // chroma[0].height)
+    return mw, mh
 
 
 @dataclass
@@ -72,7 +91,9 @@ class UpscaleOptions(BatchOptions):
     backend: str = "auto"
     device: str = "AUTO"
     precision: str | None = None  # fp32 | bf16 | fp16 | int8; None = the model's (fp32 for every fp32 export)
-    scale: int | None = None  # None = the model's (the default model: 2)
+    scale: float | None = None  # output / input per side, any ratio; None = the model's (the default model: 2)
+    size: tuple[int, int] | None = None  # (width, height) of every output; exclusive with scale
+    cfg: float = 1.0  # classifier-free guidance scale (a model with a text path); 1 = none
     steps: int | None = None
     noise_aug: float | None = None
     seed: int = 0
@@ -175,8 +196,20 @@ def validate_options(options: BatchOptions) -> None:
         integer("--steps", options.steps, 1, 100000)
     if options.noise_aug is not None:
         finite("--noise-aug", options.noise_aug, 0, 1)
-    if options.scale is not None and options.scale not in (2, 4):
-        raise UsageError(f"--scale {options.scale}: gvr upscales x2 or x4")
+    if options.scale is not None:
+        finite("--scale", options.scale, 0, MAX_SCALE, low_open=True)
+    if options.size is not None:
+        if options.scale is not None:
+            raise UsageError("give --size or --scale, not both")
+        integer("--size width", options.size[0], 1, MAX_SIDE)
+        integer("--size height", options.size[1], 1, MAX_SIDE)
+        mw, mh = size_multiple(options.codec, options.pix_fmt)
+        if options.size[0] % mw or options.size[1] % mh:
+            raise UsageError(
+                f"--size {options.size[0]}x{options.size[1]}: the output pixel format subsamples chroma, so the size must be a "
+                f"multiple of {mw}x{mh}; pick such a size, or a 4:4:4 format (--pix-fmt yuv444p)"
+            )
+    finite("--cfg", options.cfg, -MAX_SCALE * 10, MAX_SCALE * 10)
     if options.crf is not None:
         integer("--crf", options.crf, 0, 63)
 
@@ -203,15 +236,19 @@ def upscale(
         except ValueError:
             raise UsageError(f"unknown pixel format {options.pix_fmt!r}") from None
 
-    model_path = resolve_model_path(options.model) if options.model else resolve_default_model(options.scale or 2, say=lambda m: events.message(f"gvr: {m}"))
+    # The built-in default nearest the ratio asked for (x4 from x3 up), which runs at any ratio.
+    nominal = 4 if (options.scale or 2) >= 3 else 2
+    model_path = resolve_model_path(options.model) if options.model else resolve_default_model(nominal, say=lambda m: events.message(f"gvr: {m}"))
     manifest = read_manifest(model_path)
     vae = read_vae(model_path, manifest) if manifest.has_vae else None  # another VAE's files: exit 2 here
     if options.save_latents and vae is None:
         raise UsageError(f"--save-latents: model {model_path} is not a latent-cascade bundle (gvr export --vae)")
-    if options.scale is not None and options.scale != manifest.scale:
-        raise UsageError(f"--scale {options.scale}: model {model_path} upscales x{manifest.scale}")
     settings = EngineSettings.from_manifest(
         manifest,
+        scale=options.scale,
+        size=options.size,
+        size_multiple=size_multiple(options.codec, options.pix_fmt),
+        cfg=options.cfg,
         steps=options.steps,
         noise_aug=options.noise_aug,
         seed=options.seed,
@@ -234,6 +271,8 @@ def upscale(
         check_model(loaded, model_path)
         why = f" (auto: {backend.reason})" if backend.reason else ""
         events.message(f"gvr: backend {loaded.description}{why}, precision {loaded.precision}, {settings.steps} steps")
+        if options.cfg != 1.0 and not manifest.has_text:
+            events.message(f"gvr: --cfg {options.cfg} has no effect: the model has no text path")
         if loaded.note:
             events.message(f"gvr: {loaded.note}")
 
@@ -249,6 +288,9 @@ def upscale(
             "noise_aug": settings.noise_aug,
             "seed": settings.seed,
             "codec": options.codec,
+            "scale": settings.scale if settings.size is None else None,
+            "size": list(settings.size) if settings.size else None,
+            "cfg": settings.cfg,
         }
 
     fp32_lock, fp32_model = threading.Lock(), []

@@ -19,7 +19,7 @@ import typer
 
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
-from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, GvrError
+from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, GvrError, UsageError
 
 app = typer.Typer(
     name="gvr",
@@ -67,7 +67,9 @@ def upscale(
     backend: str = typer.Option("auto", "--backend", help="auto | ort-cuda | ort-cpu | openvino."),
     device: str = typer.Option("AUTO", "--device", help="CPU | GPU | AUTO (OpenVINO device; GPU/CPU also pick the ONNX Runtime provider)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | bf16 | fp16 | int8 (default: the model's, fp32 for every fp32 export). bf16: OpenVINO on a CPU with bf16; fp16/int8: artefacts exported so."),
-    scale: Optional[int] = typer.Option(None, "--scale", help="2 or 4 (must match --model; picks the built-in default)."),
+    scale: Optional[float] = typer.Option(None, "--scale", help="Output / input per side, any ratio, e.g. 2, 1.5, 2.8125 (default: the model's; picks the built-in default x2 or x4)."),
+    size: Optional[str] = typer.Option(None, "--size", help="WxH: every output exactly this size (any ratio; even sides for 4:2:0 output)."),
+    cfg: float = typer.Option(1.0, "--cfg", help="Classifier-free guidance scale for a model with a text path (prompt from NAME.text.safetensors beside each video); 1 = none."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
     noise_aug: Optional[float] = typer.Option(None, "--noise-aug", help="Noise level of the LR condition, 0..1 (default: the model's)."),
     seed: int = typer.Option(0, "--seed", help="Noise seed; output is deterministic for a seed."),
@@ -107,6 +109,7 @@ def upscale(
     events = _events(as_json, progress_interval, openjd, "upscale")
     try:
         chosen_shard = _shard(shard, events)
+        out_size = _size(size)
         options = UpscaleOptions(
             output_dir=output_dir,
             model=model,
@@ -114,6 +117,8 @@ def upscale(
             device=device,
             precision=precision,
             scale=scale,
+            size=out_size,
+            cfg=cfg,
             steps=steps,
             noise_aug=noise_aug,
             seed=seed,
@@ -159,6 +164,16 @@ def _events(as_json: bool, interval: float, openjd: bool, action: str):
     if sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
         return RichEvents()
     return PlainEvents(interval=interval, openjd=openjd, action=action)
+
+
+def _size(text: Optional[str]):
+    """--size WxH -> (width, height); a malformed value is a usage error."""
+    if text is None:
+        return None
+    w, x, h = text.lower().partition("x")
+    if not (x and w.strip().isdigit() and h.strip().isdigit()):
+        raise UsageError(f"--size {text!r}: give WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(w), int(h)
 
 
 def _shard(shard: Optional[str], events):

@@ -29,6 +29,7 @@ from gvrcli.media.decode import DecodedFrame, VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.cascade import LatentCascade
 from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
+from gvrcli.inference.text import find_prompt
 from gvrcli.errors import Cancelled, InputError, StalledError
 from gvrcli.media.probe import VideoInfo
 from gvrcli.media.scenes import ShotDetector
@@ -98,7 +99,11 @@ def upscale_file(
     ``progress`` gets the sampler's work step by step (``SamplerWork``), beside decode and encode.
 
     A latent-cascade model (``upscaler.latent``) runs through its bundle's ``vae``
-    (``gvrcli.inference.cascade``), without shot detection; ``keep_latents`` returns its HR latents."""
+    (``gvrcli.inference.cascade``), without shot detection; ``keep_latents`` returns its HR latents.
+
+    A model with a text path takes the prompt embeddings beside the video (``NAME.text.safetensors``,
+    ``gvrcli.inference.text``); a bad one fails this file before anything is decoded."""
+    prompt = find_prompt(info.path, upscaler.manifest) if upscaler.manifest.has_text else None
     cascade = LatentCascade(upscaler, vae, keep_latents) if upscaler.latent else None
     shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts and cascade is None else None
     progress = progress or WorkLedger(info.frames)
@@ -112,6 +117,9 @@ def upscale_file(
     model_before = upscaler.model_seconds
     upscaler.step_seconds.clear()  # this file's sampler steps only
     upscaler.warnings.clear()
+    upscaler.set_prompt(prompt)
+    if prompt is not None and prompt.dropped:
+        upscaler.warnings.append(f"prompt of {prompt.dropped + upscaler.manifest.text_tokens} tokens cut to the model's {upscaler.manifest.text_tokens}")
     try:
         frames, warnings = stream_file(
             info,
@@ -125,7 +133,7 @@ def upscale_file(
             cancel=cancel,
             progress=progress,
             stall_timeout=stall_timeout,
-            post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix, upscaler.scale),
+            post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix),
             shots=shots,
         )
     except NonFiniteOutput as e:
@@ -139,6 +147,8 @@ def upscale_file(
     extra["scenes"] = [0, *shots.cuts] if shots is not None else [0]
     if upscaler.plan is not None:
         extra["memory"] = upscaler.plan.describe()
+    if upscaler.manifest.has_text:
+        extra["prompt"] = prompt.source if prompt is not None else None
     if shots is not None and shots.failed:
         warnings += (f"scene-cut detection stopped ({shots.failed}); chunks may span cuts",)
     stats = FileStats(frames, upscaler.model_seconds - model_before, warnings, color_fix, extra)

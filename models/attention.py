@@ -255,3 +255,27 @@ class UnitAttention(nn.Module):
             out = dense_group_attention(q, k, v, valid)  # (G, N, heads, L, d)
         out = out.transpose(2, 3).reshape(G, N, L, D)
         return self.proj(window_merge(out, grid, self.mode))  # (B, T, H, W, D)
+
+
+class CrossAttention(nn.Module):
+    """Video tokens attend to the prompt's text tokens: QK-norm, no RoPE (text has no position in
+    the frame). One attention problem per clip: (B, heads, T*H*W, d) queries against (B, heads, N, d)
+    keys, through the same SDPA call (an all-zero key mask, (B, 1, 1, N)) that the exporter turns
+    into one fused node."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.q_norm, self.k_norm = RMSNorm(self.head_dim), RMSNorm(self.head_dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:  # x (B, T, H, W, D), text (B, N, D)
+        B, T, H, W, D = x.shape
+        N, heads, d = text.shape[1], self.heads, self.head_dim
+        q = self.q_norm(self.q(x).view(B, T * H * W, heads, d)).transpose(1, 2)  # (B, heads, THW, d)
+        k, v = self.kv(text).view(B, N, 2, heads, d).unbind(2)  # each (B, N, heads, d)
+        k, v = self.k_norm(k).transpose(1, 2), v.transpose(1, 2)  # (B, heads, N, d)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=q.new_zeros(B, 1, 1, N))
+        return self.proj(out.transpose(1, 2).reshape(B, T, H, W, D))

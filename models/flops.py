@@ -2,7 +2,12 @@
 
 FLOPs are counted by ``torch.utils.flop_counter`` (2 per multiply-add, attention included) on the
 meta device, so even the base preset at 1080p costs no memory or time. One denoiser step on one
-temporal unit of frames, divided by its frames; multiply by the sampler steps for a whole upscale.
+temporal unit of frames, divided by its frames; multiply by the sampler steps for a whole upscale
+(and by 2 under classifier-free guidance, ``--cfg``: two network calls per step).
+
+The second table splits a preset's step into its sub-layers' shares: the 2D spatial attention
+(per frame, the same windows and routing: linear in area, as the 3D attention) and the text
+cross-attention (every video token against the prompt's tokens: linear in area too).
 """
 
 from __future__ import annotations
@@ -24,9 +29,23 @@ def flops_per_frame(preset: str, attention: str, out_hw: tuple[int, int], scale:
     z = torch.empty(1, cfg.latent_channels, T, H, W, device="meta")
     lr = torch.empty(1, cfg.latent_channels, T, H // scale, W // scale, device="meta")
     t = torch.empty(1, device="meta")
+    prompt = torch.empty(1, cfg.text_tokens, cfg.text_dim, device="meta") if cfg.text_dim else None
     with FlopCounterMode(display=False) as counter:
-        model(z, t, lr, lr, t)
+        model(z, t, lr, lr, t, prompt)
     return counter.get_total_flops() / T
+
+
+def layer_shares(preset: str, out_hw: tuple[int, int], attention: str = "sparse", **overrides) -> dict[str, float]:
+    """FLOPs per frame of one step with the preset's block, and of its 2D spatial attention and
+    text cross-attention sub-layers (the difference the preset makes with each turned off)."""
+    cfg = {**PRESETS[preset], **overrides}
+    full = flops_per_frame(preset, attention, out_hw, **overrides)
+    shares = {"step": full}
+    if cfg.get("spatial_attention"):
+        shares["spatial"] = full - flops_per_frame(preset, attention, out_hw, **{**overrides, "spatial_attention": False})
+    if cfg.get("text_dim"):
+        shares["text"] = full - flops_per_frame(preset, attention, out_hw, **{**overrides, "text_dim": 0, "text_tokens": 0})
+    return shares
 
 
 def graph_flops(model, T: int, H: int, W: int) -> dict[str, float]:
@@ -66,6 +85,13 @@ def main(argv=None) -> None:
                 f"  (full/sparse {g['full'] / g['sparse']:.1f}x, swin/sparse {g['swin'] / g['sparse']:.2f}x)"
             )
     print("paper (SimpleGVR, its resolution): sparse 377, swin 453, full 1613 GFLOPs")
+    print()
+    print(f"{'preset':<6} {'output':>6} {'step':>10} {'2D spatial':>11} {'text xattn':>11}  GFLOPs/frame/step, sparse (--cfg: x2)")
+    for preset in args.preset or PRESETS:
+        for name, hw in OUTPUTS.items():
+            g = {k: v / 1e9 for k, v in layer_shares(preset, hw).items()}
+            cell = lambda k: f"{g[k]:>11.1f}" if k in g else f"{'-':>11}"  # noqa: E731
+            print(f"{preset:<6} {name:>6} {g['step']:>10.1f} {cell('spatial')} {cell('text')}")
 
 
 if __name__ == "__main__":

@@ -14,30 +14,47 @@ from dataclasses import dataclass, field
 MANIFEST_KEY = "gvr.manifest"
 FORMAT = "gvr-denoiser"
 # 2: two graphs per model: the main file is the sampler step, the condition graph a companion.
-FORMAT_VERSION = 2
+# 3: the condition graph takes the output size (``hr_grid``), so any ratio runs; a model with a
+#    text path has a ``text`` graph and its step takes the prompt's tokens.
+FORMAT_VERSION = 3
 
 # An exported model is several graphs (roles): the main artefact is the ``step`` graph, which
 # carries this manifest; the others are companion files beside it, named with their SHA-256 in
-# ``graphs``. Their tensors, in NCTHW layout (``base`` only for the x0_residual prediction):
-#   condition: (lr, lr_noise, noise_aug) -> cond [, base]       once per clip (chunk, tile)
-#   step:      (z_t, t, t_next, cond, noise_aug [, base]) -> z_next   once per sampler step
-STEP, CONDITION = "step", "condition"
+# ``graphs``. Their tensors, in NCTHW layout (``base`` only for the x0_residual prediction, the
+# text tensors only for a model with ``text_dim``):
+#   text:      (prompt) -> text, text_null                                 once per video
+#   condition: (lr, lr_noise, noise_aug, hr_grid) -> cond [, base]         once per clip (chunk, tile)
+#   step:      (z_t, t, t_next, cond, noise_aug [, base] [, text]) -> z_next   once per sampler step
+# ``hr_grid`` (1, 1, 1, H, W) carries the output size in its shape (its values are never read):
+# a size *value* would make the output shape data-dependent, which neither torch.export nor a
+# runtime's static shape planning handles; a shape is just another dynamic dimension.
+# ``prompt`` (1, L, text_dim) is the base pipeline's embeddings; ``text`` (1, L, dim) their per-token
+# projection, ``text_null`` (1, text_tokens, dim) the learned null embedding's. The step takes
+# ``text`` (1, text_tokens, dim): the runtime pads a short prompt with text_null's rows.
+STEP, CONDITION, TEXT = "step", "condition", "text"
 # A latent-cascade bundle (``gvr export --vae``) also names the VAE's four chunk graphs
 # (``models.vae_manifest``): all four or none, with the VAE weights' hash in ``vae_weights_sha256``.
 VAE_ROLES = ("vae_encoder_first", "vae_encoder", "vae_decoder_first", "vae_decoder")
-REQUIRED_ROLES = (CONDITION,)
 BUNDLE_MAIN = "denoiser"  # a bundle folder's step graph: denoiser.onnx or denoiser.xml
-COMPANION_ROLES = (CONDITION, *VAE_ROLES)
+COMPANION_ROLES = (CONDITION, TEXT, *VAE_ROLES)
 
 
-def graph_io(role: str, prediction: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(input names, output names) of the graph ``role`` of a model with this prediction type."""
+def graph_io(role: str, prediction: str, text: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(input names, output names) of the graph ``role`` of a model with this prediction type and,
+    with ``text``, a text path."""
     base = ("base",) if prediction == "x0_residual" else ()
     if role == STEP:
-        return ("z_t", "t", "t_next", "cond", "noise_aug", *base), ("z_next",)
+        return ("z_t", "t", "t_next", "cond", "noise_aug", *base, *(("text",) if text else ())), ("z_next",)
     if role == CONDITION:
-        return ("lr", "lr_noise", "noise_aug"), ("cond", *base)
+        return ("lr", "lr_noise", "noise_aug", "hr_grid"), ("cond", *base)
+    if role == TEXT:
+        return ("prompt",), ("text", "text_null")
     raise ValueError(f"unknown graph role {role!r}")
+
+
+def graph_roles(text: bool) -> tuple[str, ...]:
+    """The companion graphs a model has: the condition graph, and the text graph with a text path."""
+    return (CONDITION, TEXT) if text else (CONDITION,)
 
 
 INPUT_NAMES, OUTPUT_NAMES = graph_io(STEP, "x0_residual")  # the default model's step graph
@@ -60,6 +77,9 @@ class ModelManifest:
     prediction: str  # what the network head predicts ("x0_residual" | "velocity"); the step graph outputs z_next
     attention: str  # "sparse" | "masked" | "swin" | "full"
     codec: str = "pixel"  # models.codec name
+    text_dim: int = 0  # width of the prompt embeddings the text graph takes; 0 = no text path
+    text_tokens: int = 0  # prompt tokens the step takes (the runtime cuts or pads with the null embedding)
+    shift: float = 1.0  # SD3 timestep shift of the sampler schedule (models.rectified_flow.timesteps)
     weights_sha256: str = ""
     gvr_version: str = ""
     precision: str = "fp32"
@@ -79,13 +99,17 @@ class ModelManifest:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        step_in, step_out = graph_io(STEP, self.prediction) if self.prediction in ("x0_residual", "velocity") else ((), ())
+        step_in, step_out = graph_io(STEP, self.prediction, self.has_text) if self.prediction in ("x0_residual", "velocity") else ((), ())
         self.inputs, self.outputs = tuple(self.inputs or step_in), tuple(self.outputs or step_out)
 
     @property
     def has_vae(self) -> bool:
         """A latent-cascade bundle: the VAE's graphs travel with the denoiser."""
         return bool(self.vae_weights_sha256)
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text_dim)
 
     @property
     def spatial_multiple(self) -> int:
@@ -107,11 +131,11 @@ class ModelManifest:
         if self.format_version < FORMAT_VERSION:
             raise ManifestError(
                 f"{source}: gvr model format {self.format_version} is older than this gvr's ({FORMAT_VERSION}: "
-                "condition and step graphs); re-export it with gvr export"
+                "condition graph takes the output size, text graph); re-export it with gvr export"
             )
         if self.scale not in (2, 4):
             problems.append(f"scale {self.scale} is not 2 or 4")
-        for key in ("scale", "patch", "temporal_unit", "latent_channels"):
+        for key in ("scale", "patch", "temporal_unit", "latent_channels", "text_dim", "text_tokens", "shift"):
             if key in self.config and self.config[key] != getattr(self, key):
                 problems.append(f"{key} {getattr(self, key)} disagrees with its config ({self.config[key]})")
         window = self.config.get("window") if isinstance(self.config, dict) else None
@@ -121,11 +145,17 @@ class ModelManifest:
             problems.append("steps, temporal_unit, patch and window must be positive")
         if not 0.0 <= self.noise_aug <= 1.0:
             problems.append(f"noise_aug {self.noise_aug} is outside [0, 1]")
+        if (self.text_dim > 0) != (self.text_tokens > 0):
+            problems.append(f"text_dim {self.text_dim} and text_tokens {self.text_tokens} must both be positive or both 0")
+        if not self.shift > 0:
+            problems.append(f"shift {self.shift} is not > 0")
+        if self.has_text and not (isinstance(self.config, dict) and _is_int(self.config.get("dim")) and 0 < self.config["dim"] <= MAX_TEXT):
+            problems.append("a model with a text path must give its width (config dim): the size of its text tokens")
         if self.prediction not in ("x0_residual", "velocity"):
             problems.append(f"unknown prediction {self.prediction!r}")
-        elif (tuple(self.inputs), tuple(self.outputs)) != graph_io(STEP, self.prediction):
-            problems.append(f"inputs/outputs {self.inputs}/{self.outputs} are not {graph_io(STEP, self.prediction)}")
-        problems += _graph_problems(self.graphs)
+        elif (tuple(self.inputs), tuple(self.outputs)) != graph_io(STEP, self.prediction, self.has_text):
+            problems.append(f"inputs/outputs {self.inputs}/{self.outputs} are not {graph_io(STEP, self.prediction, self.has_text)}")
+        problems += _graph_problems(self.graphs, graph_roles(self.has_text))
         vae_roles = [r for r in VAE_ROLES if isinstance(self.graphs, dict) and r in self.graphs]
         if vae_roles and len(vae_roles) != len(VAE_ROLES) or bool(vae_roles) != bool(self.vae_weights_sha256):
             problems.append("a VAE bundle names all four VAE graphs and the VAE weights' hash, or none of them")
@@ -141,12 +171,12 @@ class ModelManifest:
             raise ManifestError(f"{source}: inconsistent gvr manifest: {'; '.join(problems)}")
 
 
-def _graph_problems(graphs) -> list[str]:
+def _graph_problems(graphs, roles: tuple[str, ...]) -> list[str]:
     if not isinstance(graphs, dict):
         return ["graphs is not an object"]
-    problems = [f"companion graph {role!r} is missing" for role in REQUIRED_ROLES if role not in graphs]
+    problems = [f"companion graph {role!r} is missing" for role in roles if role not in graphs]
     for role, entry in graphs.items():
-        if role not in COMPANION_ROLES:
+        if role not in roles and role not in VAE_ROLES:
             problems.append(f"unknown companion graph {role!r}")
             continue
         name = entry.get("file") if isinstance(entry, dict) else None
@@ -163,6 +193,7 @@ def _graph_problems(graphs) -> list[str]:
 MAX_SIDE = 4096  # patch, window sides, temporal unit
 MAX_STEPS = 10_000
 MAX_CHANNELS = 1024
+MAX_TEXT = 65536  # prompt width and tokens
 
 
 def _is_int(v) -> bool:
@@ -197,6 +228,9 @@ def _type_problems(raw: dict) -> list[str]:
     integer("patch", 1, MAX_SIDE)
     integer("temporal_unit", 1, MAX_SIDE)
     integer("steps", 1, MAX_STEPS)
+    integer("text_dim", 0, MAX_TEXT)
+    integer("text_tokens", 0, MAX_TEXT)
+    need("shift", _is_num(raw.get("shift")), "a number")
     integer("format_version", 0, 1 << 31)
     need("window", _int_list(raw.get("window"), 2, 1, MAX_SIDE), f"two integers in [1, {MAX_SIDE}]")
     need("noise_aug", _is_num(raw.get("noise_aug")), "a number")

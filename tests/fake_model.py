@@ -28,7 +28,7 @@ def fake_manifest(scale: int = 2, temporal_unit: int = 2, steps: int = 2, **extr
         "attention": "full",
         "codec": "pixel",
         "gvr_version": "test",
-        "format_version": 2,
+        "format_version": 3,
         **extra,
     }
 
@@ -44,7 +44,7 @@ def build_fake_onnx(
     """A fake two-graph model: ``path`` (the step graph, carrying the manifest) and its condition
     graph ``NAME.condition.onnx`` beside it (named and hashed in the manifest).
 
-    condition: ``cond = bilinear_up(lr)``; step: ``z_next = z_t + (t_next - t) * (z_t - cond) / t``,
+    condition: ``cond = bilinear_up(lr)`` to the size of ``hr_grid``; step: ``z_next = z_t + (t_next - t) * (z_t - cond) / t``,
     the Euler update of a velocity under which the sampler lands exactly on the bilinear upscale.
     ``manifest`` may be raw text (to write broken JSON); ``external_location`` stores the step
     graph's ``t_shape`` tensor as ONNX external data at that location (relative to the model's
@@ -90,11 +90,16 @@ def _condition_graph(scale: int, drift=None):
         helper.make_tensor_value_info("lr", TensorProto.FLOAT, dims_lr),
         helper.make_tensor_value_info("lr_noise", TensorProto.FLOAT, dims_lr),
         helper.make_tensor_value_info("noise_aug", TensorProto.FLOAT, ["B"]),
+        helper.make_tensor_value_info("hr_grid", TensorProto.FLOAT, ["B", 1, 1, "H", "W"]),
     ]
     output = helper.make_tensor_value_info("cond", TensorProto.FLOAT, dims_hr)
-    scales = helper.make_tensor("scales", TensorProto.FLOAT, [5], [1, 1, 1, scale, scale])
-    inits = [scales]
-    nodes = [helper.make_node("Resize", ["lr", "", "scales"], ["up" if drift else "cond"], mode="linear", coordinate_transformation_mode="half_pixel")]
+    inits = []
+    nodes = [  # sizes = (B, C, T) of lr, (H, W) of hr_grid: the output size rides in hr_grid's shape
+        helper.make_node("Shape", ["lr"], ["lr_shape"], end=3),
+        helper.make_node("Shape", ["hr_grid"], ["hr_shape"], start=3),
+        helper.make_node("Concat", ["lr_shape", "hr_shape"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["lr", "", "", "sizes"], ["up" if drift else "cond"], mode="linear", coordinate_transformation_mode="half_pixel"),
+    ]
     if drift:  # pixels p = (latent + 1) / 2: gain * p + offset is gain * latent + (gain + 2 * offset - 1)
         gain, offset = np.asarray(drift[0], np.float32), np.asarray(drift[1], np.float32)
         inits += [

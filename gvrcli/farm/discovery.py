@@ -4,7 +4,8 @@ Directories are walked recursively (``--no-recursive`` for one level) in sorted 
 worker sees the same list. Symbolic links are not followed unless asked: a link loop cannot hang
 the walk and a link pointing outside the input root cannot pull in files nobody meant to include.
 Hidden entries (names starting with ``.``) are skipped: the runtime's own partial and lock files
-are hidden, as are most tools' sidecars.
+are hidden, as are most tools' sidecars. So are prompt sidecars (``NAME.text.safetensors``,
+``gvrcli.inference.text``): they belong to the video beside them and are never inputs themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from gvrcli.errors import UsageError
 from gvrcli.farm.claims import LOCK_DIR_NAME
+from gvrcli.inference.text import is_sidecar
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _walk(root: Path, *, recursive: bool, follow_symlinks: bool, out_real: str |
         if entry is None:
             stack.pop()
             continue
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or is_sidecar(Path(entry.name)):
             continue
         link = entry.is_symlink()
         if link and not follow_symlinks:

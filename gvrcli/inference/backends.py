@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from models.manifest import CONDITION, STEP, ModelManifest
+from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 
 from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
 from gvrcli.inference.modelfile import graph_paths, read_manifest
@@ -401,8 +401,9 @@ def run_graph(model: LoadedModel, role: str, inputs: dict[str, np.ndarray], outp
 
 
 def check_model(model: LoadedModel, source: Path) -> None:
-    """Both graphs once on a small input before any video: a graph that disagrees with its manifest
-    (another scale, other channels) is a model error (exit 2), not a failure of every file."""
+    """Every graph once on a small input before any video: a graph that disagrees with its manifest
+    (another scale, other channels, another text width) is a model error (exit 2), not a failure
+    of every file."""
     m = model.manifest
     C, T, h, w, s = m.latent_channels, 1, m.patch * m.window[0], m.patch * m.window[1], m.scale
     rng = np.random.default_rng(0)
@@ -410,7 +411,13 @@ def check_model(model: LoadedModel, source: Path) -> None:
     level = np.array([m.noise_aug], dtype=np.float32)
     hr = (1, C, T, h * s, w * s)
     try:
-        conds = run_graph(model, CONDITION, {"lr": lr, "lr_noise": lr, "noise_aug": level}, {"cond": hr, **({"base": hr} if "base" in m.inputs else {})})
+        grid = np.zeros((1, 1, 1, *hr[-2:]), np.float32)
+        conds = run_graph(model, CONDITION, {"lr": lr, "lr_noise": lr, "noise_aug": level, "hr_grid": grid}, {"cond": hr, **({"base": hr} if "base" in m.inputs else {})})
+        if m.has_text:
+            dim = int(m.config["dim"])
+            prompt = rng.standard_normal((1, 2, m.text_dim), dtype=np.float32)
+            texts = run_graph(model, TEXT, {"prompt": prompt}, {"text": (1, 2, dim), "text_null": (1, m.text_tokens, dim)})
+            conds["text"] = texts["text_null"]
         z = rng.standard_normal(hr, dtype=np.float32)
         feeds = {"z_t": z, "t": np.array([1.0], np.float32), "t_next": np.array([0.5], np.float32), "noise_aug": level, **conds}
         out = run_graph(model, STEP, feeds, {"z_next": hr})["z_next"]

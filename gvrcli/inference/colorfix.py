@@ -38,21 +38,24 @@ def check_method(method: str) -> str:
     return method
 
 
-def _axis_weights(n_out: int, n_in: int, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices and weights along one axis: half-pixel centres, clamped at the edges."""
-    src = np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) / scale - 0.5, 0.0)
+def _axis_weights(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights along one axis: half-pixel centres, clamped at the edges. The
+    ratio is n_in / n_out, as PyTorch computes it for a given output size (at x2 and x4 exactly
+    its ``scale_factor`` path)."""
+    src = np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5, 0.0)
     i0 = np.minimum(np.floor(src).astype(np.intp), n_in - 1)
     i1 = np.minimum(i0 + 1, n_in - 1)
     return i0, i1, (src - i0).astype(np.float32)
 
 
-def bilinear_upsample(lr: np.ndarray, scale: int) -> np.ndarray:
-    """``lr`` (h, w, C) float in [0, 1] -> planar (C, s*h, s*w) float32, equal to PyTorch's
-    ``F.interpolate(scale_factor=s, mode="bilinear", align_corners=False)``."""
+def bilinear_upsample(lr: np.ndarray, scale: int | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+    """``lr`` (h, w, C) float in [0, 1] -> planar (C, H, W) float32, (H, W) = ``size`` or ``scale``
+    x (h, w); equal to PyTorch's ``F.interpolate(size=(H, W), mode="bilinear", align_corners=False)``."""
     h, w, _ = lr.shape
+    H, W = size if size is not None else (h * scale, w * scale)
     planar = np.ascontiguousarray(np.moveaxis(lr, -1, 0), dtype=np.float32)  # (C, h, w)
-    y0, y1, fy = _axis_weights(h * scale, h, scale)
-    x0, x1, fx = _axis_weights(w * scale, w, scale)
+    y0, y1, fy = _axis_weights(H, h)
+    x0, x1, fx = _axis_weights(W, w)
     rows = planar[:, y0]
     rows += (planar[:, y1] - rows) * fy[None, :, None]  # (C, H, w)
     out = rows[:, :, x0]
@@ -157,14 +160,13 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def color_fix(hr: np.ndarray, lr: np.ndarray, method: str, scale: int) -> np.ndarray:
-    """Fix planar HR frame ``hr`` (C, s*h, s*w) float32 in [0, 1] against LR frame ``lr`` (h, w, C)
-    [0, 1]; returns a frame of ``hr``'s layout in [0, 1] (``hr`` itself may be reused)."""
+def color_fix(hr: np.ndarray, lr: np.ndarray, method: str) -> np.ndarray:
+    """Fix planar HR frame ``hr`` (C, H, W) float32 in [0, 1], any size, against LR frame ``lr``
+    (h, w, C) [0, 1] upsampled to it; returns a frame of ``hr``'s layout in [0, 1] (``hr`` itself
+    may be reused)."""
     if method == "none":
         return hr
-    ref = bilinear_upsample(lr, scale)
-    if ref.shape != hr.shape:
-        raise ValueError(f"colour fix: HR frame {hr.shape} is not x{scale} of LR frame {lr.shape}")
+    ref = bilinear_upsample(lr, size=hr.shape[1:])
     if method == "wavelet":
         ref -= hr
         hr = hr + low_band(ref)

@@ -16,10 +16,21 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
   pixels: then every "frame" here is a latent frame (C, h, w), chunks count latent frames, tiles and
   overlaps are latent cells, and the output is HR latents, which the bundle's VAE decoder turns into
   pixels (``gvrcli.inference.cascade``).
+* Any output size (``--size``, ``--scale`` as a float): the condition graph interpolates to it. An
+  LR tile [y, y + th) maps to the output rows [round(y H / h), round((y + th) H / h)), so at a
+  non-integer ratio tiles meet on whole output pixels (each tile's own interpolation grid may sit
+  up to half an output pixel off the whole frame's; the ramps blend that away).
+* A model with a text path takes the video's prompt (``gvrcli.inference.text``): its text graph
+  runs once per video. Guidance (``--cfg S``, S != 1, with a prompt) runs the step graph twice per
+  step, null and prompt tokens, and combines the two results as the velocities combine
+  (``models.rectified_flow.guided``; the Euler update is affine in the velocity, so this is the
+  guided step). Two calls, not one batched call: the graphs are exported at batch 1, and a batch
+  of two holds twice the activations for a gain within noise on CPU (README, bench_cfg.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -29,12 +40,13 @@ from typing import Callable
 
 import numpy as np
 from models.codec import get_codec
-from models.manifest import CONDITION, STEP, ModelManifest
+from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 from models.rectified_flow import timesteps
 
 from gvrcli.inference.backends import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, LoadedModel
 from gvrcli.inference.memory import MemoryModel, plan_tiles, resident_mb
 from gvrcli.errors import Cancelled, GvrError, ModelError, UsageError
+from gvrcli.inference.text import PromptEmbeds
 from gvrcli.inference.tiling import ramp, window_starts
 
 
@@ -55,6 +67,11 @@ class EngineSettings:
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB  # the whole process's peak; 0 = auto
     jobs: int = 1  # files worked on at once, each with its own chunk (they share the budget)
+    scale: float = 2.0  # output / input, per side (the model's nominal ratio unless asked)
+    size: tuple[int, int] | None = None  # (width, height) of every output; overrides scale
+    size_multiple: tuple[int, int] = (1, 1)  # a scaled (width, height) is rounded down to these (chroma subsampling)
+    cfg: float = 1.0  # classifier-free guidance scale; 1 = none (one step-graph call per step)
+    shift: float = 1.0  # SD3 timestep shift of the schedule (the model's)
 
     @classmethod
     def from_manifest(cls, manifest: ModelManifest, **overrides) -> "EngineSettings":
@@ -66,6 +83,8 @@ class EngineSettings:
         settings = cls(
             steps=overrides.pop("steps", manifest.steps),
             noise_aug=overrides.pop("noise_aug", manifest.noise_aug),
+            scale=overrides.pop("scale", manifest.scale),
+            shift=manifest.shift,
             chunk_frames=overrides.pop("chunk_frames", 4 * unit),
             chunk_overlap=overrides.pop("chunk_overlap", unit),
             **overrides,
@@ -84,6 +103,22 @@ class EngineSettings:
             )
         if self.tile and not 0 <= self.tile_overlap < self.tile:
             raise UsageError(f"--tile {self.tile} must be larger than its overlap {self.tile_overlap}")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise UsageError(f"--scale must be a finite number > 0 (got {self.scale})")
+        if self.size is not None and min(self.size) < 1:
+            raise UsageError(f"--size {self.size[0]}x{self.size[1]}: both sides must be >= 1")
+        if not math.isfinite(self.cfg):
+            raise UsageError(f"--cfg must be a finite number (got {self.cfg})")
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(H, W) of the output for an input of ``height`` x ``width``: ``size`` exactly, else each
+        side x ``scale`` rounded to the nearest integer, then down to its ``size_multiple`` (an even
+        size for 4:2:0 output), at least one multiple."""
+        if self.size is not None:
+            return self.size[1], self.size[0]
+        mw, mh = self.size_multiple
+        fit = lambda n, m: max(m, int(n * self.scale + 0.5) // m * m)  # noqa: E731
+        return fit(height, mh), fit(width, mw)
 
 
 class FrameNoise:
@@ -154,21 +189,31 @@ class Upscaler:
         factor = getattr(model, "activation_factor", max(ACTIVATION_FACTOR.values()))
         fixed = getattr(model, "activation_fixed_mb", max(ACTIVATION_FIXED_MB.values()))
         self.memory = MemoryModel(self.scale, self.codec.channels, factor, fixed, resident_mb(), settings.jobs)
+        self.set_prompt(None)
 
     def frame_noise(self, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """(HR noise (C, s*h, s*w), LR noise (C, h, w)) for video frame ``index`` of LR size h x w."""
-        s = self.scale
-        return self.noise.frame(FrameNoise.HR, index, height * s, width * s), self.noise.frame(FrameNoise.LR, index, height, width)
+        """(HR noise (C, H, W), LR noise (C, h, w)) for video frame ``index`` of LR size h x w."""
+        H, W = self.settings.output_size(height, width)
+        return self.noise.frame(FrameNoise.HR, index, H, W), self.noise.frame(FrameNoise.LR, index, height, width)
 
-    def tile_size(self, frames: int, height: int, width: int) -> tuple[int, int]:
+    def set_prompt(self, prompt: PromptEmbeds | None) -> None:
+        """The prompt of the next video(s) (``gvrcli.inference.text``); None = no prompt (the null
+        embedding). Its text graph runs on first use, once per model."""
+        self.prompt, self._texts = prompt, {}
+
+    def tile_size(self, frames: int, height: int, width: int, area_ratio: float | None = None) -> tuple[int, int]:
         """LR tile (rows, cols): ``--tile``, else the grid ``gvrcli.inference.memory`` plans within
         the budget (the whole frame when it fits). A budget no tile can meet is said in the file's
-        warnings, and the smallest tile runs."""
+        warnings, and the smallest tile runs. ``area_ratio`` = output pixels per input pixel
+        (default: the settings' for this frame; any ratio, not only the model's scale)."""
         s = self.settings
         if s.tile:
             return min(s.tile, height), min(s.tile, width)
+        if area_ratio is None:
+            H, W = s.output_size(height, width)
+            area_ratio = H * W / (height * width)
         plan = plan_tiles(
-            self.memory, frames, height, width,
+            dataclasses.replace(self.memory, scale=math.sqrt(area_ratio)), frames, height, width,
             budget_mb=s.memory_budget_mb, overlap=s.tile_overlap, multiple=self.manifest.spatial_multiple,
         )
         self.plan = plan
@@ -184,10 +229,10 @@ class Upscaler:
 
     def upscale_chunk(self, lr: np.ndarray, first_frame: int) -> np.ndarray:
         """``lr`` (T, h, w, 3) float32 in [0, 1], whose first frame is video frame ``first_frame``;
-        returns (T, s*h, s*w, 3). The one-piece reference the streaming path is tested against."""
+        returns (T, H, W, 3). The one-piece reference the streaming path is tested against."""
         T, h, w, _ = lr.shape
-        s = self.scale
-        hr_noise = self.noise.draw(FrameNoise.HR, first_frame, T, h * s, w * s)  # (C, T, H, W)
+        H, W = self.settings.output_size(h, w)
+        hr_noise = self.noise.draw(FrameNoise.HR, first_frame, T, H, W)  # (C, T, H, W)
         lr_noise = self.noise.draw(FrameNoise.LR, first_frame, T, h, w)  # (C, T, h, w)
         frames = self.upscale_planar(np.ascontiguousarray(lr.transpose(3, 0, 1, 2)), lr_noise, hr_noise)
         return np.stack(frames).transpose(0, 2, 3, 1)  # (T, H, W, C)
@@ -199,26 +244,29 @@ class Upscaler:
         Planar is the model's layout; interleaving to RGB is left to the encoder's thread.
         """
         C, T, h, w = lr.shape
-        s = self.scale
-        th, tw = self.tile_size(T, h, w)
+        H, W = hr_noise.shape[-2:]
+        th, tw = self.tile_size(T, h, w, H * W / (h * w))
         ov = self.settings.tile_overlap
         ys, xs = window_starts(h, th, ov), window_starts(w, tw, ov)
         if len(ys) == 1 and len(xs) == 1:
             self._tile_started(1, 1, T)
             return self._sample(lr, lr_noise, hr_noise)
-        out = [np.zeros((C, h * s, w * s), dtype=np.float32) for _ in range(T)]
-        weight = np.zeros((h * s, w * s), dtype=np.float32)
+        out = [np.zeros((C, H, W), dtype=np.float32) for _ in range(T)]
+        weight = np.zeros((H, W), dtype=np.float32)
+        up_y = lambda v: (v * H + h // 2) // h  # noqa: E731  LR row -> output row, rounded (exact at integer ratios)
+        up_x = lambda v: (v * W + w // 2) // w  # noqa: E731
+        ov_y, ov_x, dead_y, dead_x = ov * H // h, ov * W // w, -(-H // h), -(-W // w)
         for i, y in enumerate(ys):
             for j, x in enumerate(xs):
                 self._tile_started(i * len(xs) + j + 1, len(ys) * len(xs), T)
-                Y, X = slice(y * s, (y + th) * s), slice(x * s, (x + tw) * s)
+                Y, X = slice(up_y(y), up_y(y + th)), slice(up_x(x), up_x(x + tw))
                 tile = self._sample(
                     np.ascontiguousarray(lr[:, :, y : y + th, x : x + tw]),
                     np.ascontiguousarray(lr_noise[:, :, y : y + th, x : x + tw]),
                     np.ascontiguousarray(hr_noise[:, :, Y, X]),
                 )
-                wy = ramp(th * s, (y > 0) * ov * s, (y + th < h) * ov * s, dead=s)
-                wx = ramp(tw * s, (x > 0) * ov * s, (x + tw < w) * ov * s, dead=s)
+                wy = ramp(Y.stop - Y.start, (y > 0) * ov_y, (y + th < h) * ov_y, dead=dead_y)
+                wx = ramp(X.stop - X.start, (x > 0) * ov_x, (x + tw < w) * ov_x, dead=dead_x)
                 w2 = wy[:, None] * wx[None, :]  # (TH, TW)
                 for frame, part in zip(out, tile):
                     part *= w2
@@ -270,7 +318,10 @@ class Upscaler:
 
     def _integrate(self, model: LoadedModel, lr: np.ndarray, lr_noise: np.ndarray, z: np.ndarray) -> np.ndarray:
         """The condition graph once, then ``steps`` step graphs ping-ponging between ``z`` and one
-        reused buffer; returns the final latent (1, C, T, H, W) (one of the two buffers)."""
+        reused buffer; returns the final latent (1, C, T, H, W) (one of the two buffers).
+
+        Guided (a prompt and cfg != 1): each step runs twice, with the null tokens into the target
+        buffer and with the prompt's into a third, then target += cfg * (third - target)."""
         m = model.manifest
         lat = (lr if self.latent else self.codec.encode(lr))[None]  # (1, C, T, h, w)
         lr_noise = lr_noise[None]
@@ -280,21 +331,48 @@ class Upscaler:
         level = self._buffer("noise_aug", (1,))
         level[0] = self.settings.noise_aug
         t, t_next = self._buffer("t", (1,)), self._buffer("t_next", (1,))
+        hr_grid = self._buffer("hr_grid", (1, 1, 1, *z.shape[-2:]))  # its shape is the output size
         self._check_cancel()
-        self._timed(model.bind(CONDITION, {"lr": lat, "lr_noise": lr_noise, "noise_aug": level}, conds))
+        self._timed(model.bind(CONDITION, {"lr": lat, "lr_noise": lr_noise, "noise_aug": level, "hr_grid": hr_grid}, conds))
         shared = {"t": t, "t_next": t_next, "noise_aug": level, **conds}
+        texts = self._text_tokens(model) if m.has_text else [{}]  # [null, prompt] when guided
+        guided = self._buffer("z_guided", z.shape) if len(texts) == 2 else None
         ping_pong = [  # step k reads z_t from one buffer and writes z_next into the other
-            model.bind(STEP, {"z_t": z, **shared}, {"z_next": other}),
-            model.bind(STEP, {"z_t": other, **shared}, {"z_next": z}),
+            [model.bind(STEP, {"z_t": src, **shared, **text}, {"z_next": out}) for text, out in zip(texts, (dst, guided))]
+            for src, dst in ((z, other), (other, z))
         ]
-        ts = timesteps(self.settings.steps)
+        ts = timesteps(self.settings.steps, self.settings.shift)
         for k, (now, then) in enumerate(zip(ts[:-1], ts[1:])):
             t[0], t_next[0] = now, then  # bound by address: the runtime reads them in place
             self._check_cancel()
-            self.step_seconds.append(self._timed(ping_pong[k % 2]))
+            self.step_seconds.append(sum(self._timed(bound) for bound in ping_pong[k % 2]))
+            if guided is not None:  # z_null + cfg * (z_prompt - z_null), in place
+                target = other if k % 2 == 0 else z
+                guided -= target
+                guided *= np.float32(self.settings.cfg)
+                target += guided
             if self.on_step is not None:
                 self.on_step(k + 1, self.settings.steps)
         return other if self.settings.steps % 2 else z
+
+    def _text_tokens(self, model: LoadedModel) -> list[dict[str, np.ndarray]]:
+        """The step's ``text`` input(s) for this model and prompt: [prompt or null], or [null,
+        prompt] when guided. The text graph runs once per model and prompt (``set_prompt``)."""
+        key = id(model)
+        if key not in self._texts:
+            m = model.manifest
+            N, dim = m.text_tokens, int(m.config["dim"])
+            prompt = self.prompt.tokens[None] if self.prompt is not None else np.zeros((1, 1, m.text_dim), np.float32)
+            L = prompt.shape[1]
+            out = {"text": np.empty((1, L, dim), np.float32), "text_null": np.empty((1, N, dim), np.float32)}
+            self._timed(model.bind(TEXT, {"prompt": np.ascontiguousarray(prompt)}, out))
+            null = out["text_null"]
+            if self.prompt is None:
+                self._texts[key] = [{"text": null}]
+            else:  # the projection is per token: pad the prompt's tokens with the null's after them
+                text = np.ascontiguousarray(np.concatenate([out["text"], null[:, L:]], axis=1))
+                self._texts[key] = [{"text": null}, {"text": text}] if self.settings.cfg != 1.0 else [{"text": text}]
+        return self._texts[key]
 
     def _timed(self, bound) -> float:
         started = time.perf_counter()

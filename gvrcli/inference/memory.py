@@ -77,7 +77,7 @@ class MemoryPlan:
 class MemoryModel:
     """What one chunk costs, in MiB, for a model of ``channels`` latent channels upscaling x``scale``."""
 
-    scale: int
+    scale: float  # output / input per side (any ratio; the engine passes the frame's)
     channels: int
     factor: float  # the backend's activation factor
     fixed_model_mb: float  # and the fixed part of its working set

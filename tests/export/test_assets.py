@@ -24,11 +24,12 @@ def test_shipped_default_is_a_dynamic_fused_export_of_tiny(scale):
     assert manifest.scale == scale and manifest.dynamic and manifest.precision == "fp32"
     assert manifest.config == {**tiny.config.to_dict(), "window": list(tiny.config.window)}
     assert manifest.weights_sha256 == models.weights_sha256(tiny), "stale asset: rerun python -m export.assets"
-    assert manifest.format_version == 2 and manifest.steps == 1, "step-independent: the fewest steps"
+    assert manifest.format_version == 3 and manifest.steps == 1, "step-independent: the fewest steps"
+    assert not manifest.has_text and manifest.shift == 1.0, "the default stays tiny: no text path, uniform schedule"
     assert set(graph_paths(path, manifest)) == {"condition", "step"}
     assert onnx_op_counts(path)["Attention"] == tiny.config.depth
     # The untrained default's output does not depend on its random trunk (zero head): any build matches.
-    spec = DenoiserSpec(3, scale)
+    spec = DenoiserSpec.of(tiny.config)
     for role, file in graph_files("onnx", path).items():
         feed = spec.dummy_inputs(role, 3, 12, 20, seed=2)
         for got, want in zip(OrtBackend(file).run(feed), TorchBackend(graph_module(tiny, role)).run(feed)):

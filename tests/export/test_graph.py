@@ -17,9 +17,9 @@ from export.graph_checks import (
 def test_one_fused_attention_node_per_attention_call(dynamic_onnx, small_model):
     counts = onnx_op_counts(dynamic_onnx.path)
     print(dict(counts))
-    depth = small_model.config.depth  # one attention call per block
-    assert counts["Attention"] == depth == dynamic_onnx.fused_attention_nodes == dynamic_onnx.attention_calls
-    assert counts["TopK"] == depth  # routing, once per block
+    depth = small_model.config.depth  # per block: 2D spatial, 3D, text cross-attention
+    assert counts["Attention"] == 3 * depth == dynamic_onnx.fused_attention_nodes == dynamic_onnx.attention_calls
+    assert counts["TopK"] == 2 * depth  # routing, once per self-attention
     assert counts["Gather"] >= depth  # chosen units' keys/values
     assert counts["Softmax"] == 0
     assert onnx_softmax_chains(dynamic_onnx.path) == 0
@@ -27,7 +27,7 @@ def test_one_fused_attention_node_per_attention_call(dynamic_onnx, small_model):
 
 def test_unfused_fallback_is_explicit_and_really_unfused(static_unfused_onnx, small_model):
     assert onnx_fused_attention_nodes(static_unfused_onnx.path) == 0
-    assert onnx_softmax_chains(static_unfused_onnx.path) == small_model.config.depth
+    assert onnx_softmax_chains(static_unfused_onnx.path) == static_unfused_onnx.attention_calls == 3 * small_model.config.depth
     assert static_unfused_onnx.manifest.extra["attention_form"] == "unfused"
 
 
@@ -36,15 +36,20 @@ def test_graph_inputs_are_dynamic_in_time_and_space(dynamic_onnx):
 
     step = onnx.load(str(dynamic_onnx.path))
     condition = onnx.load(str(dynamic_onnx.path.with_name("dynamic.condition.onnx")))
+    text = onnx.load(str(dynamic_onnx.path.with_name("dynamic.text.onnx")))
     for proto, inputs, outputs in (
-        (step, ["z_t", "t", "t_next", "cond", "noise_aug", "base"], ["z_next"]),
-        (condition, ["lr", "lr_noise", "noise_aug"], ["cond", "base"]),
+        (step, ["z_t", "t", "t_next", "cond", "noise_aug", "base", "text"], ["z_next"]),
+        (condition, ["lr", "lr_noise", "noise_aug", "hr_grid"], ["cond", "base"]),
+        (text, ["prompt"], ["text", "text_null"]),
     ):
         dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
         assert [i.name for i in proto.graph.input] == inputs
         assert [o.name for o in proto.graph.output] == outputs
-        for name in set(inputs) - {"t", "t_next", "noise_aug"}:
-            assert all(isinstance(d, str) for d in dims[name][2:]), dims
+        for name in set(inputs) - {"t", "t_next", "noise_aug", "text", "prompt"}:
+            axes = dims[name][-2:] if name == "hr_grid" else dims[name][2:]  # hr_grid: (1, 1, 1, H, W)
+            assert all(isinstance(d, str) for d in axes), dims
+    assert isinstance(dims["prompt"][1], str)  # any prompt length; the step's text is padded to text_tokens
+    assert [d.dim_value for d in step.graph.input[-1].type.tensor_type.shape.dim] == [1, 8, 32]
 
 
 def test_the_condition_is_not_in_the_step_graph(dynamic_onnx):
@@ -77,7 +82,7 @@ def test_no_tensor_is_tokens_by_tokens(dynamic_onnx, small_model):
     from export.spec import DenoiserSpec
 
     T, h, w = 6, 18, 26
-    feed = DenoiserSpec(3, 2).dummy_inputs("step", T, h, w)
+    feed = DenoiserSpec.of(small_model.config).dummy_inputs("step", T, h, w)
     values, proto = _all_intermediates(dynamic_onnx.path, feed)
     cfg = small_model.config
     tokens_h, tokens_w = -(-2 * h // cfg.patch), -(-2 * w // cfg.patch)
@@ -85,10 +90,16 @@ def test_no_tensor_is_tokens_by_tokens(dynamic_onnx, small_model):
     big = {k: v.shape for k, v in values.items() if v.ndim >= 2 and min(v.shape[-2:]) >= unit_tokens}
     assert not big, f"tensors as large as tokens x tokens ({unit_tokens}): {big}"
     window, head_dim = cfg.window[0] * cfg.window[1], cfg.dim // cfg.heads
+    cross = 0
     for node in (n for n in proto.graph.node if n.op_type == "Attention"):
         assert len([i for i in node.input if i]) == 3, "the fused node takes no mask: the key bias rides in q/k"
         q, k = values[node.input[0]], values[node.input[1]]
+        if k.shape[-2] == cfg.text_tokens:  # cross-attention: every token of the clip against the prompt's
+            cross += 1
+            assert q.shape[-2:] == (T * tokens_h * tokens_w, head_dim + 1), q.shape
+            continue
         assert q.shape[-2:] == (window, head_dim + 1) and k.shape[-2:] == ((1 + cfg.topk) * window, head_dim + 1), (q.shape, k.shape)
+    assert cross == cfg.depth
 
 
 def test_openvino_compiled_model_keeps_attention_fused(openvino_ir, dynamic_onnx, small_model):
@@ -100,9 +111,9 @@ def test_openvino_compiled_model_keeps_attention_fused(openvino_ir, dynamic_onnx
         compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         kernels = openvino_attention_kernels(compiled, model)
         print(path.name, kernels)
-        assert sum(kernels.values()) == small_model.config.depth, kernels
+        assert sum(kernels.values()) == openvino_ir.attention_calls == 3 * small_model.config.depth, kernels
         assert openvino_unfused_softmax(compiled) == 0
-    assert openvino_ir.fused_attention_nodes == small_model.config.depth  # ScaledDotProductAttention ops in the IR
+    assert openvino_ir.fused_attention_nodes == openvino_ir.attention_calls  # ScaledDotProductAttention ops in the IR
 
 
 def test_window_of_mask_is_independent_of_clip_size(dynamic_onnx):

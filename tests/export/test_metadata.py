@@ -36,11 +36,13 @@ def test_companion_graphs_are_named_and_hashed(dynamic_onnx, openvino_ir):
 
     for main in (dynamic_onnx.path, openvino_ir.path / "ir.xml"):
         m = read_manifest(main)
-        assert m.format_version == 2 and set(m.graphs) == {"condition"}
-        companion = main.with_name(m.graphs["condition"]["file"])
-        assert companion.name == main.stem + ".condition" + main.suffix
-        assert graph_sha256(companion) == m.graphs["condition"]["sha256"]
-    assert dynamic_onnx.path.with_name("dynamic.condition.onnx") in dynamic_onnx.files
+        assert m.format_version == 3 and set(m.graphs) == {"condition", "text"}
+        assert (m.text_dim, m.text_tokens, m.shift) == (32, 8, 1.0)
+        for role in m.graphs:
+            companion = main.with_name(m.graphs[role]["file"])
+            assert companion.name == main.stem + f".{role}" + main.suffix
+            assert graph_sha256(companion) == m.graphs[role]["sha256"]
+    assert {dynamic_onnx.path.with_name(f"dynamic.{role}.onnx") for role in ("condition", "text")} <= set(dynamic_onnx.files)
 
 
 

@@ -71,3 +71,69 @@ def test_gvr_export_without_the_export_extra_says_what_to_install(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gvr: error:") and "pip install" in lines[0] and "torch" in lines[0], lines
     assert not (tmp_path / "m.onnx").exists()
+
+
+# ---- the paper's conditioning: prompt sidecars, guidance, any output size ------------------------
+
+
+def _frames(path: Path) -> list:
+    import numpy as np
+
+    with av.open(str(path)) as c:
+        return [np.asarray(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def prompted_runs(dynamic_onnx, tmp_path_factory):
+    """The shared export (text path: 8 tokens of 32-wide embeddings) over one folder, three times,
+    lossless, at ``--size 200x134`` from 96x64: guidance 1, guidance 3, guidance 3 again. The folder
+    holds a clip without a sidecar, the same clip with one, and a clip whose sidecar is too narrow."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from gvrcli.batch import UpscaleOptions, upscale
+
+    root = tmp_path_factory.mktemp("prompted")
+    src = root / "in"
+    for name in ("plain", "prompted", "broken"):
+        write_video(src / f"{name}.mp4", frames=3, size=(96, 64))
+    rng = np.random.default_rng(0)
+    save_file({"prompt_embeds": rng.standard_normal((5, 32)).astype(np.float32)}, str(src / "prompted.text.safetensors"))
+    save_file({"prompt_embeds": rng.standard_normal((5, 31)).astype(np.float32)}, str(src / "broken.text.safetensors"))
+    runs = {}
+    for key, cfg in (("cfg1", 1.0), ("cfg3", 3.0), ("cfg3-again", 3.0)):
+        opts = UpscaleOptions(output_dir=root / key, model=dynamic_onnx.path, codec="ffv1", size=(200, 134), cfg=cfg, threads=2)
+        runs[key] = upscale([src], opts)
+    return root, runs
+
+
+def test_a_bad_sidecar_fails_its_video_in_one_line_and_the_batch_goes_on(prompted_runs):
+    root, runs = prompted_runs
+    for report in runs.values():
+        by_name = {f.source.name: f for f in report.files}
+        assert sorted(by_name) == ["broken.mp4", "plain.mp4", "prompted.mp4"], "a sidecar is never an input"
+        assert by_name["plain.mp4"].status == by_name["prompted.mp4"].status == "done"
+        failed = by_name["broken.mp4"]
+        assert failed.status == "failed" and "\n" not in failed.reason
+        assert "broken.text.safetensors" in failed.reason and "(5, 31)" in failed.reason and "32" in failed.reason
+        assert not (report.files[0].output.parent / "broken.mkv").exists()
+        assert by_name["prompted.mp4"].extra["prompt"].endswith("prompted.text.safetensors")
+
+
+def test_every_output_frame_is_exactly_the_size_asked_for(prompted_runs):
+    root, _ = prompted_runs
+    for out in sorted(root.glob("cfg*/*.mkv")):
+        frames = _frames(out)
+        assert len(frames) == 3 and all(f.shape == (134, 200, 3) for f in frames), out
+
+
+def test_the_prompt_and_the_guidance_scale_change_the_output_and_a_rerun_does_not(prompted_runs):
+    import numpy as np
+
+    root, _ = prompted_runs
+    out = {(run, name): _frames(root / run / f"{name}.mkv") for run in ("cfg1", "cfg3", "cfg3-again") for name in ("plain", "prompted")}
+    differ = lambda a, b: any(not np.array_equal(x, y) for x, y in zip(out[a], out[b]))  # noqa: E731
+    assert differ(("cfg1", "plain"), ("cfg1", "prompted")), "a sidecar changes the output"
+    assert differ(("cfg1", "prompted"), ("cfg3", "prompted")), "--cfg 3 differs from --cfg 1"
+    assert not differ(("cfg3", "prompted"), ("cfg3-again", "prompted")), "a rerun is bit-identical"
+    assert not differ(("cfg1", "plain"), ("cfg3", "plain")), "without a prompt, guidance has nothing to do"

@@ -21,7 +21,8 @@ def test_dynamic_onnx_matches_pytorch_on_ort_and_openvino(dynamic_onnx, small_mo
     kinds = [OrtBackend, OpenVINOBackend] + ([lambda p: OrtBackend(p, "CUDAExecutionProvider")] if cuda_usable() else [])
     report = compare(small_model, _backends("onnx", dynamic_onnx.path, *kinds), VERIFY_SHAPES, seed=5)
     _show(report)
-    assert report.ok and len(report.checks) == len(kinds) * 2 * 2  # backends x shapes x graphs
+    assert report.ok and len(report.checks) == len(kinds) * 2 * 3  # backends x shapes x graphs (text, condition, step)
+    assert {c.backend.split()[-1] for c in report.checks} == {"text", "condition", "step"}
     assert all(c.rel_l2 <= TOLERANCE["fp32"] for c in report.checks)
 
 
@@ -68,3 +69,17 @@ def test_int8_exports_stay_within_their_stated_tolerance(small_model, tmp_path):
         assert report.ok and all(c.tolerance == TOLERANCE["int8"] for c in report.checks)
         step = [c for c in report.checks if c.backend.endswith("step")]
         assert step and all(c.rel_l2 > 1e-6 for c in step), "really quantised"
+
+
+def test_the_runtime_pads_a_short_prompt_as_the_network_does(dynamic_onnx, small_model):
+    """The text graph projects per token, so padding its output with text_null's rows (the runtime)
+    equals projecting the prompt padded with the null embedding (``SimpleGVR.prompt_tokens``)."""
+    import numpy as np
+    import torch
+
+    prompt = np.random.default_rng(4).standard_normal((1, 3, 32)).astype(np.float32)
+    text, null = OrtBackend(graph_files("onnx", dynamic_onnx.path)["text"]).run({"prompt": prompt})
+    padded = np.concatenate([text, null[:, 3:]], axis=1)
+    with torch.no_grad():
+        want = small_model.prompt_tokens(torch.from_numpy(prompt)).numpy()
+    assert padded.shape == want.shape == (1, 8, 32) and np.abs(padded - want).max() < 1e-5

@@ -102,7 +102,7 @@ def test_exit_2_for_usage_and_model_errors_before_any_video(gvr_cmd, cli_env, tm
     elif case == "missing":
         model = tmp_path / "nope.onnx"
     elif case == "scale":
-        extra = ["--scale", "4"]
+        extra = ["--scale", "0"]
     elif case == "out-in-in":
         out = tmp_path / "in" / "out"
     elif case == "shard":

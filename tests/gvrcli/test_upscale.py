@@ -124,8 +124,12 @@ def test_model_and_option_errors_come_before_any_video(tmp_path, fake_model):
     bad.write_text("not a model")
     with pytest.raises(ModelError, match="bad.onnx"):
         upscale([tmp_path / "in"], UpscaleOptions(output_dir=tmp_path / "out", model=bad))
-    with pytest.raises(UsageError, match="scale"):
-        upscale([tmp_path / "in"], UpscaleOptions(output_dir=tmp_path / "out", model=fake_model, scale=4))
+    with pytest.raises(UsageError, match="scale"):  # any ratio runs (x4 on an x2 model too); not zero
+        upscale([tmp_path / "in"], UpscaleOptions(output_dir=tmp_path / "out", model=fake_model, scale=0))
+    with pytest.raises(UsageError, match="even|multiple of 2x2"):  # 4:2:0 output: odd sides refused before any video
+        upscale([tmp_path / "in"], UpscaleOptions(output_dir=tmp_path / "out", model=fake_model, size=(201, 134)))
+    with pytest.raises(UsageError, match="not both"):
+        upscale([tmp_path / "in"], UpscaleOptions(output_dir=tmp_path / "out", model=fake_model, size=(200, 134), scale=2.0))
     with pytest.raises(UsageError, match="codec"):
         upscale([tmp_path / "in"], UpscaleOptions(output_dir=tmp_path / "out", model=fake_model, codec="mjpeg2000"))
     assert not (tmp_path / "out").exists()

@@ -55,3 +55,32 @@ def test_euler_sampler_recovers_x0_from_exact_velocity():
     assert np.allclose(out, x0)
     with pytest.raises(ValueError):
         timesteps(0)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(text_dim=32, text_tokens=8), "'text' is missing"),  # a text path needs its text graph
+        (dict(text_dim=32, text_tokens=0), "both be positive"),
+        (dict(shift=0.0), "shift"),
+        (dict(text_dim=32, text_tokens=8, graphs={**_manifest().graphs, "text": {"file": "m.text.onnx", "sha256": "cd" * 32}}), "width"),
+    ],
+)
+def test_refuses_an_inconsistent_text_path_or_schedule(fields, message):
+    with pytest.raises(ManifestError, match=message):
+        ModelManifest.from_json(_manifest(**fields).to_json(), source="m.onnx")
+
+
+def test_a_text_model_steps_on_its_prompt_tokens():
+    text = {"file": "m.text.onnx", "sha256": "cd" * 32}
+    m = _manifest(text_dim=32, text_tokens=8, config={**_manifest().config, "dim": 64}, graphs={**_manifest().graphs, "text": text})
+    assert ModelManifest.from_json(m.to_json()) == m
+    assert m.inputs[-1] == "text" and "text" not in _manifest().inputs
+
+
+def test_shifted_schedule_spends_more_steps_at_high_noise():
+    uniform, shifted = timesteps(4), timesteps(4, shift=3.0)
+    assert timesteps(4, shift=1.0) == uniform
+    assert shifted[0] == 1.0 and shifted[-1] == 0.0 and shifted == sorted(shifted, reverse=True)
+    assert all(s > u for s, u in zip(shifted[1:-1], uniform[1:-1]))
+    assert shifted[2] == pytest.approx(0.75)  # 3 * 0.5 / (1 + 2 * 0.5)

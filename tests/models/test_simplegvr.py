@@ -107,3 +107,46 @@ def test_untrained_default_is_step_independent_so_it_runs_one_step():
     lr = torch.rand(1, 3, 6, 27, 48)
     one, four = model.upscale(lr, steps=1, seed=3), model.upscale(lr, steps=4, seed=3)
     assert (one - four).abs().max() < 1e-5
+
+
+# ---- the paper's block and conditioning ----------------------------------------------------------
+
+PAPER_BLOCK = dict(depth=2, dim=32, heads=2, window=(3, 4), temporal_unit=3, spatial_attention=True, text_dim=16, text_tokens=6)
+
+
+def test_any_output_size_and_an_integer_one_is_the_nominal_scale():
+    model = init_random_(models.build_model("tiny", **PAPER_BLOCK), seed=2)
+    lr = torch.rand(1, 3, 4, 13, 18)
+    assert model.upscale(lr, steps=1, size=(29, 50)).shape == (1, 3, 4, 29, 50)  # x2.23 by x2.78
+    assert torch.equal(model.upscale(lr, steps=2, size=(26, 36)), model.upscale(lr, steps=2))
+
+
+def test_the_prompt_the_null_embedding_and_guidance():
+    model = init_random_(models.build_model("tiny", **PAPER_BLOCK), seed=2)
+    lr, prompt = torch.rand(1, 3, 4, 13, 18), torch.randn(1, 4, 16)
+    none = model.upscale(lr, steps=2)
+    assert torch.equal(none, model.upscale(lr, steps=2, prompt=model.null_text[None]))  # "no prompt" is the null embedding
+    assert not torch.equal(none, model.upscale(lr, steps=2, prompt=prompt))
+    assert torch.equal(model.upscale(lr, steps=2, prompt=prompt), model.upscale(lr, steps=2, prompt=prompt, cfg=1.0))
+    assert not torch.equal(model.upscale(lr, steps=2, prompt=prompt), model.upscale(lr, steps=2, prompt=prompt, cfg=3.0))
+    # A longer prompt loses its tail; a shorter one is padded with the null rows after it.
+    long = torch.randn(1, 9, 16)
+    assert torch.equal(model.prompt_tokens(long), model.prompt_tokens(long[:, :6]))
+    assert torch.equal(model.prompt_tokens(prompt), model.prompt_tokens(torch.cat([prompt, model.null_text[None, 4:]], 1)))
+
+
+def test_the_paper_block_has_its_sub_layers_and_tiny_stays_plain():
+    block = models.build_model("tiny", **PAPER_BLOCK).blocks[0]
+    assert block.spatial.temporal_unit == 1 and block.spatial.window == block.attn.window  # per frame, same windows
+    assert block.cross.heads == 2 and block.adaLN[1].out_features == 9 * 32
+    tiny = models.build_model("tiny").blocks[0]
+    assert not hasattr(tiny, "spatial") and not hasattr(tiny, "cross") and tiny.adaLN[1].out_features == 6 * 64
+    assert models.PRESETS["base"]["text_dim"] and models.PRESETS["base"]["spatial_attention"]
+
+
+def test_spatial_and_text_cost_grows_linearly_with_area():
+    from models.flops import layer_shares
+
+    small, large = (layer_shares("tiny", hw, **PAPER_BLOCK) for hw in ((72, 96), (144, 192)))
+    for layer in ("spatial", "text"):
+        assert 3.5 < large[layer] / small[layer] < 4.5, layer  # 4x the pixels, ~4x the FLOPs

@@ -40,9 +40,10 @@ BAD_MODELS = {
         lambda m, d: build_fake_onnx(d / "c.onnx", manifest=fake_manifest(config={"scale": 4})), "scale"),
     "manifest-newer-format": (
         lambda m, d: build_fake_onnx(d / "v.onnx", manifest=fake_manifest(format_version=99)), "version"),
-    "manifest-scale-vs-graph": (
-        # The manifest says x4, the graph upscales x2: a model that lies about itself.
-        lambda m, d: build_fake_onnx(d / "lie.onnx", scale=2, manifest=fake_manifest(scale=4)), "scale"),
+    "manifest-channels-vs-graph": (
+        # The manifest says 4 latent channels, the graphs take 3: a model that lies about itself.
+        # (Its scale it cannot lie about: the output size is a graph input, any ratio runs.)
+        lambda m, d: build_fake_onnx(d / "lie.onnx", manifest=fake_manifest(latent_channels=4)), "manifest"),
     "external-data-outside": (
         lambda m, d: build_fake_onnx(d / "m" / "ext.onnx", external_location="../secret.bin"), "outside"),
     "external-data-absolute": (
@@ -191,8 +192,9 @@ def _drop_external(model):
 
 # name -> (extra args, how to make the output dir, word in the error)
 BAD_OPTIONS = {
-    "scale-not-supported-by-model": (["--scale", "4"], None, "scale"),
-    "scale-3": (["--scale", "3"], None, "scale"),
+    "scale-zero": (["--scale", "0"], None, "scale"),
+    "size-odd-for-4:2:0": (["--size", "201x134"], None, "size"),
+    "size-malformed": (["--size", "200by134"], None, "size"),
     "output-inside-input": ([], "inside", "input directory"),
     "output-is-the-input": ([], "same", "input directory"),
     "output-is-a-file": ([], "file", "not a directory"),

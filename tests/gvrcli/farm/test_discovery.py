@@ -30,6 +30,11 @@ def test_walk_is_recursive_sorted_and_skips_hidden(tmp_path):
     assert rels(find_candidates([tmp_path], recursive=False)) == ["a.mov", "b.mp4"]
 
 
+def test_walk_passes_over_prompt_sidecars(tmp_path):
+    touch(tmp_path, "a.mp4", "a.text.safetensors", "shots/b.mp4", "shots/b.text.safetensors", "latents.safetensors")
+    assert rels(find_candidates([tmp_path])) == ["a.mp4", "latents.safetensors", "shots/b.mp4"]
+
+
 def test_include_and_exclude_globs_match_at_any_depth(tmp_path):
     touch(tmp_path, "a.mp4", "a.mov", "shots/b.mp4", "shots/proxy/c.mp4")
     assert rels(find_candidates([tmp_path], include=("*.mp4",))) == ["a.mp4", "shots/b.mp4", "shots/proxy/c.mp4"]

@@ -27,7 +27,7 @@ def upscale_step(model, seed=0, **shape):
     """The condition graph, then one step on it: (cond, z_next)."""
     lr, step = inputs(seed, **shape)
     hr = step["z_t"].shape
-    cond = run_graph(model, "condition", lr, {"cond": hr})["cond"]
+    cond = run_graph(model, "condition", {**lr, "hr_grid": np.zeros((1, 1, 1, *hr[-2:]), np.float32)}, {"cond": hr})["cond"]
     return cond, run_graph(model, "step", {**step, "cond": cond, "noise_aug": lr["noise_aug"]}, {"z_next": hr})["z_next"]
 
 
@@ -204,7 +204,9 @@ def test_openvino_ir_upscales_a_video_like_onnx_runtime(tmp_path, fake_model, op
 def test_a_graph_that_disagrees_with_its_manifest_is_refused_before_any_video(tmp_path):
     from gvrcli.inference.backends import check_model
 
-    liar = build_fake_onnx(tmp_path / "liar.onnx", scale=4, manifest=fake_manifest(scale=2))  # graph x4, manifest x2
+    # The output size is an input (any ratio), so a graph can no longer lie about its scale; it can
+    # about its channels: graphs of 3, manifest of 4.
+    liar = build_fake_onnx(tmp_path / "liar.onnx", manifest=fake_manifest(latent_channels=4))
     for backend in (OrtBackend(liar, provider="cpu"), OpenVinoBackend(liar, device="CPU")):
         with pytest.raises(ModelError, match="do not match its manifest"):
             check_model(backend.load(), liar)

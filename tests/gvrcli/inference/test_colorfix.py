@@ -49,7 +49,7 @@ def test_an_exact_upscale_is_left_alone(method):
     """The untrained default's output is the bilinear upsample: no method changes it visibly."""
     for lr in _frames():
         ref = bilinear_upsample(lr, 2)
-        out = color_fix(ref.copy(), lr, method, 2)
+        out = color_fix(ref.copy(), lr, method)
         assert np.abs(out - ref).max() < 2e-3  # well under one 8-bit code value (3.9e-3)
 
 
@@ -61,7 +61,7 @@ def _cast(ref):
 def test_adain_matches_channel_statistics():
     for lr in _frames():
         ref = bilinear_upsample(lr, 2)
-        out = color_fix(_cast(ref), lr, "adain", 2)
+        out = color_fix(_cast(ref), lr, "adain")
         np.testing.assert_allclose(out.mean(axis=(1, 2)), ref.mean(axis=(1, 2)), atol=2e-3)
         np.testing.assert_allclose(out.std(axis=(1, 2)), ref.std(axis=(1, 2)), atol=2e-3)
 
@@ -69,7 +69,7 @@ def test_adain_matches_channel_statistics():
 def test_lab_matches_lab_statistics():
     for lr in _frames():
         ref = bilinear_upsample(lr, 2)
-        out = color_fix(_cast(ref), lr, "lab", 2)
+        out = color_fix(_cast(ref), lr, "lab")
         got, want = rgb_to_lab(out), rgb_to_lab(ref)
         np.testing.assert_allclose(got.mean(axis=(1, 2)), want.mean(axis=(1, 2)), atol=1.0)  # L in 0..100; ~1 = a just-noticeable difference
         np.testing.assert_allclose(got.std(axis=(1, 2)), want.std(axis=(1, 2)), rtol=0.03)  # out-of-gamut values are clipped
@@ -81,7 +81,7 @@ def test_wavelet_takes_low_band_from_the_reference_and_keeps_high_band():
     for lr in _frames():
         ref = bilinear_upsample(lr, 2)
         detail = 0.05 * rng.standard_normal(ref.shape).astype(np.float32)
-        out = color_fix(np.clip(_cast(ref) + detail, 0, 1), lr, "wavelet", 2)
+        out = color_fix(np.clip(_cast(ref) + detail, 0, 1), lr, "wavelet")
         np.testing.assert_allclose(low_band(out), low_band(ref), atol=0.02)
         high = lambda x: x - low_band(x)  # noqa: E731
         assert np.corrcoef(high(out - ref).ravel(), high(detail).ravel())[0, 1] > 0.8  # the output's own detail stays
@@ -89,7 +89,7 @@ def test_wavelet_takes_low_band_from_the_reference_and_keeps_high_band():
 
 def test_unknown_method_is_a_usage_error():
     with pytest.raises(UsageError, match="--color-fix"):
-        color_fix(np.zeros((3, 4, 4), np.float32), np.zeros((2, 2, 3), np.float32), "hsv", 2)
+        color_fix(np.zeros((3, 4, 4), np.float32), np.zeros((2, 2, 3), np.float32), "hsv")
 
 
 # ---- in the runtime --------------------------------------------------------------------------

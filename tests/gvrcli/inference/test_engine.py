@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from conftest import bilinear_up, fake_manifest, pattern
 
+from gvrcli.inference.colorfix import bilinear_upsample
 from gvrcli.inference.engine import EngineSettings, FrameNoise, StreamingUpscaler, Upscaler
+from gvrcli.inference.text import PromptEmbeds
 from gvrcli.inference.tiling import ramp, window_starts
 from models.manifest import ModelManifest
 from types import SimpleNamespace
@@ -29,14 +31,18 @@ class BilinearModel:
         self.manifest = ModelManifest.from_json(json.dumps(manifest))
         self.calls = []  # (role, shape of its first input)
 
-    def condition(self, lr):
+    def condition(self, lr, size=None):
+        if size is not None:  # any output size: PyTorch's (and ONNX Resize's) bilinear to it
+            return np.stack([bilinear_upsample(f, size=size) for f in lr[0].transpose(1, 2, 3, 0)], axis=1)[None]
         return bilinear_up(lr[0].transpose(1, 2, 3, 0), self.manifest.scale).transpose(3, 0, 1, 2)[None]
 
     def bind(self, role, inputs, outputs):
         def run():
             self.calls.append((role, next(iter(inputs.values())).shape))
             if role == "condition":
-                outputs["cond"][...] = self.condition(inputs["lr"])
+                size = inputs["hr_grid"].shape[-2:]
+                nominal = size == tuple(self.manifest.scale * n for n in inputs["lr"].shape[-2:])
+                outputs["cond"][...] = self.condition(inputs["lr"], None if nominal else size)
             else:
                 z, t, t_next = inputs["z_t"], inputs["t"][0], inputs["t_next"][0]
                 outputs["z_next"][...] = z + (t_next - t) * (z - inputs["cond"]) / t
@@ -51,10 +57,10 @@ class TemporalMixModel(BilinearModel):
     """A model whose output at a frame depends on its neighbours (like temporal attention): chunk
     seams are where chunked and one-piece results may differ; the blend must keep that small."""
 
-    def condition(self, lr):
+    def condition(self, lr, size=None):
         mixed = lr.copy()
         mixed[:, :, 1:] = 0.8 * lr[:, :, 1:] + 0.2 * lr[:, :, :-1]
-        return super().condition(mixed)
+        return super().condition(mixed, size)
 
 
 def video(frames=9, h=24, w=32):
@@ -220,10 +226,10 @@ class ShotRecordingModel(TemporalMixModel):
         super().__init__()
         self.chunks = []
 
-    def condition(self, lr):
+    def condition(self, lr, size=None):
         values = (lr[0, 0, :, 0, 0] + 1) / 2 * 20  # pixel codec: [0, 1] -> [-1, 1]; frame k = k / 20
         self.chunks.append(sorted({int(round(v)) for v in values}))
-        return super().condition(lr)
+        return super().condition(lr, size)
 
 
 def indexed_video(frames=16, h=12, w=16):
@@ -312,3 +318,70 @@ def test_an_fp32_model_that_overflows_is_not_retried():
     up = Upscaler(model, EngineSettings.from_manifest(model.manifest, steps=2), fallback=lambda: pytest.fail("no retry at fp32"))
     with pytest.raises(NonFiniteOutput):
         up.upscale_chunk(video(3), 0)
+
+
+# ---- any output size, prompts and guidance ------------------------------------------------------
+
+
+def test_any_output_size_lands_on_the_bilinear_to_that_size():
+    den = BilinearModel()
+    lr = video(3, 24, 32)
+    out = Upscaler(den, EngineSettings.from_manifest(den.manifest, size=(70, 55))).upscale_chunk(lr, 0)
+    assert out.shape == (3, 55, 70, 3)
+    np.testing.assert_allclose(out, np.stack([bilinear_upsample(f, size=(55, 70)).transpose(1, 2, 0) for f in lr]), atol=1e-5)
+    scaled = EngineSettings.from_manifest(den.manifest, scale=1.5, size_multiple=(2, 2))
+    assert scaled.output_size(45, 81) == (68, 122) and scaled.output_size(43, 81) == (64, 122)  # 64.5 -> 65 -> even 64
+
+
+def test_tiles_at_a_non_integer_ratio_meet_on_whole_pixels_and_blend():
+    den = BilinearModel()
+    lr = video(2, 37, 29)
+    settings = dict(size=(67, 83))  # x2.86 by x2.31
+    whole = Upscaler(den, EngineSettings.from_manifest(den.manifest, **settings)).upscale_chunk(lr, 0)
+    tiled = Upscaler(den, EngineSettings.from_manifest(den.manifest, tile=16, tile_overlap=4, **settings)).upscale_chunk(lr, 0)
+    diff = np.abs(tiled - whole).max()
+    print(f"tiled vs one piece at a non-integer ratio: max abs diff {diff:.2e}")
+    assert tiled.shape == whole.shape == (2, 83, 67, 3)
+    assert diff < 0.02  # each tile interpolates on its own grid, up to half an output pixel off the frame's
+
+
+class TextModel(BilinearModel):
+    """A text path whose velocity lands on ``cond + mean(text)``: the text graph is the identity on
+    the prompt's tokens, the null embedding is 0.1 everywhere. Under guidance S the sampler must
+    land on ``cond + c_null + S * (c_prompt - c_null)``, where c = the mean of the step's tokens."""
+
+    def __init__(self):
+        super().__init__()
+        graphs = {role: {"file": f"{role}.onnx", "sha256": "0" * 64} for role in ("condition", "text")}
+        fields = fake_manifest(graphs=graphs, text_dim=4, text_tokens=3)
+        fields["config"] = {"dim": 4}
+        self.manifest = ModelManifest.from_json(json.dumps(fields))
+
+    def bind(self, role, inputs, outputs):
+        if role == "text":
+            def run():
+                self.calls.append((role, inputs["prompt"].shape))
+                outputs["text"][...] = inputs["prompt"]
+                outputs["text_null"][...] = 0.1
+            return SimpleNamespace(run=run)
+        if role == "step":
+            shift = float(inputs["text"].mean())
+            return super().bind(role, {**inputs, "cond": inputs["cond"] + shift}, outputs)
+        return super().bind(role, inputs, outputs)
+
+
+@pytest.mark.parametrize("cfg", [1.0, 3.0])
+def test_guidance_combines_the_null_and_prompt_steps_exactly(cfg):
+    den = TextModel()
+    lr = video(2, 12, 16) * 0.5 + 0.25  # room for the shift without clipping
+    tokens = np.array([[0.3, 0.3, 0.3, 0.3], [0.2, 0.2, 0.2, 0.2]], np.float32)  # 2 of 3 tokens: padded with one null row
+    up = Upscaler(den, EngineSettings.from_manifest(den.manifest, steps=3, cfg=cfg))
+    plain = up.upscale_chunk(lr, 0)
+    np.testing.assert_allclose(plain, bilinear_up(lr, 2) + 0.05, atol=1e-5)  # no prompt: the null (latent +0.1 = pixel +0.05)
+    up.set_prompt(PromptEmbeds(tokens, "p.text.safetensors"))
+    den.calls.clear()
+    out = up.upscale_chunk(lr, 0)
+    c_null, c_prompt = 0.1, (0.3 + 0.2 + 0.1) / 3
+    np.testing.assert_allclose(out, bilinear_up(lr, 2) + (c_null + cfg * (c_prompt - c_null)) / 2, atol=1e-5)
+    assert [r for r, _ in den.calls].count("step") == 3 * (2 if cfg != 1 else 1), "guidance: two step calls per step"
+    assert [r for r, _ in den.calls].count("text") == 1, "the text graph once per prompt"
