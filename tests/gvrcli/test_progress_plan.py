@@ -22,6 +22,8 @@ class Clock:
 class CountingUpscaler:
     """Stands in for ``Upscaler`` under a real ``StreamingUpscaler``: records each chunk's frames."""
 
+    latent = False  # pixel frames (h, w, 3), not latent frames
+
     def __init__(self, length: int, overlap: int):
         self.settings = EngineSettings(steps=1, noise_aug=0.0, chunk_frames=length, chunk_overlap=overlap)
         self.chunks: list[int] = []
