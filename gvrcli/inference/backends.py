@@ -201,10 +201,10 @@ class OrtBackend:
             if self.provider == "auto":
                 use = "cpu"
             else:
-                what = f"no {', '.join(missing)}" if missing else "no GPU answers (no driver, or CUDA libraries missing)"
+                what = (f"this ONNX Runtime has no {', '.join(missing)} (providers: {', '.join(available)})" if missing
+                        else "no GPU answers here (no NVIDIA driver loads)")
                 raise RetryableError(
-                    f"--backend ort-{use}: ONNX Runtime has {what} here (providers: {', '.join(available)}); "
-                    "install onnxruntime-gpu with CUDA, retry on a GPU node, or run with --backend ort-cpu"
+                    f"--backend ort-{use}: {what}; retry on a GPU node with onnxruntime-gpu, or run with --backend ort-cpu"
                 )
         sessions, note = {}, ""
         for role, path in graph_paths(self.model_path, manifest).items():

@@ -8,7 +8,8 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
 * A frame whose chunk would exceed the memory budget is cut into overlapping spatial tiles.
 * Per clip (chunk or tile) the model's condition graph runs once; the step graph then runs once per
   sampler step, reading and writing two preallocated latent buffers in turn (ping-pong), so the
-  sampler loop allocates and copies nothing.
+  sampler loop allocates and copies nothing. On a GPU provider those buffers live on the device
+  (``_integrate_on_device``): only the LR clip goes in and the result comes out.
 * Noise is drawn per frame from ``(seed, frame index)``, full-frame, then cropped: overlapping
   chunks and tiles see exactly the same noise for the same pixel, so where they overlap they
   compute the same thing and the ramp blend (``gvrcli.inference.tiling``) leaves no seam.
