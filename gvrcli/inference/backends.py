@@ -206,15 +206,16 @@ class OrtBackend:
                 raise RetryableError(
                     f"--backend ort-{use}: {what}; retry on a GPU node with onnxruntime-gpu, or run with --backend ort-cpu"
                 )
-        sessions, note = {}, ""
+        sessions, shape_math = {}, {}
         for role, path in graph_paths(self.model_path, manifest).items():
             if use == "cpu":
                 sessions[role] = self._session(ort, path, [("CPUExecutionProvider", {})], strict=False)
                 continue
-            sessions[role], cpu_shape_nodes = self._gpu_session(ort, path, use, manifest, role, precision)
-            if cpu_shape_nodes:
-                note = (f"{cpu_shape_nodes} shape-arithmetic node(s) of the {role} graph run on the CPU "
-                        "(ONNX Runtime keeps integer shape math there by design); every tensor op is on the GPU")
+            sessions[role], shape_math[role] = self._gpu_session(ort, path, use, manifest, role, precision)
+        note = ""
+        if any(shape_math.values()):
+            counts = ", ".join(f"{n} in the {role} graph" for role, n in shape_math.items() if n)
+            note = f"shape-arithmetic nodes run on the CPU ({counts}: ONNX Runtime keeps integer shape math there by design); every tensor op is on the GPU"
         loaded = sessions[STEP].get_providers()
         if use != "cpu" and loaded[0] != ORT_PROVIDERS[use][0]:
             raise RetryableError(
@@ -227,7 +228,7 @@ class OrtBackend:
         if buffers == "auto":
             buffers = None if use == "cpu" else "cuda"
         lr_max = self.lr_max if use == "tensorrt" else None  # TensorRT's profile bounds the clips it takes
-        return OrtModel(manifest, sessions, f"onnxruntime {loaded[0]}", precision, note, device=buffers, device_id=self.device_id, lr_max=lr_max)
+        return OrtModel(manifest, sessions, f"onnxruntime {loaded[0]}", precision, note, latent_device=buffers, device_id=self.device_id, lr_max=lr_max)
 
     def _options(self, ort, strict: bool, verbose: bool = False):
         opts = ort.SessionOptions()
@@ -307,7 +308,7 @@ class OrtModel:
     note: str = ""
     activation_factor: float = ACTIVATION_FACTOR["onnxruntime"]
     activation_fixed_mb: float = ACTIVATION_FIXED_MB["onnxruntime"]
-    device: str | None = None  # where the sampler's latents live ("cuda", "cpu"), None = host numpy
+    latent_device: str | None = None  # where the engine keeps the sampler's latents ("cuda", "cpu" OrtValues), None = host numpy
     device_id: int = 0
     lr_max: tuple[int, int] | None = None  # largest LR tile the graphs take (TensorRT's profile)
     _in_flight: set = field(default_factory=set, repr=False)
@@ -335,8 +336,8 @@ class OrtModel:
         import onnxruntime as ort
 
         if values is not None:
-            return ort.OrtValue.ortvalue_from_numpy(_f32(np.ascontiguousarray(values)), self.device, self.device_id)
-        return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.float32, self.device, self.device_id)
+            return ort.OrtValue.ortvalue_from_numpy(_f32(np.ascontiguousarray(values)), self.latent_device, self.device_id)
+        return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.float32, self.latent_device, self.device_id)
 
     def interrupt(self) -> None:
         for options in list(self._in_flight):

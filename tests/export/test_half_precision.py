@@ -63,19 +63,22 @@ def test_gvr_upscale_runs_the_fp16_export_on_onnx_runtime_and_openvino(fp16_onnx
     clip = write_video(tmp_path / "in" / "clip.mp4", frames=3, size=(40, 24))
     outputs = {}
     for backend in ("ort-cpu", "openvino"):  # ORT's CPU provider runs nodes without an fp16 kernel between Casts it adds
-        run = _gvr("upscale", clip.parent, tmp_path / backend, "--model", fp16_onnx.main_file, "--precision", "fp16", "--backend", backend, "--json")
+        # Lossless output: H.264 would turn the random network's noise-like picture into codec noise.
+        run = _gvr("upscale", clip.parent, tmp_path / backend, "--model", fp16_onnx.main_file, "--precision", "fp16",
+                   "--backend", backend, "--codec", "ffv1", "--json")
         assert run.returncode == 0, run.stderr
         summary = json.loads(run.stdout.strip().splitlines()[-1])
         assert summary["done"] == 1 and summary["precision"] == "fp16", summary
-        outputs[backend] = tmp_path / backend / "clip.mp4"
+        outputs[backend] = tmp_path / backend / "clip.mkv"
     import av
 
     frames = {}
     for backend, path in outputs.items():
         with av.open(str(path)) as c:
             frames[backend] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(np.float32)
-    assert frames["ort-cpu"].shape == (3, 48, 80, 3)
-    assert np.abs(frames["ort-cpu"] - frames["openvino"]).mean() < 1.0  # code values: the same picture
+    assert frames["ort-cpu"].shape == (3, 48, 80, 3) and frames["ort-cpu"].std() > 10  # a picture, not a flat field
+    diff = np.abs(frames["ort-cpu"] - frames["openvino"])
+    assert diff.mean() < 0.25 and diff.max() <= 6, (diff.mean(), diff.max())  # the same picture; fp16 roundings tip a few codes
 
 
 def test_an_fp16_graph_refuses_to_run_as_fp32(fp16_onnx):

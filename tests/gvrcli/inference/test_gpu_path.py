@@ -28,7 +28,7 @@ def test_device_resident_sampling_equals_the_host_sampler(fake_model):
     """Latents as OrtValues on the model's device, bound once per clip; t/t_next device scalars."""
     host = OrtBackend(fake_model, provider="cpu").load()
     device = OrtBackend(fake_model, provider="cpu", device_buffers="cpu").load()
-    assert host.device is None and device.device == "cpu"
+    assert host.latent_device is None and device.latent_device == "cpu"
     lr = video()
     settings = EngineSettings.from_manifest(host.manifest, steps=3)
     want = Upscaler(host, settings).upscale_chunk(lr, 0)
@@ -52,7 +52,7 @@ def test_a_requested_gpu_provider_without_a_gpu_is_retryable(fake_model, monkeyp
 def test_auto_without_a_gpu_runs_on_the_cpu_with_host_buffers(fake_model, monkeypatch):
     monkeypatch.setattr(backends, "gpu_present", lambda: False)
     model = OrtBackend(fake_model, provider="auto").load()
-    assert model.description == "onnxruntime CPUExecutionProvider" and model.device is None
+    assert model.description == "onnxruntime CPUExecutionProvider" and model.latent_device is None
 
 
 PLACEMENT_LOG = """\
