@@ -138,14 +138,16 @@ def trt_profiles(manifest: ModelManifest, role: str, frames: int, lr_max: tuple[
     the runtime's clips: T from 1 (a short shot, the last chunk) to ``frames`` (a full chunk), LR
     sizes from the load-time check's (one window) to ``lr_max`` (the largest tile or frame the
     engine will pass; ``Upscaler.tile_size`` keeps to it), optimised for ``lr_opt`` (default: the
-    largest) at a full chunk. Format: ``name:1x3x20x540x960,name2:...``."""
+    largest) at a full chunk, output sizes at the model's scale (``--scale``/``--size`` at other
+    ratios need a ``--tile`` whose output fits). Format: ``name:1x3x20x540x960,name2:...``."""
     from models.manifest import graph_io
 
     C, s = manifest.latent_channels, manifest.scale
     small = (manifest.patch * manifest.window[0], manifest.patch * manifest.window[1])
     lr_opt = lr_opt or lr_max
     sizes = {"min": (1, *small), "opt": (frames, *lr_opt), "max": (frames, *lr_max)}
-    names = graph_io(role, manifest.prediction)[0]
+    names = graph_io(role, manifest.prediction, manifest.has_text)[0]
+    tokens = (1, manifest.text_tokens, int(manifest.config.get("dim", 0))) if manifest.has_text else None
     out = {}
     for key, (T, h, w) in sizes.items():
         dims = {}
@@ -154,6 +156,12 @@ def trt_profiles(manifest: ModelManifest, role: str, frames: int, lr_max: tuple[
                 dims[name] = (1, C, T, h, w)
             elif name in ("z_t", "cond", "base"):
                 dims[name] = (1, C, T, h * s, w * s)
+            elif name == "hr_grid":  # its shape is the output size
+                dims[name] = (1, 1, 1, h * s, w * s)
+            elif name == "text":
+                dims[name] = tokens
+            elif name == "prompt":  # the prompt's tokens: 1 up to the model's text_tokens
+                dims[name] = (1, 1 if key == "min" else manifest.text_tokens, manifest.text_dim)
             else:  # t, t_next, noise_aug
                 dims[name] = (1,)
         out[f"trt_profile_{key}_shapes"] = ",".join(f"{n}:{'x'.join(str(d) for d in v)}" for n, v in dims.items())

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
+from export.attention import attention_calls
 from export.graph_checks import onnx_half_precision_nodes
 from export.spec import TOLERANCE, VERIFY_SHAPES
 from export.verify import backends_for, compare, graph_files
@@ -38,7 +39,7 @@ def test_aligned_attention_gives_q_k_v_one_head_size_a_multiple_of_8(fp16_onnx, 
     proto = onnx.shape_inference.infer_shapes(onnx.load(str(fp16_onnx.main_file)))
     dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in proto.graph.value_info}
     attention = [n for n in proto.graph.node if n.op_type == "Attention"]
-    assert len(attention) == half_model.config.depth
+    assert len(attention) == attention_calls(half_model.config)  # 3D, spatial and text cross-attention
     d = half_model.config.dim // half_model.config.heads
     for node in attention:
         assert len([i for i in node.input if i]) == 3, "no mask input"

@@ -10,7 +10,8 @@ import models
 from models.attention import LayerNorm32, RMSNorm
 from models.checkpoint import init_random_
 
-SMALL = dict(depth=2, dim=32, heads=2, window=(3, 4), temporal_unit=3)
+# The paper's full block: 3D, spatial and text cross-attention.
+SMALL = dict(depth=2, dim=32, heads=2, window=(3, 4), temporal_unit=3, spatial_attention=True, text_dim=32, text_tokens=8)
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,9 @@ def pair():
 def test_to_compute_dtype_keeps_the_declared_modules_fp32_and_bit_exact(pair):
     fp32, half = pair
     assert half.compute_dtype == torch.float16 and fp32.compute_dtype == torch.float32
-    for name, p in half.named_parameters():
-        kept = name.split(".")[0] in half.FP32_MODULES
-        assert p.dtype == (torch.float32 if kept else torch.float16), name
+    for name, child in half.named_children():
+        kept = name in half.FP32_MODULES
+        assert all(p.dtype == (torch.float32 if kept else torch.float16) for p in child.parameters()), name
     # Never rounded through half and back.
     for name in half.FP32_MODULES:
         for a, b in zip(getattr(fp32, name).parameters(), getattr(half, name).parameters()):

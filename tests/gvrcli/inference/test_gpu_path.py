@@ -122,7 +122,7 @@ def test_tensorrt_profiles_span_the_load_check_to_a_full_chunk_of_the_largest_ti
     assert step["trt_profile_min_shapes"].startswith(f"z_t:1x3x1x{2 * small[0]}x{2 * small[1]},t:1,")
     assert "z_t:1x3x20x1080x1920" in step["trt_profile_max_shapes"] and "cond:1x3x20x1080x1920" in step["trt_profile_max_shapes"]
     cond = trt_profiles(m, "condition", frames=20, lr_max=(540, 960), lr_opt=(270, 480))
-    assert cond["trt_profile_opt_shapes"] == "lr:1x3x20x270x480,lr_noise:1x3x20x270x480,noise_aug:1"
+    assert cond["trt_profile_opt_shapes"] == "lr:1x3x20x270x480,lr_noise:1x3x20x270x480,noise_aug:1,hr_grid:1x1x1x540x960"
 
 
 def test_the_engine_tiles_to_a_tensorrt_profile(fake_model):
