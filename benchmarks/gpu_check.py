@@ -104,8 +104,7 @@ def export_step(model, path: Path, precision: str, shape) -> Path:
 def step_feed(model, shape, seed=0):
     from export.spec import DenoiserSpec
 
-    cfg = model.config
-    return DenoiserSpec(cfg.latent_channels, cfg.scale, cfg.prediction).dummy_inputs("step", *shape, seed=seed)
+    return DenoiserSpec.of(model.config).dummy_inputs("step", *shape, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -190,7 +189,7 @@ def step_feed_for(session):
         shape = [d if isinstance(d, int) else 1 for d in i.shape]
         feed[i.name] = rng.uniform(0.3, 0.9, shape).astype(np.float32) if len(shape) == 1 else rng.standard_normal(shape, dtype=np.float32)
     feed["t_next"] = feed["t"] - 0.1
-    return feed
+    return feed  # (a text input, if any, gets normal noise like the latents: any tokens run)
 
 
 # --------------------------------------------------------------------------------------------------
