@@ -18,8 +18,22 @@ export we route that call through an opaque custom op, ``gvr::attention``, so th
     MatMul (490 vs 536 vs 244 ms per output frame for mask / unfused / this form, ORT CPU, tiny).
     OpenVINO's ONNX frontend reads the node as ``ScaledDotProductAttention`` and its CPU plugin
     compiles it into one fused MHA kernel (a snippets ``Subgraph``).
+  * ``aligned``: the same node with q, k and v all of one head size, a multiple of 8 (the bias
+    channel plus zero channels, v zero-padded, the output sliced back): no mask input and equal
+    head sizes are what ONNX Runtime CUDA's fast kernels require. Its Attention (opset 23/24)
+    dispatch is Flash -> memory-efficient (CUTLASS) -> unfused; Flash needs fp16/bf16, sm80/sm90,
+    head size % 8 == 0 and <= 256, head_size == v_head_size and no attn_mask; memory-efficient
+    needs both head sizes % 8 == 0 (fp32 too). ``fused`` (q/k d+1, v d) gets neither: the unfused
+    cuBLAS + softmax path. A key-padding form the kernels take instead does not exist for us:
+    opset 24's ``nonpad_kv_seqlen`` is one count of trailing padding per batch row, while our
+    padding keys sit inside the own and routed units and differ per head. The cost: (d+8)/d of
+    the attention FLOPs (40/32 for tiny, 72/64 for base), so CPU exports keep ``fused``; half
+    precision exports (GPU artefacts) default to ``aligned``.
   * ``unfused``: MatMul -> Softmax -> MatMul, the explicit opt-in fallback for a runtime without
     the fused op. Never chosen silently.
+
+The bias channel is split so that it stays finite in fp16: q' carries sqrt(d), k' the bias itself
+(-30000 at most; bias * sqrt(d) would overflow fp16's 65504 and turn padding logits into -inf).
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from onnxscript.onnx_opset import opset23 as op
 
-ATTENTION_FORMS = ("fused", "unfused")
+ATTENTION_FORMS = ("fused", "aligned", "unfused")
 FUSED_ONNX_OP = "Attention"
 
 _eager_sdpa = F.scaled_dot_product_attention
@@ -63,22 +77,58 @@ def attention_as_custom_op():
         F.scaled_dot_product_attention = _eager_sdpa
 
 
-def onnx_fused_attention(query, key, value, mask):
-    """Fused, without a mask input: the key bias rides in one extra q/k channel.
-
-    q' = [q, 1], k' = [k, bias / s] with s = 1/sqrt(d) the original scale, so s * q'.k' = s * q.k + bias:
-    the same logits, and the node runs maskless (no (L x Lk) mask materialised per unit).
-    """
+def _bias_channel(query, key, mask):
+    """(q', k') = ([q, sqrt(d)], [k, bias]): with scale 1/sqrt(d), scale * q'.k' = scale * q.k + bias,
+    the same logits as SDPA with the additive key mask, and no (L x Lk) mask materialised."""
     d = query.shape[3]
-    scale = 1.0 / float(d) ** 0.5
-    ones = op.Expand(op.CastLike(op.Constant(value_float=1.0), query), op.Concat(op.Shape(query, start=0, end=3), op.Constant(value_ints=[1]), axis=0))
-    q_ext = op.Concat(query, ones, axis=-1)
-    bias = op.Div(op.Transpose(mask, perm=[0, 1, 3, 2]), op.CastLike(op.Constant(value_float=scale), query))  # (G, H|1, Lk, 1)
+    root = op.Add(_zero_channels_of(query, 1), op.CastLike(op.Constant(value_float=float(d) ** 0.5), query))
+    q_ext = op.Concat(query, root, axis=-1)
+    bias = op.CastLike(op.Transpose(mask, perm=[0, 1, 3, 2]), query)  # (G, H|1, Lk, 1)
     if mask.shape[1] != query.shape[1]:  # swin/full share one mask across heads: Concat needs them all
         bias = op.Expand(bias, op.Concat(op.Shape(key, start=0, end=3), op.Constant(value_ints=[1]), axis=0))
-    k_ext = op.Concat(key, bias, axis=-1)
-    out, _, _, _ = op.Attention(q_ext, k_ext, value, scale=scale)
+    return q_ext, op.Concat(key, bias, axis=-1)
+
+
+def _zero_channels_of(x, n: int):
+    """n zero channels shaped like x's first n: 0 * x[..., :n]. Computed from x, not Expand of a
+    constant, which a static export would constant-fold into a weight the size of q; Slice and Mul
+    run in every dtype on every provider (Pad has no bf16 kernel everywhere). x is finite (normed,
+    rotated q/k; v), so 0 * x is 0."""
+    if n > x.shape[3]:
+        raise NotImplementedError(f"head size {x.shape[3]} < {n} padding channels")
+    first = op.Slice(x, op.Constant(value_ints=[0]), op.Constant(value_ints=[n]), op.Constant(value_ints=[3]))
+    return op.Mul(first, op.CastLike(op.Constant(value_float=0.0), x))
+
+
+def _zero_channels(x, n: int, like=None):
+    """x with n zero channels appended on the last axis (made from ``like``, x's source tensor, whose
+    head size the exporter knows)."""
+    return op.Concat(x, _zero_channels_of(x if like is None else like, n), axis=-1)
+
+
+def aligned_head_size(d: int) -> int:
+    """Head size of the ``aligned`` form: d + the bias channel, rounded up to a multiple of 8."""
+    return -(-(d + 1) // 8) * 8
+
+
+def onnx_fused_attention(query, key, value, mask):
+    """Fused, without a mask input: the key bias rides in one extra q/k channel (``_bias_channel``)."""
+    q_ext, k_ext = _bias_channel(query, key, mask)
+    out, _, _, _ = op.Attention(q_ext, k_ext, value, scale=1.0 / float(query.shape[3]) ** 0.5)
     return out
+
+
+def onnx_aligned_attention(query, key, value, mask):
+    """Fused with q, k, v of one head size (a multiple of 8): the bias channel, zero channels after
+    it, v zero-padded to match and the output sliced back to d. Zero channels add nothing to q.k,
+    and v's zero channels only make output channels that are dropped."""
+    d = query.shape[3]
+    pad = aligned_head_size(d)
+    q_ext, k_ext = _bias_channel(query, key, mask)
+    if pad > d + 1:
+        q_ext, k_ext = _zero_channels(q_ext, pad - d - 1, query), _zero_channels(k_ext, pad - d - 1, key)
+    out, _, _, _ = op.Attention(q_ext, k_ext, _zero_channels(value, pad - d), scale=1.0 / float(d) ** 0.5)
+    return op.Slice(out, op.Constant(value_ints=[0]), op.Constant(value_ints=[d]), op.Constant(value_ints=[3]))
 
 
 def onnx_unfused_attention(query, key, value, mask):
@@ -89,8 +139,13 @@ def onnx_unfused_attention(query, key, value, mask):
 
 def translation_table(form: str) -> dict:
     """``custom_translation_table`` for ``torch.onnx.export``."""
-    impl = {"fused": onnx_fused_attention, "unfused": onnx_unfused_attention}[form]
+    impl = {"fused": onnx_fused_attention, "aligned": onnx_aligned_attention, "unfused": onnx_unfused_attention}[form]
     return {torch.ops.gvr.attention.default: impl}
+
+
+def default_form(precision: str) -> str:
+    """``aligned`` for half-precision exports (GPU artefacts: Flash needs it), else ``fused``."""
+    return "aligned" if precision in ("fp16", "bf16") else "fused"
 
 
 def attention_calls(config) -> int:
@@ -99,4 +154,4 @@ def attention_calls(config) -> int:
     return int(config.depth) * (1 + bool(config.spatial_attention) + bool(config.text_dim))
 
 
-__all__ = ["ATTENTION_FORMS", "FUSED_ONNX_OP", "attention_as_custom_op", "translation_table", "attention_calls"]
+__all__ = ["ATTENTION_FORMS", "FUSED_ONNX_OP", "aligned_head_size", "attention_as_custom_op", "attention_calls", "default_form", "translation_table"]

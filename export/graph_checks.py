@@ -74,3 +74,23 @@ def openvino_attention_kernels(compiled_model, model) -> dict[str, int]:
 def openvino_unfused_softmax(compiled_model) -> int:
     """Softmax layers left on their own in a compiled OpenVINO model (an attention the plugin did not fuse)."""
     return sum(op.get_rt_info()["layerType"].astype(str) == "Softmax" for op in compiled_model.get_runtime_model().get_ops())
+
+
+# The compute nodes whose input precision says what a graph really computes in.
+COMPUTE_OPS = ("MatMul", "Gemm", "Conv", FUSED_ONNX_OP)
+_HALF_TYPES = (10, 16)  # onnx.TensorProto.FLOAT16, BFLOAT16
+
+
+def onnx_half_precision_nodes(path_or_proto) -> tuple[int, int]:
+    """(compute nodes whose first input is fp16/bf16, all compute nodes) of a graph: how much of
+    it a half-precision export really computes in half (``COMPUTE_OPS``; types by ONNX shape
+    inference where the exporter left a value untyped)."""
+    import onnx
+
+    proto = onnx.load(str(path_or_proto), load_external_data=False) if isinstance(path_or_proto, (str, Path)) else path_or_proto
+    proto = onnx.shape_inference.infer_shapes(proto)
+    g = proto.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.output, *g.value_info)}
+    types.update({i.name: i.data_type for i in g.initializer})
+    nodes = [n for n in g.node if n.op_type in COMPUTE_OPS]
+    return sum(types.get(n.input[0]) in _HALF_TYPES for n in nodes), len(nodes)

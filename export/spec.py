@@ -19,8 +19,10 @@ DEFAULT_OPSET = 23
 
 # Relative L2 error allowed against PyTorch fp32, per exported precision. int8 is quantised
 # (weights and, on OpenVINO, activations): a stated, looser bound, checked on the step's output.
-TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "int8": 5e-2}
-PRECISIONS = tuple(TOLERANCE)
+# bf16 keeps 8 mantissa bits to fp16's 11: its bound is int8's.
+TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 5e-2, "int8": 5e-2}
+PRECISIONS = ("fp32", "fp16", "int8")  # every exporter (the VAE's too)
+DENOISER_PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # bf16: a true bf16 graph of the denoiser
 
 # Dynamic axes of every tensor, by name: (B,) for the scalars; (B, C, T, H, W) for the videos;
 # hr_grid (1, 1, 1, H, W) only carries the output size; prompt embeddings (1, L, text_dim) any

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from export.errors import ExportError
-from export.spec import DEFAULT_OPSET, MIN_OPSET, PRECISIONS, TRACE_HR, TRACE_SHAPE, DenoiserSpec
+from export.spec import DEFAULT_OPSET, DENOISER_PRECISIONS, MIN_OPSET, TRACE_HR, TRACE_SHAPE, DenoiserSpec
 from gvrcli.errors import first_line
 from models.manifest import STEP, companion_name, graph_sha256
 
@@ -42,7 +42,7 @@ class ExportReport:
     precision: str
     dynamic: bool
     static_shape: tuple[int, int, int] | None
-    attention: str  # "fused" | "unfused"
+    attention: str  # "fused" | "aligned" | "unfused"
     attention_calls: int  # attention calls in one denoiser step (one per block)
     fused_attention_nodes: int  # ONNX Attention nodes (onnx), or SDPA ops (openvino IR)
     manifest: object
@@ -133,7 +133,7 @@ def build_onnx(model, role: str = STEP, *, dynamic: bool, static_shape, opset: i
 EXTERNAL_DATA_BYTES = 1_800_000_000
 
 
-def save_onnx(program, path: Path, manifest, precision: str) -> list[Path]:
+def save_onnx(program, path: Path, manifest) -> list[Path]:
     import onnx
 
     from models.manifest import MANIFEST_KEY
@@ -143,22 +143,16 @@ def save_onnx(program, path: Path, manifest, precision: str) -> list[Path]:
         program.model.metadata_props[MANIFEST_KEY] = manifest.to_json()
     weights_bytes = sum(v.const_value.nbytes for v in program.model.graph.initializers.values() if v.const_value is not None)
     if weights_bytes > EXTERNAL_DATA_BYTES:
-        program.save(str(path), external_data=True)  # fp16 halves the file; past 2 GB we keep fp32
+        program.save(str(path), external_data=True)
     else:
-        proto = program.model_proto
-        if precision == "fp16":
-            compress_weights_fp16(proto)
-        onnx.save(proto, str(path))
+        onnx.save(program.model_proto, str(path))
     return [path]
 
 
 def compress_weights_fp16(proto) -> None:
-    """Store float weights as fp16, each followed by a Cast to fp32 that runtimes fold at load time.
-
-    Half the file, fp32 arithmetic (ONNX Runtime's CPU provider has few fp16 kernels). A true
-    half-precision graph is not offered: torch 2.13's exporter turns the fp32 RMSNorm island of an
-    fp16 network into an RMSNormalization node with mismatched types, which ONNX Runtime rejects.
-    """
+    """Store float weights as fp16, each followed by a Cast to fp32 that runtimes fold at load time:
+    half the file, fp32 arithmetic (the VAE export's fp16; the denoiser's fp16 is a true
+    half-precision graph, ``network_for``)."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
@@ -173,6 +167,28 @@ def compress_weights_fp16(proto) -> None:
     nodes = casts + list(proto.graph.node)
     del proto.graph.node[:]
     proto.graph.node.extend(nodes)
+
+
+# Half-precision exports: the network computes in this dtype (``SimpleGVR.to_compute_dtype``).
+HALF = {"fp16": "float16", "bf16": "bfloat16"}
+
+
+def network_for(model, precision: str):
+    """The module to trace for ``precision``: for fp16/bf16 a copy whose transformer is in half
+    precision, its ``FP32_MODULES`` (the condition path) and dtype-safe layers in fp32.
+
+    The graph's inputs and outputs stay fp32, with Casts inside: the runtime's latent buffers,
+    the Euler update (z accumulates over up to 50 steps: fp16's 11-bit mantissa would lose the
+    small late updates), the NaN guard and the colour fix all stay fp32, and no runtime has to
+    convert I/O. The Casts are elementwise passes over z and cond, a few % of a step at most.
+    """
+    if precision not in HALF:
+        return model
+    import copy
+
+    import torch
+
+    return copy.deepcopy(model).to_compute_dtype(getattr(torch, HALF[precision]))
 
 
 def _check_onnx_dynamic(path: Path, dynamic: bool) -> None:
@@ -219,34 +235,40 @@ def _companions(paths: dict[str, Path]) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precision, opset=DEFAULT_OPSET, attention="fused", vae=None):
+def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precision, opset=DEFAULT_OPSET, attention=None, vae=None):
     """The step graph at ``stage`` (carries the manifest) and its companions beside it: the
     condition graph (``NAME.condition.onnx``) and, for a model with a text path, the text graph
-    (``NAME.text.onnx``). ``int8`` quantises the step graph's weights with ONNX Runtime's tools
-    (the companions' few layers stay fp32)."""
+    (``NAME.text.onnx``). ``fp16``/``bf16`` trace the network in half precision (``network_for``;
+    fp32 I/O); ``int8`` quantises the step graph's weights with ONNX Runtime's tools (the
+    companions' few layers stay fp32)."""
+    from export.attention import default_form
     from export.graph_checks import onnx_fused_attention_nodes
 
+    attention = attention or default_form(precision)
+    network = network_for(model, precision)
     build = dict(dynamic=dynamic, static_shape=static_shape, opset=opset, attention=attention)
     companions = {}
     for role in _spec(model).roles():
         if role == STEP:
             continue
         companions[role] = stage.with_name(companion_name(stage.name, role))
-        save_onnx(build_onnx(model, role, **build), companions[role], None, "fp32" if precision == "int8" else precision)
+        save_onnx(build_onnx(network, role, **build), companions[role], None)
         _check_onnx_dynamic(companions[role], dynamic)
+    extra = {"target": "onnx", "opset": opset, "attention_form": attention, "batch": 1}
+    if precision in HALF:
+        extra["compute"] = precision  # a true half-precision graph (older fp16 exports: fp16 weights only)
     manifest = _manifest(
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
-        extra={"target": "onnx", "opset": opset, "attention_form": attention, "batch": 1},
-        graphs=_companions(companions), vae=vae,
+        extra=extra, graphs=_companions(companions), vae=vae,
     )
-    step = build_onnx(model, STEP, **build)
+    step = build_onnx(network, STEP, **build)
     if precision == "int8":
         from export.quantize import quantize_onnx
 
-        save_onnx(step, stage, None, "fp32")
+        save_onnx(step, stage, None)
         quantize_onnx(stage, manifest)
     else:
-        save_onnx(step, stage, manifest, precision)
+        save_onnx(step, stage, manifest)
     _check_onnx_dynamic(stage, dynamic)
     return [stage, *companions.values()], manifest, onnx_fused_attention_nodes(stage)
 
@@ -295,7 +317,7 @@ def _name_openvino_tensors(ov_model, names) -> None:
             port.get_tensor().set_names({name, *port.get_names()})
 
 
-def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention="fused", vae=None):
+def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention=None, vae=None):
     """OpenVINO IR in a folder: the step graph ``NAME.xml`` + ``.bin`` (carries the manifest), the
     condition graph ``NAME.condition.xml`` + ``.bin`` and, with a text path, ``NAME.text.xml``.
 
@@ -310,6 +332,9 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
 
     from export.metadata import write_openvino
 
+    if precision == "bf16":
+        raise ExportError("--precision bf16 is an ONNX export; OpenVINO computes bf16 from an fp32 IR at run time (gvr upscale --precision bf16)")
+    attention = attention or "fused"
     convert = dict(dynamic=dynamic, static_shape=static_shape, source=source, opset=opset, attention=attention)
     try:
         converted = {role: _convert_openvino(model, role, stage, **convert) for role in _spec(model).roles()}
@@ -407,8 +432,8 @@ def export_model(
     if refused:
         raise ExportError(f"target {target} does not take {', '.join(FLAGS.get(k, k) for k in refused)}")
     options = {k: v for k, v in options.items() if v is not None}
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in DENOISER_PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(DENOISER_PRECISIONS)}, got {precision!r}")
     if options.get("attention", "fused") not in ATTENTION_FORMS:
         raise ExportError(f"attention must be one of {', '.join(ATTENTION_FORMS)}, got {options['attention']!r}")
     if options.get("source", "torch") not in OV_SOURCES:
@@ -456,7 +481,7 @@ def export_model(
         precision=precision,
         dynamic=dynamic,
         static_shape=static_shape,
-        attention=options.get("attention", "fused"),
+        attention=manifest.extra.get("attention_form", options.get("attention", "fused")),
         attention_calls=attention_calls(model.config),
         fused_attention_nodes=fused,
         manifest=manifest,

@@ -100,6 +100,7 @@ class UpscaleOptions(BatchOptions):
     crf: int | None = None
     pix_fmt: str | None = None
     threads: int = 0
+    trt_cache: Path | None = None  # TensorRT engine cache folder; None = backends.default_trt_cache()
     tile: int = 0
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     chunk_frames: int | None = None
@@ -262,7 +263,9 @@ def upscale(
     report = BatchReport(model=str(model_path), precision=options.precision or manifest.precision, color_fix=options.color_fix)
     jobs = plan_batch(inputs, options, report, events)
 
-    backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest)
+    # TensorRT builds its engine for a shape profile: the chunk length and the largest LR tile (--tile).
+    gpu = dict(trt_cache=options.trt_cache, frames=settings.chunk_frames, lr_max=(options.tile, options.tile) if options.tile else None)
+    backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest, **gpu)
     loaded = None
     if not options.dry_run:
         loaded = backend.load(manifest)
@@ -300,7 +303,7 @@ def upscale(
         A fp16 or int8 artefact has no fp32 form: that raises, and the chunk's file fails."""
         with fp32_lock:
             if not fp32_model:
-                again = make_backend(model_path, options.backend, options.device, options.threads, "fp32", manifest)
+                again = make_backend(model_path, options.backend, options.device, options.threads, "fp32", manifest, **gpu)
                 fp32_model.append(again.load(manifest))
                 events.message(f"gvr: loaded {fp32_model[0].description} at fp32 to recompute non-finite chunks")
             return fp32_model[0]

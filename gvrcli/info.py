@@ -25,15 +25,25 @@ def _ort_distribution() -> str:
 
 
 def _backends(providers: list[str], openvino: bool) -> dict[str, str]:
-    """Each ``--backend`` and whether it can run here, with the reason when it cannot."""
-    cuda = (
-        "installed (loads only where an NVIDIA GPU and its CUDA libraries are present; not probed here)"
-        if "CUDAExecutionProvider" in providers
-        else "unavailable: this ONNX Runtime build has no CUDA provider (onnxruntime-gpu has it, on Linux and Windows x86_64)"
-    )
+    """Each ``--backend`` and whether it can run here, with the reason when it cannot. GPU providers
+    are checked the way ``--backend ort-cuda`` checks them (provider built in, driver loads), without
+    creating a session."""
+    from gvrcli.inference.backends import ORT_PROVIDERS, gpu_present
+
+    gpu = gpu_present()
+
+    def ort_gpu(use: str) -> str:
+        missing = [p for p in ORT_PROVIDERS[use] if p not in providers]
+        if missing:
+            return f"unavailable: this ONNX Runtime build has no {', '.join(missing)} (onnxruntime-gpu has it, on Linux and Windows x86_64)"
+        if not gpu:
+            return "unavailable: no GPU answers here (no NVIDIA driver); exit 75 if asked for"
+        return "available (every node on the GPU or a refusal naming the nodes; TensorRT engines cached)" if use == "tensorrt" else "available"
+
     return {
         "ort-cpu": "available",
-        "ort-cuda": cuda,
+        "ort-cuda": ort_gpu("cuda"),
+        "ort-tensorrt": ort_gpu("tensorrt"),
         "openvino": "available" if openvino else "unavailable: OpenVINO does not load here",
     }
 
@@ -85,8 +95,10 @@ def _precisions(facts: dict, default: str) -> dict:
     return {
         "default": default,
         "fp32": "every backend",
-        "bf16": "openvino CPU" if "BF16" in caps else "unavailable (this CPU has no bf16; OpenVINO only)",
-        "fp16": "fp16 artefacts (gvr export --precision fp16)" + ("; openvino CPU computes f16" if "FP16" in caps else ""),
+        "bf16": "bf16 artefacts (gvr export --precision bf16) on ort-cuda/ort-tensorrt and openvino"
+        + ("; fp32 artefacts on openvino CPU" if "BF16" in caps else " (this CPU has no bf16)"),
+        "fp16": "fp16 artefacts (gvr export --precision fp16: a half-precision graph) on every backend"
+        + ("; openvino CPU computes f16" if "FP16" in caps else ""),
         "int8": "int8 artefacts (gvr export --precision int8)",
     }
 

@@ -202,6 +202,17 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).to(x.dtype)
 
 
+class LayerNorm32(nn.LayerNorm):
+    """LayerNorm whose statistics are computed in fp32 and cast back (whisper-style dtype-safe
+    layer): a half-precision network keeps its norms exact, and the exported graph says so
+    explicitly (Cast -> LayerNormalization -> Cast) instead of relying on a runtime's stash type."""
+
+    def forward(self, x):
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+
+
 class RMSNorm(nn.Module):
     """RMSNorm computed in fp32 and cast back, so fp16 inference needs no special cases."""
 
@@ -211,8 +222,11 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.float()).to(x.dtype)
+        # F.rms_norm, not the formula: the ONNX exporter's rewriter fuses the formula into an
+        # RMSNormalization node that takes the half-precision x (its Cast dropped) with an fp32
+        # scale, a type mismatch ONNX Runtime and OpenVINO reject; aten.rms_norm exports as one
+        # node whose inputs are both the fp32 casts.
+        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
 
 
 class UnitAttention(nn.Module):

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.attention import MODES, CrossAttention, UnitAttention, rope_3d
+from models.attention import MODES, CrossAttention, LayerNorm32, UnitAttention, rope_3d
 from models.codec import get_codec
 from models.rectified_flow import euler_sample, guided
 
@@ -184,20 +184,20 @@ class DiTBlock(nn.Module):
     def __init__(self, cfg: GVRConfig, shifted: bool):
         super().__init__()
         self.shifted = shifted  # interleaving: odd blocks shift the temporal unit boundaries
-        self.norm1 = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        self.norm1 = LayerNorm32(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.attn = UnitAttention(cfg.dim, cfg.heads, cfg.attention, cfg.window, cfg.temporal_unit, cfg.topk)
-        self.norm2 = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        self.norm2 = LayerNorm32(cfg.dim, elementwise_affine=False, eps=1e-6)
         hidden = int(cfg.dim * cfg.mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(cfg.dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, cfg.dim))
         mods = 6
         if cfg.spatial_attention:
             # The same windows and routing with a temporal unit of one frame: each 2D unit attends
             # to its own and its top-k units of that frame, so the cost stays linear in area.
-            self.norm_s = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+            self.norm_s = LayerNorm32(cfg.dim, elementwise_affine=False, eps=1e-6)
             self.spatial = UnitAttention(cfg.dim, cfg.heads, cfg.attention, cfg.window, 1, cfg.topk)
             mods += 3
         if cfg.text_dim:
-            self.norm_x = nn.LayerNorm(cfg.dim, eps=1e-6)
+            self.norm_x = LayerNorm32(cfg.dim, eps=1e-6)
             self.cross = CrossAttention(cfg.dim, cfg.heads)
         self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, mods * cfg.dim))
         nn.init.zeros_(self.adaLN[1].weight)  # adaLN-Zero: every block starts as the identity
@@ -221,7 +221,7 @@ class FinalLayer(nn.Module):
     def __init__(self, dim: int, patch: int, channels: int):
         super().__init__()
         self.patch, self.channels = patch, channels
-        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.norm = LayerNorm32(dim, elementwise_affine=False, eps=1e-6)
         self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
         self.linear = nn.Linear(dim, patch * patch * channels)
         for layer in (self.adaLN[1], self.linear):
@@ -266,6 +266,25 @@ class SimpleGVR(nn.Module):
             # "No prompt" (PixArt's y_embedding): the tokens training substitutes for a dropped prompt.
             self.null_text = nn.Parameter(torch.randn(cfg.text_tokens, cfg.text_dim) / cfg.text_dim**0.5)
 
+    # Parameters that stay fp32 when the network computes in half precision (``to_compute_dtype``):
+    # the condition path, whose 3-channel convolutions are < 1% of a step's FLOPs and whose output
+    # ``base`` is the low band of the result, and the text path (once per video). Norms (``LayerNorm32``, ``RMSNorm``), RoPE, routing
+    # scores, timestep sinusoids and the Euler update compute in fp32 by construction, whatever
+    # the parameters' dtype: the model's one declaration of what must stay fp32.
+    FP32_MODULES = ("upsampler", "text_embed")
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """What the transformer computes in: its parameters' dtype (fp32, or fp16/bf16)."""
+        return self.patch_embed.proj.weight.dtype
+
+    def to_compute_dtype(self, dtype: torch.dtype) -> "SimpleGVR":
+        """Cast the transformer to ``dtype`` (torch.float16 / bfloat16 / float32) in place, keeping
+        ``FP32_MODULES`` in fp32. Inputs and outputs of ``condition``/``step`` stay fp32."""
+        for name, child in self.named_children():
+            child.to(torch.float32 if name in self.FP32_MODULES else dtype)  # never through half and back
+        return self
+
     # The graphs of an exported model (``export``): ``text`` runs once per video (a model with a
     # text path), ``condition`` once per clip (chunk, tile), ``step`` once per sampler step.
     # ``forward`` is one velocity evaluation, what the reference sampler ``upscale`` integrates;
@@ -303,17 +322,21 @@ class SimpleGVR(nn.Module):
 
     def velocity(self, z_t, t, cond, noise_aug, base=None, text=None):
         """The network given the clip's condition (and, with a text path, the projected prompt
-        tokens ``text`` (B, N, dim), ``prompt_tokens``): velocity (B, C, T, H, W) at (z_t, t)."""
+        tokens ``text`` (B, N, dim), ``prompt_tokens``): velocity (B, C, T, H, W) at (z_t, t).
+        In z_t's dtype: the transformer computes in ``compute_dtype``; latents, the x0 conversion and
+        the sampler stay in theirs (fp32), so a half-precision network takes and returns fp32."""
         H, W = z_t.shape[-2:]
-        x = self.patch_embed(torch.cat([z_t, cond], dim=1))  # (B, T, Hp, Wp, D)
+        x = self.patch_embed(torch.cat([z_t, cond], dim=1).to(self.compute_dtype))  # (B, T, Hp, Wp, D)
         c = self.t_embed(t) + self.aug_embed(noise_aug)  # (B, D)
         _, T, Hp, Wp, _ = x.shape
         rope = rope_3d(T, Hp, Wp, self.config.dim // self.config.heads, self.config.rope_theta, x.device)
         if self.config.text_dim and text is None:
             text = self.prompt_tokens(None, x.shape[0])
+        if text is not None:
+            text = text.to(self.compute_dtype)
         for block in self.blocks:
             x = block(x, c, rope, text)
-        out = self.final(x, c, H, W)  # (B, C, T, H, W)
+        out = self.final(x, c, H, W).to(z_t.dtype)  # (B, C, T, H, W)
         if self.config.prediction == "velocity":
             return out
         # x0 = upsampled clean condition + residual; rectified flow's velocity is (z_t - x0) / t.

@@ -10,7 +10,9 @@ seam takes device-resident buffers on a GPU.)
 Each backend checks that the provider or device it was asked for really loaded: ONNX Runtime
 silently falls back to CPU when CUDA libraries are missing, which on a farm would turn a GPU job
 into a 50x slower one without a word. A requested GPU that is not there is exit 75 (retry
-elsewhere). Precision is explicit (``PRECISIONS``): OpenVINO always gets its
+elsewhere). On a GPU provider every node runs on the GPU or the model is refused, naming the nodes
+(``gvrcli.inference.placement``), and the sampler's latents stay on the device (``device_buffer``).
+Precision is explicit (``PRECISIONS``): OpenVINO always gets its
 ``INFERENCE_PRECISION_HINT``, so the same command computes the same numbers on every CPU.
 """
 
@@ -28,7 +30,7 @@ from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
 from gvrcli.inference.modelfile import graph_paths, read_manifest
 from gvrcli.inference.quiet_openvino import import_openvino
 
-BACKENDS = ("auto", "ort-cuda", "ort-cpu", "openvino")
+BACKENDS = ("auto", "ort-cuda", "ort-tensorrt", "ort-cpu", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 # Memory of one tile through the model, beyond what the process held after loading it:
@@ -73,22 +75,37 @@ def _raise_if_oom(e: Exception) -> None:
         ) from None
 
 
+def half_graph(manifest: ModelManifest) -> bool:
+    """A true fp16/bf16 graph (``gvr export --precision fp16|bf16`` since issue 11), not an older
+    fp16 export's fp16 weights with fp32 arithmetic."""
+    return manifest.extra.get("compute") in ("fp16", "bf16")
+
+
 def artefact_precision(requested: str | None, manifest: ModelManifest, runtime: str, extra: str = "") -> str:
     """The precision to run: ``requested``, or the artefact's own (fp32 for every fp32 export, which
-    is all that ships). fp16 and int8 need artefacts exported so (``gvr export --precision``);
-    ``runtime``/``extra`` name the backend in the refusal."""
+    is all that ships). fp16, bf16 (ONNX) and int8 need artefacts exported so (``gvr export
+    --precision``); ``runtime`` ("onnxruntime" on CPU, "onnxruntime-gpu", "openvino") decides
+    what can compute it; ``extra`` names alternatives in the refusal."""
     have = manifest.precision
     want = requested or have
     if want not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)} (got {want!r})")
+    # A true half-precision graph computes in its own dtype; an older fp16 export (fp16 weights,
+    # fp32 arithmetic) also runs as fp32, and on OpenVINO as bf16.
+    own_only = ("int8", "bf16") + (("fp16",) if half_graph(manifest) else ())
+    if have in own_only and want != have:
+        raise UsageError(f"--precision {want}: the model is a {have} artefact; run it with --precision {have} or use an fp32 export")
     if want in ("fp16", "int8") and have != want:
         raise UsageError(
             f"--precision {want}: the model is a {have} artefact; export one with gvr export --precision {want}{extra}"
         )
-    if want in ("fp32", "bf16") and have not in ("fp32", "fp16"):
-        raise UsageError(f"--precision {want}: the model is a {have} artefact; run it with --precision {have} or use an fp32 export")
-    if want == "bf16" and runtime != "openvino":
-        raise UsageError("--precision bf16 runs on OpenVINO's CPU plugin (--backend openvino); ONNX Runtime's CPU provider has no bf16 path")
+    if want == "bf16" and runtime == "onnxruntime":
+        raise UsageError(
+            "--precision bf16: ONNX Runtime's CPU provider has no bf16 kernels; run a bf16 artefact with "
+            "--backend ort-cuda or openvino, or an fp32 one with --backend openvino --precision bf16"
+        )
+    if want == "bf16" and have == "fp32" and runtime != "openvino":
+        raise UsageError("--precision bf16 on an fp32 artefact runs on OpenVINO's CPU plugin (--backend openvino); export a bf16 graph for ONNX Runtime CUDA")
     return want
 
 
@@ -97,11 +114,68 @@ def artefact_precision(requested: str | None, manifest: ModelManifest, runtime: 
 # --------------------------------------------------------------------------------------------------
 
 
+# --provider choice -> the ONNX Runtime execution providers it needs, first to last.
+ORT_PROVIDERS = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider",),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider"),  # CUDA runs what TensorRT does not take
+}
+
+
+def default_trt_cache() -> Path:
+    """TensorRT's engine and timing caches: ``$GVR_TRT_CACHE``, else ``$XDG_CACHE_HOME/gvr/tensorrt``
+    (``~/.cache/gvr/tensorrt``). An engine is built once per model, GPU, TensorRT version and
+    shape profile (minutes for ``base``) and loaded from here afterwards (seconds)."""
+    import os
+
+    if os.environ.get("GVR_TRT_CACHE"):
+        return Path(os.environ["GVR_TRT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gvr" / "tensorrt"
+
+
+def trt_profiles(manifest: ModelManifest, role: str, frames: int, lr_max: tuple[int, int], lr_opt: tuple[int, int] | None = None) -> dict[str, str]:
+    """TensorRT shape profiles (``trt_profile_min_shapes/opt_shapes/max_shapes``) of one graph, for
+    the runtime's clips: T from 1 (a short shot, the last chunk) to ``frames`` (a full chunk), LR
+    sizes from the load-time check's (one window) to ``lr_max`` (the largest tile or frame the
+    engine will pass; ``Upscaler.tile_size`` keeps to it), optimised for ``lr_opt`` (default: the
+    largest) at a full chunk, output sizes at the model's scale (``--scale``/``--size`` at other
+    ratios need a ``--tile`` whose output fits). Format: ``name:1x3x20x540x960,name2:...``."""
+    from models.manifest import graph_io
+
+    C, s = manifest.latent_channels, manifest.scale
+    small = (manifest.patch * manifest.window[0], manifest.patch * manifest.window[1])
+    lr_opt = lr_opt or lr_max
+    sizes = {"min": (1, *small), "opt": (frames, *lr_opt), "max": (frames, *lr_max)}
+    names = graph_io(role, manifest.prediction, manifest.has_text)[0]
+    tokens = (1, manifest.text_tokens, int(manifest.config.get("dim", 0))) if manifest.has_text else None
+    out = {}
+    for key, (T, h, w) in sizes.items():
+        dims = {}
+        for name in names:
+            if name in ("lr", "lr_noise"):
+                dims[name] = (1, C, T, h, w)
+            elif name in ("z_t", "cond", "base"):
+                dims[name] = (1, C, T, h * s, w * s)
+            elif name == "hr_grid":  # its shape is the output size
+                dims[name] = (1, 1, 1, h * s, w * s)
+            elif name == "text":
+                dims[name] = tokens
+            elif name == "prompt":  # the prompt's tokens: 1 up to the model's text_tokens
+                dims[name] = (1, 1 if key == "min" else manifest.text_tokens, manifest.text_dim)
+            else:  # t, t_next, noise_aug
+                dims[name] = (1,)
+        out[f"trt_profile_{key}_shapes"] = ",".join(f"{n}:{'x'.join(str(d) for d in v)}" for n, v in dims.items())
+    return out
+
+
 @dataclass
 class OrtBackend:
-    """ONNX Runtime. Knobs: ``provider`` (cuda, cpu, or auto = CUDA when it loads, else CPU),
-    ``device_id`` (which GPU), ``threads`` (CPU intra-op threads, 0 = one per core), ``precision``
-    (None = the artefact's)."""
+    """ONNX Runtime. Knobs: ``provider`` (cuda, tensorrt, cpu, or auto = CUDA when it loads, else
+    CPU), ``device_id`` (which GPU), ``threads`` (CPU intra-op threads, 0 = one per core),
+    ``precision`` (None = the artefact's), ``device_buffers`` (where the engine's sampler keeps its
+    latents: "cuda" for a GPU provider, None = host numpy buffers; "cpu" runs the device path on
+    the CPU, for tests), and for TensorRT ``trt_cache`` (engine cache folder), ``frames`` and
+    ``lr_max`` (the shape profile: chunk length and largest LR tile)."""
 
     model_path: Path
     provider: str = "auto"
@@ -109,47 +183,128 @@ class OrtBackend:
     threads: int = 0
     precision: str | None = None
     reason: str = ""  # why auto chose it, for the start line
+    device_buffers: str | None = "auto"
+    trt_cache: Path | None = None
+    frames: int = 20
+    lr_max: tuple[int, int] = (540, 960)
 
     def load(self, manifest: ModelManifest | None = None) -> "OrtModel":
         import onnxruntime as ort
 
         manifest = manifest or read_manifest(self.model_path)
-        precision = artefact_precision(self.precision, manifest, "onnxruntime", " (or use --backend openvino)")
+        gpu = self.provider in ("cuda", "tensorrt")
+        precision = artefact_precision(
+            self.precision, manifest, "onnxruntime-gpu" if gpu or self.provider == "auto" and gpu_present() else "onnxruntime",
+            " (or use --backend openvino)",
+        )
         # ORT logs a multi-line CUDA load failure to stderr by itself; we say it in one line instead.
         ort.set_default_logger_severity(4)
+        available = ort.get_available_providers()
+        if self.provider == "auto":
+            use = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+        else:
+            use = self.provider
+        missing = [p for p in ORT_PROVIDERS[use] if p not in available]
+        if missing or (use != "cpu" and not gpu_present()):
+            if self.provider == "auto":
+                use = "cpu"
+            else:
+                what = (f"this ONNX Runtime has no {', '.join(missing)} (providers: {', '.join(available)})" if missing
+                        else "no GPU answers here (no NVIDIA driver loads)")
+                raise RetryableError(
+                    f"--backend ort-{use}: {what}; retry on a GPU node with onnxruntime-gpu, or run with --backend ort-cpu"
+                )
+        sessions, shape_math = {}, {}
+        for role, path in graph_paths(self.model_path, manifest).items():
+            if use == "cpu":
+                sessions[role] = self._session(ort, path, [("CPUExecutionProvider", {})], strict=False)
+                continue
+            sessions[role], shape_math[role] = self._gpu_session(ort, path, use, manifest, role, precision)
+        note = ""
+        if any(shape_math.values()):
+            counts = ", ".join(f"{n} in the {role} graph" for role, n in shape_math.items() if n)
+            note = f"shape-arithmetic nodes run on the CPU ({counts}: ONNX Runtime keeps integer shape math there by design); every tensor op is on the GPU"
+        loaded = sessions[STEP].get_providers()
+        if use != "cpu" and loaded[0] != ORT_PROVIDERS[use][0]:
+            raise RetryableError(
+                f"the {ORT_PROVIDERS[use][0]} did not load (missing CUDA/cuDNN/TensorRT libraries or no GPU); "
+                "retry on a GPU node, or run with --backend ort-cpu"
+            )
+        if self.provider == "auto" and use == "cpu" and "CUDAExecutionProvider" in available:
+            note = "the CUDA provider did not load (no GPU or CUDA libraries); running on CPU"
+        buffers = self.device_buffers
+        if buffers == "auto":
+            buffers = None if use == "cpu" else "cuda"
+        lr_max = self.lr_max if use == "tensorrt" else None  # TensorRT's profile bounds the clips it takes
+        return OrtModel(manifest, sessions, f"onnxruntime {loaded[0]}", precision, note, latent_device=buffers, device_id=self.device_id, lr_max=lr_max)
+
+    def _options(self, ort, strict: bool, verbose: bool = False):
         opts = ort.SessionOptions()
-        opts.log_severity_level = 4  # fatal only: gvr reports failures itself, in one line
+        opts.log_severity_level = 0 if verbose else 4  # fatal only: gvr reports failures itself, in one line
         opts.intra_op_num_threads = self.threads
         # ORT's pool threads spin for a while after each run; on a small CPU that spinning steals
         # the cores the decode/encode threads and the sampler's numpy work need between calls.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        want_cuda = self.provider in ("auto", "cuda")
-        available = ort.get_available_providers()
-        providers: list = ["CPUExecutionProvider"]
-        if want_cuda and "CUDAExecutionProvider" in available:
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device_id}))
-        elif self.provider == "cuda":
-            raise RetryableError(
-                f"ONNX Runtime has no CUDA provider here (available: {', '.join(available)}); "
-                "install onnxruntime-gpu with CUDA, or run with --backend ort-cpu"
-            )
-        sessions = {}
-        for role, path in graph_paths(self.model_path, manifest).items():
-            try:
-                sessions[role] = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-            except Exception as e:  # ORT raises its own exception types for unloadable graphs
-                raise ModelError(f"model {path}: ONNX Runtime cannot load it ({first_line(e)})") from None
-        loaded = sessions[STEP].get_providers()
-        if self.provider == "cuda" and "CUDAExecutionProvider" not in loaded:
-            raise RetryableError(
-                "the CUDA execution provider did not load (missing CUDA/cuDNN libraries or no GPU); "
-                "retry on a GPU node, or run with --backend ort-cpu"
-            )
-        note = ""
-        if self.provider == "auto" and "CUDAExecutionProvider" in available and "CUDAExecutionProvider" not in loaded:
-            note = "the CUDA provider did not load (no GPU or CUDA libraries); running on CPU"
-        return OrtModel(manifest, sessions, f"onnxruntime {loaded[0]}", precision, note)
+        if strict:  # a node the GPU provider cannot run fails the session instead of running on the CPU
+            opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        return opts
+
+    def _session(self, ort, path: Path, providers, strict: bool, verbose: bool = False):
+        opts = self._options(ort, strict, verbose)
+        try:
+            return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as e:  # ORT raises its own exception types for unloadable graphs
+            if strict and CPU_FALLBACK_MARKER in str(e):
+                raise CpuFallback(str(e)) from None
+            _raise_if_oom(e)
+            raise ModelError(f"model {path}: ONNX Runtime cannot load it ({first_line(e)})") from None
+
+    def _provider_list(self, use: str, manifest: ModelManifest, role: str, precision: str) -> list:
+        cuda = ("CUDAExecutionProvider", {"device_id": self.device_id})
+        if use == "cuda":
+            return [cuda]
+        cache = Path(self.trt_cache or default_trt_cache())
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--trt-cache {cache}: cannot create it ({e.strerror})") from None
+        trt = {
+            "device_id": self.device_id,
+            "trt_fp16_enable": precision == "fp16",
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache),
+            **trt_profiles(manifest, role, self.frames, self.lr_max),
+        }
+        return [("TensorrtExecutionProvider", trt), cuda]
+
+    def _gpu_session(self, ort, path: Path, use: str, manifest, role: str, precision: str):
+        """A session whose every node runs on the GPU provider(s): strict (CPU fallback disabled)
+        first; if ORT refuses, the placement is read from its own log (``placement``) to tell ORT's
+        deliberate CPU shape arithmetic (int64 Shape/Gather/Concat... on dynamic shapes, which the
+        CUDA provider leaves to the CPU by design: allowed, with a note) from a tensor op the GPU
+        provider cannot run (refused, naming the nodes). Returns (session, shape nodes on CPU)."""
+        from gvrcli.inference.placement import cpu_nodes, explain_fallback
+
+        providers = self._provider_list(use, manifest, role, precision)
+        try:
+            return self._session(ort, path, providers, strict=True), 0
+        except CpuFallback:
+            pass
+        shape_nodes, compute_nodes = cpu_nodes(lambda **kw: self._session(ort, path, providers, strict=False, **kw), path)
+        if compute_nodes:
+            raise ModelError(explain_fallback(path, ORT_PROVIDERS[use][0], compute_nodes))
+        return self._session(ort, path, providers, strict=False), len(shape_nodes)
+
+
+# ORT's message when a node lands on the CPU with fallback disabled (onnxruntime inference_session.cc).
+CPU_FALLBACK_MARKER = "fallback to CPU EP has been explicitly disabled"
+
+
+class CpuFallback(Exception):
+    """A strict GPU session was refused: some node would run on the CPU."""
 
 
 @dataclass
@@ -161,17 +316,36 @@ class OrtModel:
     note: str = ""
     activation_factor: float = ACTIVATION_FACTOR["onnxruntime"]
     activation_fixed_mb: float = ACTIVATION_FIXED_MB["onnxruntime"]
+    latent_device: str | None = None  # where the engine keeps the sampler's latents ("cuda", "cpu" OrtValues), None = host numpy
+    device_id: int = 0
+    lr_max: tuple[int, int] | None = None  # largest LR tile the graphs take (TensorRT's profile)
     _in_flight: set = field(default_factory=set, repr=False)
 
     def bind(self, role, inputs, outputs) -> "OrtBound":
-        """An IOBinding of our buffers: ORT reads the inputs and writes the outputs in place."""
+        """An IOBinding: ORT reads the inputs and writes the outputs in place. A value is a host
+        float32 numpy buffer, or an ``OrtValue`` from ``device_buffer`` (on the device: no copy)."""
         session = self.sessions[role]
         binding = session.io_binding()
         for name, value in inputs.items():
-            binding.bind_cpu_input(name, _f32(value))
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, _f32(value))
+            else:
+                binding.bind_ortvalue_input(name, value)
         for name, value in outputs.items():
-            binding.bind_output(name, "cpu", 0, np.float32, list(_f32(value).shape), value.ctypes.data)
+            if isinstance(value, np.ndarray):
+                binding.bind_output(name, "cpu", 0, np.float32, list(_f32(value).shape), value.ctypes.data)
+            else:
+                binding.bind_ortvalue_output(name, value)
         return OrtBound(self, session, binding)
+
+    def device_buffer(self, shape, values: np.ndarray | None = None):
+        """A float32 ``OrtValue`` on this model's device (allocated once, reused by the engine),
+        filled from ``values`` (a host copy) if given."""
+        import onnxruntime as ort
+
+        if values is not None:
+            return ort.OrtValue.ortvalue_from_numpy(_f32(np.ascontiguousarray(values)), self.latent_device, self.device_id)
+        return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.float32, self.latent_device, self.device_id)
 
     def interrupt(self) -> None:
         for options in list(self._in_flight):
@@ -242,7 +416,9 @@ class OpenVinoBackend:
         precision, weights = self._precision(core, device, manifest)
         config = {"INFERENCE_PRECISION_HINT": _OV_HINT[precision]}
         if precision == "fp16" and weights:
-            config["INFERENCE_PRECISION_HINT"] = "f32"  # fp16 weights, f32 arithmetic (no f16 here)
+            # An fp16 artefact: on the CPU pinned to f32 arithmetic between the graph's own fp16
+            # Casts (the same numbers on every CPU); a GPU computes f16 natively.
+            config["INFERENCE_PRECISION_HINT"] = "f16" if device.startswith("GPU") else "f32"
         if self.threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = self.threads
         graphs, compiled = {}, {}
@@ -453,11 +629,14 @@ def gpu_present() -> bool:
     return True
 
 
-def make_backend(model_path: Path, backend: str = "auto", device: str = "AUTO", threads: int = 0, precision: str | None = None, manifest: ModelManifest | None = None):
+def make_backend(
+    model_path: Path, backend: str = "auto", device: str = "AUTO", threads: int = 0, precision: str | None = None,
+    manifest: ModelManifest | None = None, **gpu,
+):
     """The backend dataclass for a ``--backend`` choice. ``auto``: OpenVINO for .xml; for ONNX a GPU
     provider when a GPU is present, else the best CPU backend measured (OpenVINO: as fast as ONNX
     Runtime in a quarter of its memory; ONNX Runtime for an int8 ONNX artefact, whose quantised ops
-    are ONNX Runtime's). ``reason`` says why."""
+    are ONNX Runtime's). ``reason`` says why. ``gpu``: TensorRT's ``trt_cache``, ``frames``, ``lr_max``."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
     if precision is not None and precision not in PRECISIONS:
@@ -478,8 +657,9 @@ def make_backend(model_path: Path, backend: str = "auto", device: str = "AUTO", 
         return OpenVinoBackend(model_path, device=device, threads=threads, precision=precision, reason=reason)
     if is_ir:
         raise UsageError(f"--backend {backend} runs ONNX files; {model_path} is OpenVINO IR (use --backend openvino)")
-    provider = {"ort-cuda": "cuda", "ort-cpu": "cpu"}[backend]
-    return OrtBackend(model_path, provider=provider, threads=threads, precision=precision, reason=reason)
+    provider = {"ort-cuda": "cuda", "ort-tensorrt": "tensorrt", "ort-cpu": "cpu"}[backend]
+    extra = {k: v for k, v in gpu.items() if v is not None} if provider == "tensorrt" else {}
+    return OrtBackend(model_path, provider=provider, threads=threads, precision=precision, reason=reason, **extra)
 
 
 def _openvino_importable() -> bool:

@@ -8,7 +8,8 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
 * A frame whose chunk would exceed the memory budget is cut into overlapping spatial tiles.
 * Per clip (chunk or tile) the model's condition graph runs once; the step graph then runs once per
   sampler step, reading and writing two preallocated latent buffers in turn (ping-pong), so the
-  sampler loop allocates and copies nothing.
+  sampler loop allocates and copies nothing. On a GPU provider those buffers live on the device
+  (``_integrate_on_device``): only the LR clip goes in and the result comes out.
 * Noise is drawn per frame from ``(seed, frame index)``, full-frame, then cropped: overlapping
   chunks and tiles see exactly the same noise for the same pixel, so where they overlap they
   compute the same thing and the ramp blend (``gvrcli.inference.tiling``) leaves no seam.
@@ -190,6 +191,7 @@ class Upscaler:
         fixed = getattr(model, "activation_fixed_mb", max(ACTIVATION_FIXED_MB.values()))
         self.memory = MemoryModel(self.scale, self.codec.channels, factor, fixed, resident_mb(), settings.jobs)
         self.set_prompt(None)
+        self._device: tuple | None = None  # (key, device latents) of the last clip shape, see _device_buffers
 
     def frame_noise(self, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """(HR noise (C, H, W), LR noise (C, h, w)) for video frame ``index`` of LR size h x w."""
@@ -225,7 +227,8 @@ class Upscaler:
             )
             if note not in self.warnings:
                 self.warnings.append(note)
-        return plan.tile
+        cap = getattr(self.model, "lr_max", None)  # a TensorRT engine's shape profile bounds its clips
+        return plan.tile if cap is None else (min(plan.tile[0], cap[0]), min(plan.tile[1], cap[1]))
 
     def upscale_chunk(self, lr: np.ndarray, first_frame: int) -> np.ndarray:
         """``lr`` (T, h, w, 3) float32 in [0, 1], whose first frame is video frame ``first_frame``;
@@ -321,8 +324,14 @@ class Upscaler:
         reused buffer; returns the final latent (1, C, T, H, W) (one of the two buffers).
 
         Guided (a prompt and cfg != 1): each step runs twice, with the null tokens into the target
-        buffer and with the prompt's into a third, then target += cfg * (third - target)."""
+        buffer and with the prompt's into a third, then target += cfg * (third - target).
+
+        On a GPU provider (``OrtModel.latent_device``) an unguided run keeps its latents on the
+        device (``_integrate_on_device``); a guided one combines the two steps' outputs here, on
+        the host, so it runs this path."""
         m = model.manifest
+        if getattr(model, "latent_device", None) and not (m.has_text and len(self._text_tokens(model)) == 2):
+            return self._integrate_on_device(model, lr, lr_noise, z)
         lat = (lr if self.latent else self.codec.encode(lr))[None]  # (1, C, T, h, w)
         lr_noise = lr_noise[None]
         z = z[None]  # (1, C, T, H, W)
@@ -373,6 +382,49 @@ class Upscaler:
                 text = np.ascontiguousarray(np.concatenate([out["text"], null[:, L:]], axis=1))
                 self._texts[key] = [{"text": null}, {"text": text}] if self.settings.cfg != 1.0 else [{"text": text}]
         return self._texts[key]
+
+    def _integrate_on_device(self, model, lr: np.ndarray, lr_noise: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``_integrate`` with the latents on the model's device (ONNX Runtime IOBinding of
+        ``OrtValue``s): the LR clip and its noise go in once (the condition graph's host inputs),
+        the starting noise once, cond/base and both z buffers stay on the device through every
+        step (the Euler update is inside the step graph), and the timesteps are device scalars
+        made once per clip. The result comes back once, into ``z`` (the HR out)."""
+        m = model.manifest
+        lat = (lr if self.latent else self.codec.encode(lr))[None]  # (1, C, T, h, w), host
+        lr_noise = lr_noise[None]
+        shape = (1, *z.shape)
+        buffers = self._device_buffers(model, shape, [name for name in ("cond", "base") if name in m.inputs])
+        a, b = buffers["z"], buffers["other"]
+        a.update_inplace(z[None])  # the clip's starting noise, host -> device once
+        level = model.device_buffer((1,), np.array([self.settings.noise_aug], np.float32))
+        conds = {name: buffers[name] for name in ("cond", "base") if name in buffers}
+        self._check_cancel()
+        grid = {"hr_grid": buffers["hr_grid"]}  # its shape is the output size
+        self._timed(model.bind(CONDITION, {"lr": lat, "lr_noise": lr_noise, "noise_aug": level, **grid}, conds))
+        texts = self._text_tokens(model) if m.has_text else [{}]  # unguided here: one set of tokens
+        text = {k: model.device_buffer(v.shape, v) for k, v in texts[0].items()}
+        ts = timesteps(self.settings.steps, self.settings.shift)
+        scalars = [model.device_buffer((1,), np.array([v], np.float32)) for v in ts]
+        for k in range(self.settings.steps):
+            self._check_cancel()
+            inputs = {"z_t": a, "t": scalars[k], "t_next": scalars[k + 1], "noise_aug": level, **conds, **text}
+            bound = model.bind(STEP, inputs, {"z_next": b})
+            self.step_seconds.append(self._timed(bound))
+            if self.on_step is not None:
+                self.on_step(k + 1, self.settings.steps)
+            a, b = b, a
+        z[...] = a.numpy()[0]  # device -> host once: the HR out
+        return z[None]
+
+    def _device_buffers(self, model, shape: tuple[int, ...], conds: list[str]) -> dict:
+        """The clip's device latents (z ping-pong pair, cond, base), kept while the shape repeats."""
+        key = (id(model), shape)
+        if self._device is None or self._device[0] != key:
+            self._device = None  # free the old clip's device memory first
+            held = {name: model.device_buffer(shape) for name in ("z", "other", *conds)}
+            held["hr_grid"] = model.device_buffer((1, 1, 1, *shape[-2:]))
+            self._device = (key, held)
+        return self._device[1]
 
     def _timed(self, bound) -> float:
         started = time.perf_counter()

@@ -56,3 +56,22 @@ def openvino_ir_from_onnx(small_model, exports):
     from export import export_model
 
     return export_model("openvino", exports / "ir-from-onnx", model=small_model, source="onnx")
+
+
+@pytest.fixture(scope="session")
+def half_model():
+    """``small_model`` with one block: a dynamic trace costs time per block, and what half
+    precision changes (dtypes, casts, the attention form) is the same in every block."""
+    import models
+    from models.checkpoint import init_random_
+
+    return init_random_(models.build_model("tiny", scale=2, **{**SMALL, "depth": 1}), seed=1)
+
+
+@pytest.fixture(scope="session")
+def fp16_onnx(half_model, exports):
+    """``gvr export --precision fp16``: a true half-precision graph (aligned attention by default),
+    dynamic as the runtime requires."""
+    from export import export_model
+
+    return export_model("onnx", exports / "fp16.onnx", model=half_model, precision="fp16")

@@ -11,14 +11,27 @@ def test_a_cpu_only_onnx_runtime_build_says_ort_cuda_is_unavailable_and_why():
     assert backends["ort-cuda"].startswith("unavailable") and "onnxruntime-gpu" in backends["ort-cuda"]
 
 
-def test_a_gpu_build_says_cuda_is_installed_not_that_a_gpu_is_there():
-    backends = _backends(["CUDAExecutionProvider", "CPUExecutionProvider"], openvino=False)
-    assert backends["ort-cuda"].startswith("installed") and "not probed" in backends["ort-cuda"]
+def test_a_gpu_build_without_a_gpu_says_so_for_cuda_and_tensorrt(monkeypatch):
+    from gvrcli.inference import backends as runtime
+
+    monkeypatch.setattr(runtime, "gpu_present", lambda: False)
+    backends = _backends(["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], openvino=False)
+    for name in ("ort-cuda", "ort-tensorrt"):
+        assert backends[name].startswith("unavailable") and "no GPU" in backends[name] and "75" in backends[name]
     assert backends["openvino"].startswith("unavailable")
+
+
+def test_a_gpu_build_with_a_gpu_lists_what_it_has(monkeypatch):
+    from gvrcli.inference import backends as runtime
+
+    monkeypatch.setattr(runtime, "gpu_present", lambda: True)
+    backends = _backends(["CUDAExecutionProvider", "CPUExecutionProvider"], openvino=True)
+    assert backends["ort-cuda"] == "available"
+    assert backends["ort-tensorrt"].startswith("unavailable") and "TensorrtExecutionProvider" in backends["ort-tensorrt"]
 
 
 def test_collect_names_the_platform_and_the_installed_onnx_runtime_distribution(fake_model):
     facts = collect(fake_model)
     assert facts["onnxruntime"]["package"] in ("onnxruntime", "onnxruntime-gpu")
-    assert set(facts["backends"]) == {"ort-cpu", "ort-cuda", "openvino"}
+    assert set(facts["backends"]) == {"ort-cpu", "ort-cuda", "ort-tensorrt", "openvino"}
     assert "Python" in facts["platform"]
