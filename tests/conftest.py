@@ -9,7 +9,21 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "index: asks the package index over the network; run with -m index")
 
 
+# Tests that share one of these session-scoped exports run on one xdist worker, so each export is
+# made once (by the worker that needs it) while the other worker runs the rest of the suite.
+SHARED_EXPORTS = {
+    "small_model": "small-exports", "dynamic_onnx": "small-exports", "openvino_ir": "small-exports",
+    "static_unfused_onnx": "small-exports", "openvino_ir_from_onnx": "small-exports",
+    "vae_trace_memo": "bundles", "latent_weights": "bundles", "onnx_bundle": "bundles", "openvino_bundle": "bundles",
+    "fp16_onnx": "half-precision", "half_model": "half-precision",
+}
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = next((SHARED_EXPORTS[name] for name in item.fixturenames if name in SHARED_EXPORTS), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
     if "index" in (config.option.markexpr or ""):
         return
     skip = pytest.mark.skip(reason="asks the package index; run with -m index")
