@@ -244,6 +244,10 @@ def upscale(
     vae = read_vae(model_path, manifest) if manifest.has_vae else None  # another VAE's files: exit 2 here
     if options.save_latents and vae is None:
         raise UsageError(f"--save-latents: model {model_path} is not a latent-cascade bundle (gvr export --vae)")
+    if vae is not None and (options.size is not None or options.scale not in (None, manifest.scale)):
+        # The denoiser's output is a latent grid the VAE decodes 8 px per cell: another size would
+        # need resampling in pixels after the decode, which the cascade does not do (yet).
+        raise UsageError(f"--size/--scale: the latent-cascade bundle {model_path} upscales x{manifest.scale} only")
     settings = EngineSettings.from_manifest(
         manifest,
         scale=options.scale,

@@ -19,6 +19,7 @@ SHARED_EXPORTS = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         group = next((SHARED_EXPORTS[name] for name in item.fixturenames if name in SHARED_EXPORTS), None)

@@ -48,6 +48,21 @@ def test_verify_option_randomises_weights_and_reports(small_model, tmp_path):
     assert report.verify.ok and report.verify.checks
 
 
+def test_the_2d_spatial_sub_layer_exports_fused_and_matches_pytorch(tmp_path):
+    """The paper's per-frame 2D attention (same windows and routing, temporal unit 1): one fused op
+    per call like the 3D attention, and ONNX Runtime and OpenVINO agree with PyTorch."""
+    import models
+    from models.checkpoint import init_random_
+
+    spatial = init_random_(models.build_model("tiny", scale=2, depth=1, dim=32, heads=2, window=(3, 4), temporal_unit=3, spatial_attention=True), seed=2)
+    shape = (4, 10, 14)
+    exported = export_model("onnx", tmp_path / "spatial.onnx", model=spatial, dynamic=False, static_shape=shape)
+    assert exported.fused_attention_nodes == exported.attention_calls == 2  # 2D spatial + 3D
+    report = compare(spatial, _backends("onnx", tmp_path / "spatial.onnx", OrtBackend, OpenVINOBackend), [shape], seed=7)
+    _show(report)
+    assert report.ok and all(c.rel_l2 <= TOLERANCE["fp32"] for c in report.checks)
+
+
 def test_a_wrong_graph_fails_verification(small_model, dynamic_onnx):
     import copy
 
@@ -65,9 +80,7 @@ def test_int8_exports_stay_within_their_stated_tolerance(tmp_path):
     import models
     from models.checkpoint import init_random_
 
-    from conftest import SMALL
-
-    plain = {k: v for k, v in SMALL.items() if k not in ("spatial_attention", "text_dim", "text_tokens")}
+    plain = dict(depth=2, dim=32, heads=2, window=(3, 4), temporal_unit=3)  # conftest's SMALL, plain block
     small_model = init_random_(models.build_model("tiny", scale=2, **plain), seed=1)
     shape = (4, 10, 14)
     for target, out, backend in (("onnx", tmp_path / "q.onnx", OrtBackend), ("openvino", tmp_path / "qir", OpenVINOBackend)):

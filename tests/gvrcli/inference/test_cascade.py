@@ -112,3 +112,11 @@ def test_latent_files_need_a_bundle_and_a_valid_header(onnx_bundle, inputs, tmp_
     assert "not a readable safetensors file" in reasons["junk.safetensors"]
     assert all(str(bad / name) in reason for name, reason in reasons.items())
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
+
+
+def test_a_bundle_refuses_an_output_size_other_than_its_scale(onnx_bundle, inputs, tmp_path):
+    """The VAE decodes the denoiser's latent grid 8 px per cell: --size would be read in latent cells."""
+    from gvrcli.errors import UsageError
+
+    with pytest.raises(UsageError, match="upscales x2 only"):
+        upscale([inputs], UpscaleOptions(tmp_path / "out", model=onnx_bundle[0], size=(200, 150)))
