@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pty
-import select
 import subprocess
 import sys
 import tempfile
@@ -35,34 +33,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_upscale import make_clip  # noqa: E402
-from tests.progress_checks import from_json, from_plain, from_screen, rising_before_first_frame, verdict  # noqa: E402
+from tests.progress_checks import from_json, from_plain, from_screen, rising_before_first_frame, run_in_pty, verdict  # noqa: E402
 
 
 def run_piped(argv: list[str], env: dict) -> str:
     return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False).stdout
-
-
-def run_in_pty(argv: list[str], env: dict) -> str:
-    """Everything ``argv`` draws on a pseudo-terminal (stdin, stdout and stderr)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    os.close(master)
-    proc.wait()
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def main() -> int:
@@ -91,7 +66,7 @@ def main() -> int:
             elif mode == "plain":
                 readings = from_plain(run_piped(argv, env).splitlines())
             elif mode == "rich":
-                readings = from_screen(run_in_pty(argv, {**env, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "30"}))
+                readings = from_screen(run_in_pty(argv, {**env, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "30"}, timeout=None)[1])
             else:
                 raise SystemExit(f"unknown mode {mode!r} (json, plain, rich)")
             seconds = time.monotonic() - started

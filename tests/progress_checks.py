@@ -12,7 +12,11 @@ Each reader turns one mode's output into readings in the order printed; ``verdic
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import select
+import subprocess
 from dataclasses import dataclass
 
 
@@ -92,3 +96,26 @@ def rising_before_first_frame(readings: list[Reading]) -> list[float]:
         if r.frames == 0 and r.stage and r.eta is not None and (not rising or r.percent > rising[-1]):
             rising.append(r.percent)
     return rising
+
+
+def run_in_pty(argv, env, timeout=60) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its stdin/stdout/stderr; return (exit code, everything it drew)."""
+    master, slave = pty.openpty()
+    os.set_blocking(master, False)
+    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=timeout), b"".join(chunks).decode("utf-8", "replace")

@@ -6,9 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import threading
 import time
@@ -19,7 +17,7 @@ from conftest import write_video
 
 from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
 from gvrcli.report import FAILED, BatchReport, FileResult
-from tests.progress_checks import from_json, from_plain, from_screen, verdict
+from tests.progress_checks import from_json, from_plain, from_screen, run_in_pty, verdict
 
 COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|9[0-7]|38;[25])[;m]")
 
@@ -30,29 +28,6 @@ def two_clips(tmp_path_factory):
     write_video(root / "a.mp4", frames=10, size=(96, 64))
     write_video(root / "shots" / "b.mp4", frames=6, size=(96, 64))
     return root
-
-
-def run_in_pty(argv, env, timeout=60) -> tuple[int, str]:
-    """Run ``argv`` with a pseudo-terminal as its stdin/stdout/stderr; return (exit code, everything it drew)."""
-    master, slave = pty.openpty()
-    os.set_blocking(master, False)
-    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    os.close(master)
-    return proc.wait(timeout=timeout), b"".join(chunks).decode("utf-8", "replace")
 
 
 def test_a_terminal_gets_the_live_rich_display(gvr_cmd, cli_env, two_clips, tmp_path, fake_model):
