@@ -27,6 +27,7 @@ from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, VaeGraphs, pad_to_multiple
 from gvrcli.media.decode import ColourTags
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
+from gvrcli.inference.text import prompt_for_latents
 from gvrcli.media.latents import LatentInfo, read_latents
 
 
@@ -96,6 +97,8 @@ def upscale_latent_file(
     """Upscale a latent file in latent space and decode it into the video ``partial``: 4 (T - 1) + 1
     frames at 8 s h x 8 s w, at the file's fps. Returns (frames, HR latents or None)."""
     z = read_latents(info)  # (C, T, h, w): small (1/48 of the decoded video's floats)
+    if upscaler.manifest.has_text:  # its prompt: inside the file, or a sidecar beside it
+        upscaler.set_prompt(prompt_for_latents(info.path, upscaler.manifest))
     denoiser, decoder = StreamingUpscaler(upscaler), ChunkedDecoder(upscaler.model, vae)
     upscaler.cancel = cancel
     kept: list[np.ndarray] = []

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from models.manifest import ModelManifest
 
-from gvrcli.errors import InputError
+from gvrcli.errors import InputError, first_line
 
 SIDECAR_SUFFIX = ".text.safetensors"
 TENSOR = "prompt_embeds"
@@ -81,6 +81,21 @@ def find_prompt(video: Path, manifest: ModelManifest) -> PromptEmbeds | None:
     if not path.exists():
         return None
     return load_prompt_embeds(path, manifest)
+
+
+def prompt_for_latents(path: Path, manifest: ModelManifest) -> PromptEmbeds | None:
+    """The prompt of a latent input file: a ``prompt_embeds`` tensor inside it (a base pipeline's
+    latents saved with their prompt), else the sidecar beside it, else None."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            embeds = f.get_tensor(TENSOR) if TENSOR in f.keys() else None
+    except (SafetensorError, OSError, TypeError, ValueError) as e:
+        raise InputError(f"{path}: unreadable {TENSOR} ({first_line(e)})") from None
+    if embeds is None:
+        return find_prompt(path, manifest)
+    return load_prompt_embeds(embeds, manifest, name=f"{path} ({TENSOR})")
 
 
 def _read(path: Path) -> np.ndarray:

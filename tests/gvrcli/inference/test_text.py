@@ -65,3 +65,19 @@ def test_embeddings_in_memory_are_checked_the_same_way(manifest):
     assert load_prompt_embeds(np.ones((2, 4), np.float32), manifest, "clip.safetensors").tokens.shape == (2, 4)
     with pytest.raises(InputError, match="clip.safetensors: prompt_embeds has shape"):
         load_prompt_embeds(np.ones((2, 5), np.float32), manifest, "clip.safetensors")
+
+
+def test_a_latent_file_carries_its_prompt_inside_or_beside_it(tmp_path, manifest):
+    from gvrcli.inference.text import prompt_for_latents
+
+    latents = np.zeros((16, 2, 3, 4), np.float32)
+    inside = _save(tmp_path / "a.safetensors", latents=latents, prompt_embeds=np.ones((2, 4), np.float32))
+    prompt = prompt_for_latents(inside, manifest)
+    assert prompt.tokens.shape == (2, 4) and "a.safetensors (prompt_embeds)" in prompt.source
+    beside = _save(tmp_path / "b.safetensors", latents=latents)
+    assert prompt_for_latents(beside, manifest) is None  # no prompt anywhere: the null embedding
+    _save(tmp_path / "b.text.safetensors", prompt_embeds=np.full((1, 4), 2, np.float32))
+    assert np.array_equal(prompt_for_latents(beside, manifest).tokens, np.full((1, 4), 2, np.float32))
+    bad = _save(tmp_path / "c.safetensors", latents=latents, prompt_embeds=np.ones((2, 5), np.float32))
+    with pytest.raises(InputError, match="c.safetensors"):
+        prompt_for_latents(bad, manifest)
