@@ -111,6 +111,6 @@ def _read(path: Path) -> np.ndarray:
     except InputError:
         raise
     except (SafetensorError, OSError, TypeError, ValueError) as e:  # damaged header, bf16, short file
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         hint = "; numpy reads no bfloat16: save it as float16 or float32" if "bf16" in first.lower() or "bfloat16" in first.lower() else ""
         raise InputError(f"{path}: not a readable safetensors file with {TENSOR} ({first}{hint})") from None

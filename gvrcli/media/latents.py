@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gvrcli.errors import InputError
+from gvrcli.errors import InputError, first_line
 
 SUFFIX = ".safetensors"
 TENSOR = "latents"
@@ -57,7 +57,7 @@ def probe_latents(path: Path, channels: int, spatial_factor: int, temporal_facto
             sl = f.get_slice(TENSOR)
             shape, dtype = tuple(sl.get_shape()), sl.get_dtype()
     except (SafetensorError, OSError, ValueError) as e:
-        raise InputError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+        raise InputError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
     if len(shape) == 5 and shape[0] == 1:
         shape = shape[1:]
     if len(shape) != 4:
@@ -94,7 +94,7 @@ def read_latents(info: LatentInfo) -> np.ndarray:
     try:
         z = load_file(str(info.path))[TENSOR]
     except (SafetensorError, OSError, ValueError) as e:
-        raise InputError(f"{info.path}: unreadable latents ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+        raise InputError(f"{info.path}: unreadable latents ({first_line(e)})") from None
     z = np.ascontiguousarray(z.reshape(info.shape), dtype=np.float32)
     if not np.isfinite(z).all():
         raise InputError(f"{info.path}: latents hold NaN or Inf")
