@@ -1,6 +1,6 @@
 """Measure each backend's activation factor (``gvrcli.inference.backends.ACTIVATION_FACTOR``).
 
-    python benchmarks/calibrate_memory.py [--frames 8] [--size 480x270] [--tiles 1,2,4]
+    python benchmarks/calibrate_memory.py [--frames 8] [--size 480x270] [--tiles 0,270,144]
 
 For each backend and tile side, a fresh process loads the shipped x2 model, runs one chunk of
 ``--frames`` random LR frames (in square tiles of each ``--tiles`` side, 0 = whole frames) through the engine with two
@@ -22,26 +22,22 @@ import sys, numpy as np
 sys.path.insert(0, {repo!r})
 from gvrcli.inference.backends import make_backend
 from gvrcli.inference.engine import EngineSettings, Upscaler
-from gvrcli.inference.memory import resident_mb
+from gvrcli.inference.memory import peak_resident_mb, resident_mb
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model
 
-def peak_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-
-frames, h, w, tiles, backend = {frames}, {h}, {w}, {tiles}, {backend!r}
+frames, h, w, side, backend = {frames}, {h}, {w}, {side}, {backend!r}
 path = resolve_default_model(2, say=lambda m: None)
 manifest = read_manifest(path)
 model = make_backend(path, backend, "auto", 0, "fp32", manifest).load(manifest)
 lr = np.random.default_rng(0).uniform(0, 1, (frames, h, w, 3)).astype(np.float32)
 base = resident_mb()
-up = Upscaler(model, EngineSettings.from_manifest(manifest, steps=2, tile=tiles))
+# A tile as large as the frame is the whole frame (0 would let the memory planner choose).
+up = Upscaler(model, EngineSettings.from_manifest(manifest, steps=2, tile=side or max(h, w)))
 th, tw = up.tile_size(frames, h, w)
 for _ in range(2):  # a file's chunks: the second shows what the runtime's allocator keeps growing
     out = up.upscale_chunk(lr, 0)
 z_mb = 3 * frames * (2 * th) * (2 * tw) * 4 / 2**20
-extra = peak_mb() - base - out.nbytes / 2**20
+extra = peak_resident_mb() - base - out.nbytes / 2**20
 print(f"{{backend}} tile {{tw}}x{{th}} z={{z_mb:.1f}} MiB  peak beyond load {{extra:.0f}} MiB  factor {{extra / z_mb:.1f}}")
 """
 
@@ -55,8 +51,8 @@ def main() -> None:
     args = ap.parse_args()
     w, h = map(int, args.size.split("x"))
     for backend in args.backends.split(","):
-        for tiles in map(int, args.tiles.split(",")):
-            code = CHILD.format(repo=str(REPO), frames=args.frames, h=h, w=w, tiles=tiles, backend=backend)
+        for side in map(int, args.tiles.split(",")):
+            code = CHILD.format(repo=str(REPO), frames=args.frames, h=h, w=w, side=side, backend=backend)
             subprocess.run([sys.executable, "-c", code], check=False)
 
 

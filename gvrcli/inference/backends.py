@@ -37,9 +37,10 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 # ACTIVATION_FIXED_MB + ACTIVATION_FACTOR x the tile's HR float32 latent (z_t), for the engine's
 # latent buffers (z ping-pong, cond, base), the runtime's activations and its allocator's slack.
 # Fitted to ``benchmarks/calibrate_memory.py`` (built-in tiny default, 8 frames 480x270 -> 960x540,
-# two chunks of two steps, square tiles of 144 and 270 and whole frames): ONNX Runtime's CPU arena
-# keeps what every shape it has seen needed (2.8 GB for a 270x270 tile, z = 27 MB); OpenVINO
-# compiles the engine's large clips for their static shape (STATIC_MIN_ELEMENTS), the fixed part.
+# two chunks of two steps, tiles of 144x144, 270x270 and full-width 480x72 (ORT) or 480x144
+# (OpenVINO)): ONNX Runtime's CPU arena keeps what every shape it has seen needed (2.8 GB for a
+# 270x270 tile, z = 27 MB); OpenVINO compiles the engine's large clips for their static shape
+# (STATIC_MIN_ELEMENTS), the fixed part.
 # The memory planner (``gvrcli.inference.memory``) sizes tiles with them.
 ACTIVATION_FACTOR = {"onnxruntime": 105, "openvino": 18}
 ACTIVATION_FIXED_MB = {"onnxruntime": 128, "openvino": 256}
