@@ -9,6 +9,23 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "index: asks the package index over the network; run with -m index")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_caches(tmp_path_factory):
+    """The runtimes' compiled-model caches (``gvrcli.inference.backends.compiled_cache``) in this
+    session's temporary folder, for every ``gvr`` the tests start too: never the user's home."""
+    import os
+
+    folder = tmp_path_factory.mktemp("compiled-caches")
+    saved = {k: os.environ.get(k) for k in ("GVR_OV_CACHE", "GVR_TRT_CACHE")}
+    os.environ["GVR_OV_CACHE"], os.environ["GVR_TRT_CACHE"] = str(folder / "openvino"), str(folder / "tensorrt")
+    yield folder
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 # Tests that share one of these session-scoped exports run on one xdist worker, so each export is
 # made once (by the worker that needs it) while the other worker runs the rest of the suite.
 SHARED_EXPORTS = {

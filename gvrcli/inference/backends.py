@@ -27,7 +27,7 @@ import numpy as np
 from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 
 from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
-from gvrcli.inference.modelfile import graph_paths, read_manifest
+from gvrcli.inference.modelfile import cache_dir, graph_paths, read_manifest
 from gvrcli.inference.quiet_openvino import import_openvino
 
 BACKENDS = ("auto", "ort-cuda", "ort-tensorrt", "ort-cpu", "openvino")
@@ -37,13 +37,14 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 # ACTIVATION_FIXED_MB + ACTIVATION_FACTOR x the tile's HR float32 latent (z_t), for the engine's
 # latent buffers (z ping-pong, cond, base), the runtime's activations and its allocator's slack.
 # Fitted to ``benchmarks/calibrate_memory.py`` (built-in tiny default, 8 frames 480x270 -> 960x540,
-# two chunks of two steps, tiles of 144x144, 270x270 and full-width 480x72 (ORT) or 480x144
-# (OpenVINO)): ONNX Runtime's CPU arena keeps what every shape it has seen needed (2.8 GB for a
-# 270x270 tile, z = 27 MB); OpenVINO compiles the engine's large clips for their static shape
-# (STATIC_MIN_ELEMENTS), the fixed part.
+# two chunks of two steps), a line on or above every measured tile: ONNX Runtime (arena on, memory
+# pattern off) 565 / 1628 / 2551 MB beyond load for 144x144 / 270x270 / whole-frame tiles (z = 7.6 /
+# 26.7 / 47.5 MB); OpenVINO, which compiles the engine's large clips for their static shape
+# (STATIC_MIN_ELEMENTS: the fixed part), 385 / 709 / 947 MB, and 1472 MB for 270x270 tiles of a
+# 20-frame chunk (z = 66.7 MB).
 # The memory planner (``gvrcli.inference.memory``) sizes tiles with them.
-ACTIVATION_FACTOR = {"onnxruntime": 105, "openvino": 18}
-ACTIVATION_FIXED_MB = {"onnxruntime": 128, "openvino": 256}
+ACTIVATION_FACTOR = {"onnxruntime": 50, "openvino": 18}
+ACTIVATION_FIXED_MB = {"onnxruntime": 300, "openvino": 256}
 
 
 class Bound(Protocol):
@@ -123,15 +124,23 @@ ORT_PROVIDERS = {
 }
 
 
-def default_trt_cache() -> Path:
-    """TensorRT's engine and timing caches: ``$GVR_TRT_CACHE``, else ``$XDG_CACHE_HOME/gvr/tensorrt``
-    (``~/.cache/gvr/tensorrt``). An engine is built once per model, GPU, TensorRT version and
-    shape profile (minutes for ``base``) and loaded from here afterwards (seconds)."""
+def compiled_cache(env: str, folder: str) -> Path | None:
+    """Where a runtime keeps what it compiled from a model, to load it next time instead of
+    compiling again: ``$<env>`` (``off``: no cache), else ``~/.cache/gvr/<folder>``
+    (``$XDG_CACHE_HOME/gvr/<folder>``)."""
     import os
 
-    if os.environ.get("GVR_TRT_CACHE"):
-        return Path(os.environ["GVR_TRT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gvr" / "tensorrt"
+    value = os.environ.get(env)
+    if value:
+        return None if value.lower() == "off" else Path(value)
+    return cache_dir() / folder
+
+
+def default_trt_cache() -> Path | None:
+    """TensorRT's engine and timing caches: ``$GVR_TRT_CACHE``, else ``~/.cache/gvr/tensorrt``. An
+    engine is built once per model, GPU, TensorRT version and shape profile (minutes for ``base``)
+    and loaded from here afterwards (seconds)."""
+    return compiled_cache("GVR_TRT_CACHE", "tensorrt")
 
 
 def trt_profiles(manifest: ModelManifest, role: str, frames: int, lr_max: tuple[int, int], lr_opt: tuple[int, int] | None = None) -> dict[str, str]:
@@ -247,6 +256,10 @@ class OrtBackend:
         # the cores the decode/encode threads and the sampler's numpy work need between calls.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ORT's memory pattern pre-plans one block per input shape on top of its arena: at 8 x
+        # 960x540 it took the step's peak from 2.2 to 4.0 GB and its first call from 1.7 to 4.2 s,
+        # for no steady-state gain (1.28 vs 1.30 s per step; /tmp-free check in bench_cpu.py).
+        opts.enable_mem_pattern = False
         if strict:  # a node the GPU provider cannot run fails the session instead of running on the CPU
             opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         return opts
@@ -265,18 +278,17 @@ class OrtBackend:
         cuda = ("CUDAExecutionProvider", {"device_id": self.device_id})
         if use == "cuda":
             return [cuda]
-        cache = Path(self.trt_cache or default_trt_cache())
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UsageError(f"--trt-cache {cache}: cannot create it ({e.strerror})") from None
+        cache = self.trt_cache or default_trt_cache()  # None: GVR_TRT_CACHE=off, built every run
+        if cache is not None:
+            try:
+                Path(cache).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UsageError(f"--trt-cache {cache}: cannot create it ({e.strerror})") from None
         trt = {
             "device_id": self.device_id,
             "trt_fp16_enable": precision == "fp16",
-            "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": str(cache),
-            "trt_timing_cache_enable": True,
-            "trt_timing_cache_path": str(cache),
+            **({"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache)} if cache is not None else {}),
             **trt_profiles(manifest, role, self.frames, self.lr_max),
         }
         return [("TensorrtExecutionProvider", trt), cuda]
@@ -398,6 +410,7 @@ class OpenVinoBackend:
     threads: int = 0
     precision: str | None = None
     reason: str = ""
+    cache: Path | None = field(default_factory=lambda: compiled_cache("GVR_OV_CACHE", "openvino"))
 
     def load(self, manifest: ModelManifest | None = None) -> "OpenVinoModel":
         ov = import_openvino()
@@ -423,10 +436,11 @@ class OpenVinoBackend:
         if self.threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = self.threads
         graphs, compiled = {}, {}
+        cached = {**config, **self._cache_config()}
         for role, path in graph_paths(self.model_path, manifest).items():
             try:
                 graphs[role] = core.read_model(str(path))
-                compiled[role] = core.compile_model(graphs[role], device, config)
+                compiled[role] = core.compile_model(graphs[role], device, cached)
             except RuntimeError as e:
                 raise ModelError(f"model {path}: OpenVINO cannot compile it for {device} ({first_line(e)})") from None
         try:
@@ -434,6 +448,21 @@ class OpenVinoBackend:
         except RuntimeError:
             devices = [device]
         return OpenVinoModel(manifest, compiled, f"openvino {','.join(devices)}", precision, core=core, graphs=graphs, device=device, config=config)
+
+    def _cache_config(self) -> dict:
+        """OpenVINO's compiled-model cache for the load-time (dynamic-shape) graphs: compiling the
+        tiny default's two graphs takes ~1.1 s on a 2-core CPU, loading them from the cache ~0.15 s.
+        One blob per graph, model, device, precision and OpenVINO version (a few MB). The per-shape
+        static copies (``OpenVinoModel._compiled_for``) are not cached: one per chunk length and
+        tile, ~50 MB each, would grow without bound over a farm's clips. A folder that cannot be
+        made means no cache, not a failure; OpenVINO recompiles over a damaged blob by itself."""
+        if self.cache is None:
+            return {}
+        try:
+            Path(self.cache).mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return {}
+        return {"CACHE_DIR": str(self.cache)}
 
     def _precision(self, core, device: str, manifest: ModelManifest) -> tuple[str, bool]:
         """(precision, whether fp16 means fp16 *weights* computed in f32)."""

@@ -116,18 +116,16 @@ def graph_paths(path: Path, manifest: ModelManifest) -> dict[str, Path]:
 
 
 def _onnx_manifest(path: Path) -> tuple[str | None, tuple[list[str], list[str]]]:
-    import onnx
-    from google.protobuf.message import DecodeError
+    from gvrcli.inference.onnx_wire import WireError, read_onnx_summary
 
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError, OSError) as e:
-        raise ModelError(f"model {path}: not a readable ONNX file ({type(e).__name__})") from None
-    if not proto.graph.node:
+        summary = read_onnx_summary(path)
+    except (WireError, UnicodeDecodeError, OSError, ValueError) as e:
+        raise ModelError(f"model {path}: not a readable ONNX file ({type(e).__name__}: {first_line(e)})") from None
+    if not summary.nodes:
         raise ModelError(f"model {path}: not a readable ONNX file (empty graph)")
-    _check_external_data(path, proto)
-    io = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
-    return {p.key: p.value for p in proto.metadata_props}.get(MANIFEST_KEY), io
+    _check_external_data(path, summary.tensors)
+    return summary.metadata.get(MANIFEST_KEY), (summary.inputs, summary.outputs)
 
 
 def _check_io(path: Path, manifest: ModelManifest, io) -> None:
@@ -138,32 +136,6 @@ def _check_io(path: Path, manifest: ModelManifest, io) -> None:
             f"model {path}: graph inputs {names_in} / outputs {names_out} are not the gvr step graph's "
             f"{list(manifest.inputs)} / {list(manifest.outputs)} (a model from an older gvr export: export it again)"
         )
-
-
-def _graph_tensors(graph):
-    """Every tensor a graph can carry, at any depth: initializers, sparse initializers (values and
-    indices), Constant-node and other attributes (t, tensors, sparse_tensor(s)), and the same
-    inside every subgraph (If/Loop/Scan bodies)."""
-    for t in graph.initializer:
-        yield t
-    for sp in graph.sparse_initializer:
-        yield sp.values
-        yield sp.indices
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("sparse_tensor"):
-                yield attr.sparse_tensor.values
-                yield attr.sparse_tensor.indices
-            for sp in attr.sparse_tensors:
-                yield sp.values
-                yield sp.indices
-            if attr.HasField("g"):
-                yield from _graph_tensors(attr.g)
-            for g in attr.graphs:
-                yield from _graph_tensors(g)
 
 
 def check_inside_model_folder(model: Path, location: str, what: str) -> Path:
@@ -183,17 +155,14 @@ def check_inside_model_folder(model: Path, location: str, what: str) -> Path:
     return target
 
 
-def _check_external_data(path: Path, proto) -> None:
+def _check_external_data(path: Path, tensors) -> None:
     """Refuse external-data entries that are malformed or escape the model's folder (a hostile
-    model reading /etc/...), in every tensor of the model, before any runtime sees it."""
-    from onnx import TensorProto
-
-    for tensor in _graph_tensors(proto.graph):
-        if tensor.data_location != TensorProto.EXTERNAL and not tensor.external_data:
+    model reading /etc/...), in every tensor of the model (``onnx_wire``: initializers, sparse
+    ones, attributes, subgraphs), before any runtime sees it."""
+    for tensor in tensors:
+        if not tensor.external and not tensor.external_data:
             continue
-        entries = {}
-        for entry in tensor.external_data:
-            entries[entry.key] = entry.value
+        entries = dict(tensor.external_data)
         location = entries.get("location")
         for key in ("offset", "length"):
             value = entries.get(key)

@@ -70,6 +70,30 @@ def test_openvino_agrees_with_onnx_runtime(fake_model, openvino_ir):
         assert upscale_step(ov_model, T=2, h=5, w=7)[1].shape == (1, 3, 2, 10, 14)
 
 
+def test_openvino_loads_its_compiled_graphs_from_the_cache_with_the_same_results(fake_model, tmp_path, monkeypatch):
+    """The load-time compiles are cached (one blob per graph) and a cached load computes the same;
+    GVR_OV_CACHE=off keeps none; a cache folder that cannot be made, or damaged blobs, cost only
+    the cache."""
+    cache = tmp_path / "ov"
+    monkeypatch.setenv("GVR_OV_CACHE", str(cache))
+    first = upscale_step(OpenVinoBackend(fake_model, device="CPU").load())
+    blobs = sorted(cache.glob("*.blob"))
+    assert len(blobs) == 2  # the condition and step graphs, not per-shape copies
+    for got, want in zip(upscale_step(OpenVinoBackend(fake_model, device="CPU").load()), first):
+        np.testing.assert_array_equal(got, want)
+    for blob in blobs:  # damaged: recompiled, same numbers
+        blob.chmod(0o644)
+        blob.write_bytes(b"\0garbage" * 100)
+    for got, want in zip(upscale_step(OpenVinoBackend(fake_model, device="CPU").load()), first):
+        np.testing.assert_array_equal(got, want)
+
+    monkeypatch.setenv("GVR_OV_CACHE", "off")
+    assert OpenVinoBackend(fake_model, device="CPU").cache is None
+    (tmp_path / "file").write_text("not a folder")
+    model = OpenVinoBackend(fake_model, device="CPU", cache=tmp_path / "file" / "ov").load()
+    np.testing.assert_array_equal(upscale_step(model)[1], first[1])
+
+
 def test_precision_is_explicit_and_refused_where_unsupported(fake_model, monkeypatch):
     from gvrcli.inference import backends
 
