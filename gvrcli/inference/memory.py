@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 HR_FRAME_COPIES = 3  # float32 HR frames held per chunk frame (see the module docstring)
 QUEUED_HR_FRAMES = 10  # frames between the model and the encoder: its queue (8) and the encoder's own
-AUTO_MODEL_SHARE_MB = 1024  # what ``auto`` gives the model beyond the chunk's buffers
+AUTO_MODEL_SHARE_MB = 1152  # what ``auto`` gives the model beyond the chunk's buffers
 
 
 def ram_mb() -> float:
