@@ -73,6 +73,12 @@ def eager_seconds(lr: np.ndarray, repeats: int) -> float:
     return min(_timed(lambda: model.upscale(x, steps=STEPS)) for _ in range(repeats))
 
 
+def effective_gflops(flops: dict, file: dict) -> float:
+    """The clip's model work (the condition once, ``STEPS`` steps over whole frames) over the time
+    gvr spent in the model: tile overlaps and first calls count as lost time, not as work."""
+    return (flops["condition"] + STEPS * flops["step"]) / file["model_seconds"] / 1e9
+
+
 def gvr_run(clip: Path, out: Path, backend: str | None, extra=()) -> dict:
     argv = ["upscale", str(clip), str(out), "--json", "--overwrite", "--steps", str(STEPS), *extra]
     if backend:
@@ -187,6 +193,8 @@ def main() -> None:
         print(f"\nPyTorch eager model.upscale(lr, steps={STEPS}), 8 x {W}x{H} -> {2 * W}x{2 * H}: {eager_s:.2f} s (model time alone)")
         print(f"\n{'gvr upscale --steps 4, 8 frames':<34} {'wall s':>7} {'vs eager':>9} {'peak RSS':>9} {'RSS 20 fr':>9} "
               f"{'precision':>9} {'step ms':>8} {'steady':>7} {'step/steady':>11} {'GFLOP/s':>8}")
+        print("(step ms: one step of one tile, median; steady: the same tile shape in a session alone, warmed up; "
+              "GFLOP/s: the clip's model work over gvr's model time)")
         for name in backends:
             best = min(runs[name], key=lambda r: r["wall"])
             step_ms = best["file"]["step_ms"]
@@ -195,9 +203,10 @@ def main() -> None:
             print(
                 f"{name + ' (' + backend + ')':<34} {best['wall']:>7.2f} {eager_s / best['wall']:>8.2f}x "
                 f"{max(r['rss'] for r in runs[name]) / 1024:>8.2f}G {rss20_text:>9} {best['summary']['precision']:>9} "
-                f"{step_ms:>8.0f} {steady[name]:>7.0f} {step_ms / steady[name]:>10.2f}x {flops['step'] / step_ms / 1e6:>8.1f}"
+                f"{step_ms:>8.0f} {steady[name]:>7.0f} {step_ms / steady[name]:>10.2f}x {effective_gflops(flops, best['file']):>8.1f}"
             )
-            print(f"    walls {[round(r['wall'], 2) for r in runs[name]]} (round 1: empty OpenVINO cache); {best['start_line']}")
+            print(f"    walls {[round(r['wall'], 2) for r in runs[name]]} (round 1: empty OpenVINO cache); {best['file'].get('memory', '')}")
+            print(f"    {best['start_line']}")
         print(f"\nsgemm peak (numpy {2048}^3 fp32): {peak:.0f} GFLOP/s; one step = {flops['step'] / 1e9:.1f} GFLOP "
               f"({flops['step'] / 8e9:.2f} per output frame), the condition {flops['condition'] / 1e9:.1f} GFLOP once per clip")
 

@@ -120,6 +120,11 @@ def upscale_file(
     upscaler.set_prompt(prompt)
     if prompt is not None and prompt.dropped:
         upscaler.warnings.append(f"prompt of {prompt.dropped + upscaler.manifest.text_tokens} tokens cut to the model's {upscaler.manifest.text_tokens}")
+    preparing = None
+    if info.frames and cascade is None:  # the first chunk's graphs compile while its frames decode
+        first = min(info.frames, settings.chunk_frames)
+        preparing = threading.Thread(target=_quietly, args=(upscaler.prepare, first, info.height, info.width), name="gvr-prepare", daemon=True)
+        preparing.start()
     try:
         frames, warnings = stream_file(
             info,
@@ -140,6 +145,8 @@ def upscale_file(
         raise InputError(f"{info.path}: {e}") from None
     finally:
         upscaler.on_tile = upscaler.on_step = None
+        if preparing is not None:  # never leave a compile running into the next file or the process's exit
+            preparing.join()
     warnings += tuple(upscaler.warnings)
     # What the model computed in, and its median sampler step (the step graph alone), per file.
     steps = sorted(upscaler.step_seconds) or [0.0]
@@ -155,6 +162,14 @@ def upscale_file(
     if cascade is not None and keep_latents:
         stats.latents, stats.fps = cascade.latents(), float(info.rate) if info.rate else None
     return stats
+
+
+def _quietly(fn, *args) -> None:
+    """Run a best-effort side task: what fails here fails again, reported, where it is needed."""
+    try:
+        fn(*args)
+    except Exception:
+        pass
 
 
 class _Planned:

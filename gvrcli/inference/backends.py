@@ -526,6 +526,10 @@ class OpenVinoModel:
         tensors = {name: ov.Tensor(_f32(value), shared_memory=True) for name, value in {**inputs, **outputs}.items()}
         return OpenVinoBound(self, role, compiled, tensors, tuple(outputs), {k: v.shape for k, v in outputs.items()})
 
+    def prepare(self, role: str, shapes: dict[str, tuple]) -> None:
+        """Compile now the graph a later ``bind`` of these input shapes will run."""
+        self._compiled_for(role, shapes)
+
     def _compiled_for(self, role: str, shapes: dict[str, tuple]):
         if role not in self.graphs or max(int(np.prod(s)) for s in shapes.values()) < STATIC_MIN_ELEMENTS:
             return self.compiled[role]

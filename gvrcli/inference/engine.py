@@ -230,6 +230,31 @@ class Upscaler:
         cap = getattr(self.model, "lr_max", None)  # a TensorRT engine's shape profile bounds its clips
         return plan.tile if cap is None else (min(plan.tile[0], cap[0]), min(plan.tile[1], cap[1]))
 
+    def prepare(self, frames: int, height: int, width: int) -> None:
+        """Compile ahead what the first chunk of a clip runs (``frames`` LR frames of height x
+        width; the model's ``prepare``: OpenVINO's per-shape graphs, a second or so each), so the
+        compile overlaps decoding instead of stalling the first step. A no-op for runtimes that
+        compile no shapes, and harmless when the first chunk turns out otherwise (a scene cut):
+        the engine compiles what it meets."""
+        prepare = getattr(self.model, "prepare", None)
+        if prepare is None or self.latent:
+            return
+        H, W = self.settings.output_size(height, width)
+        th, tw = self.tile_size(frames, height, width, H * W / (height * width))
+        hr = ((th * H + height // 2) // height, (tw * W + width // 2) // width)  # the first tile's, as upscale_planar cuts it
+        for role, shapes in self._graph_shapes(frames, (th, tw), hr).items():
+            prepare(role, shapes)
+
+    def _graph_shapes(self, frames: int, lr: tuple[int, int], hr: tuple[int, int]) -> dict[str, dict[str, tuple]]:
+        """role -> input shapes of one tile's graphs, as ``_integrate`` binds them."""
+        m, C = self.manifest, self.codec.channels
+        z = (1, C, frames, *hr)
+        condition = {"lr": (1, C, frames, *lr), "lr_noise": (1, C, frames, *lr), "noise_aug": (1,), "hr_grid": (1, 1, 1, *hr)}
+        step = {"z_t": z, "t": (1,), "t_next": (1,), "noise_aug": (1,), **{n: z for n in ("cond", "base") if n in m.inputs}}
+        if m.has_text:
+            step["text"] = (1, m.text_tokens, int(m.config["dim"]))
+        return {CONDITION: condition, STEP: step}
+
     def upscale_chunk(self, lr: np.ndarray, first_frame: int) -> np.ndarray:
         """``lr`` (T, h, w, 3) float32 in [0, 1], whose first frame is video frame ``first_frame``;
         returns (T, H, W, 3). The one-piece reference the streaming path is tested against."""

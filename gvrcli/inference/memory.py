@@ -17,7 +17,10 @@ The tile grid is the one that computes the least (tiles overlap, and the overlap
 twice) among those whose tiles fit: tiles need not be square, and a frame that fits whole is one
 tile. ``auto`` (budget 0) gives the model 1 GiB beyond the chunk's own buffers, at most half the
 RAM: on the 2-core reference machine, 8 frames 480x270 -> 960x540 stay under 1.5 GiB and 20 frames
-under 2 GiB on both CPU backends (``benchmarks/bench_cpu.py``), for a few percent of extra work.
+under 2 GiB on both CPU backends (``benchmarks/bench_cpu.py``). More would not be faster there:
+OpenVINO's step costs 188 ns per output pixel on whole 960x540 frames, 165 on 960x288 tiles and
+150 on 960x144 (a smaller working set stays in cache), so two half-frame tiles beat one whole
+frame despite their overlap.
 A budget that even the smallest tile cannot meet is reported (``MemoryPlan.fits``), not hidden.
 """
 
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 HR_FRAME_COPIES = 3  # float32 HR frames held per chunk frame (see the module docstring)
 QUEUED_HR_FRAMES = 10  # frames between the model and the encoder: its queue (8) and the encoder's own
-AUTO_MODEL_SHARE_MB = 1152  # what ``auto`` gives the model beyond the chunk's buffers
+AUTO_MODEL_SHARE_MB = 1024  # what ``auto`` gives the model beyond the chunk's buffers
 
 
 def ram_mb() -> float:

@@ -385,3 +385,20 @@ def test_guidance_combines_the_null_and_prompt_steps_exactly(cfg):
     np.testing.assert_allclose(out, bilinear_up(lr, 2) + (c_null + cfg * (c_prompt - c_null)) / 2, atol=1e-5)
     assert [r for r, _ in den.calls].count("step") == 3 * (2 if cfg != 1 else 1), "guidance: two step calls per step"
     assert [r for r, _ in den.calls].count("text") == 1, "the text graph once per prompt"
+
+
+@pytest.mark.parametrize("tile, h, w", [(0, 128, 192), (160, 160, 224)])  # planned (whole frames here), and 2 tiles
+def test_prepare_compiles_exactly_what_the_first_chunk_runs(fake_model, tile, h, w):
+    """OpenVINO compiles a copy per clip shape: ``prepare`` (run while the clip decodes) must make
+    the very copies the chunk then binds, or the compile it was meant to hide happens anyway."""
+    from gvrcli.inference.backends import OpenVinoBackend
+
+    model = OpenVinoBackend(fake_model, device="CPU").load()
+    up = Upscaler(model, EngineSettings.from_manifest(model.manifest, tile=tile, memory_budget_mb=100000))
+    T = 16  # LR tile and HR latent both past OpenVINO's static-shape threshold
+    up.prepare(T, h, w)
+    prepared = dict(model._static)
+    assert {role for role, _ in prepared} == {"condition", "step"}
+    lr = np.random.default_rng(0).uniform(0, 1, (T, h, w, 3)).astype(np.float32)
+    up.upscale_chunk(lr, 0)
+    assert model._static == prepared and all(model._static[k] is v for k, v in prepared.items())

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gvrcli.inference.memory import MemoryModel, plan_tiles, ram_mb, resident_mb
+from gvrcli.inference.memory import AUTO_MODEL_SHARE_MB, MemoryModel, plan_tiles, ram_mb, resident_mb
 from gvrcli.inference.tiling import window_starts
 
 MODEL = MemoryModel(scale=2, channels=3, factor=100, fixed_model_mb=100, baseline_mb=300)
@@ -48,5 +48,5 @@ def test_files_worked_on_at_once_share_the_budget():
 
 def test_auto_gives_the_model_one_gib_beyond_the_chunk_at_most_half_the_ram():
     budget = MODEL.auto_budget_mb(8, 270, 480)
-    assert budget == pytest.approx(min(300 + MODEL.fixed_mb(8, 270, 480) + 1024, ram_mb() / 2))
+    assert budget == pytest.approx(min(300 + MODEL.fixed_mb(8, 270, 480) + AUTO_MODEL_SHARE_MB, ram_mb() / 2))
     assert 0 < resident_mb() < ram_mb()
