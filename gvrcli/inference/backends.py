@@ -668,8 +668,8 @@ def make_backend(
     manifest: ModelManifest | None = None, **gpu,
 ):
     """The backend dataclass for a ``--backend`` choice. ``auto``: OpenVINO for .xml; for ONNX a GPU
-    provider when a GPU is present, else the best CPU backend measured (OpenVINO: as fast as ONNX
-    Runtime in a quarter of its memory; ONNX Runtime for an int8 ONNX artefact, whose quantised ops
+    provider when a GPU is present, else the best CPU backend measured (OpenVINO: a step twice as
+    fast as ONNX Runtime's on the 2-core reference machine; ONNX Runtime for an int8 ONNX artefact, whose quantised ops
     are ONNX Runtime's). ``reason`` says why. ``gpu``: TensorRT's ``trt_cache``, ``frames``, ``lr_max``."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
@@ -686,7 +686,7 @@ def make_backend(
         elif int8 or not _openvino_importable():
             backend, reason = "ort-cpu", "int8 ONNX artefact" if int8 else "OpenVINO is not installed"
         else:
-            backend, reason = "openvino", "no GPU; on CPU OpenVINO measured as fast as ONNX Runtime in a quarter of its memory, benchmarks/bench_cpu.py"
+            backend, reason = "openvino", "no GPU; on CPU OpenVINO measured fastest, a step twice as fast as ONNX Runtime's, benchmarks/bench_cpu.py"
     if backend == "openvino":
         return OpenVinoBackend(model_path, device=device, threads=threads, precision=precision, reason=reason)
     if is_ir:
