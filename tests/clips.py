@@ -170,3 +170,22 @@ def _encode_tone(out, sound, tone: Tone, seconds) -> None:
         n += k
     for packet in sound.encode(None):
         out.mux(packet)
+
+
+def read_video(path: Path) -> dict:
+    """Facts about an output: size, frame count, times, rate, colour tags, rotation, audio streams."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = list(c.decode(v))
+        return {
+            "width": v.codec_context.width,
+            "height": v.codec_context.height,
+            "frames": len(frames),
+            "times": [float(f.time) for f in frames],
+            "rate": v.average_rate,
+            "pix_fmt": v.codec_context.pix_fmt,
+            "colour": (frames[0].color_range, frames[0].colorspace, frames[0].color_primaries, frames[0].color_trc),
+            "rotation": frames[0].rotation,
+            "audio": [(a.codec_context.name, a.rate, a.frames) for a in c.streams.audio],
+            "rgb": [f.to_ndarray(format="rgb24").astype(np.float32) / 255 for f in frames],
+        }

@@ -132,3 +132,20 @@ def _step_graph():
     ]
     graph = helper.make_graph(nodes, "fake_gvr_step", inputs, [output], [t_shape])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def bilinear_up(frames: np.ndarray, scale: int) -> np.ndarray:
+    """(T, h, w, C) -> (T, s*h, s*w, C): half-pixel bilinear with edge clamp (ONNX Resize 'linear')."""
+    T, h, w, C = frames.shape
+
+    def axis(n):
+        x = (np.arange(n * scale) + 0.5) / scale - 0.5
+        x = np.clip(x, 0, n - 1)
+        i0 = np.floor(x).astype(int)
+        i1 = np.minimum(i0 + 1, n - 1)
+        return i0, i1, (x - i0).astype(np.float32)
+
+    y0, y1, fy = axis(h)
+    x0, x1, fx = axis(w)
+    rows = frames[:, y0] * (1 - fy)[None, :, None, None] + frames[:, y1] * fy[None, :, None, None]
+    return rows[:, :, x0] * (1 - fx)[None, None, :, None] + rows[:, :, x1] * fx[None, None, :, None]

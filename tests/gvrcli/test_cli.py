@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import build_fake_onnx, read_video, write_video
+from tests.clips import read_video, write_video
+from tests.fake_model import build_fake_onnx
 
 
 def run(gvr_cmd, cli_env, *args, **kw):

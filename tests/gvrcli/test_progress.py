@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_video
+from tests.clips import write_video
 
 from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
 from gvrcli.report import FAILED, BatchReport, FileResult

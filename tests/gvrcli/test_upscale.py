@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import bilinear_up, read_video, write_video
+from tests.clips import read_video, write_video
+from tests.fake_model import bilinear_up
 from tests.clips import Tone, write_audio, write_still
 
 from gvrcli.batch import UpscaleOptions, upscale

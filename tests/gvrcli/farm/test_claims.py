@@ -69,7 +69,7 @@ def test_partials_are_hidden_beside_the_output_and_removable(tmp_path):
 
 def test_a_finished_run_sweeps_what_dead_workers_left(tmp_path, fake_model):
     """A killed worker's lock and partial for a file outside this run's inputs are removed too."""
-    from conftest import write_video
+    from tests.clips import write_video
 
     from gvrcli.batch import UpscaleOptions, upscale
 

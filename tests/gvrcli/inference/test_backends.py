@@ -7,7 +7,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from conftest import build_fake_onnx, fake_manifest
+from tests.fake_model import build_fake_onnx, fake_manifest
 
 from gvrcli.inference.backends import OpenVinoBackend, OrtBackend, make_backend, run_graph
 from gvrcli.errors import EXIT_RETRY, EXIT_USAGE, ModelError, RetryableError, UsageError
@@ -212,7 +212,7 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path):
 
 
 def test_openvino_ir_upscales_a_video_like_onnx_runtime(tmp_path, fake_model, openvino_ir):
-    from conftest import read_video, write_video
+    from tests.clips import read_video, write_video
 
     from gvrcli.batch import UpscaleOptions, upscale
 

@@ -15,7 +15,8 @@ import pytest
 
 from gvrcli.inference.colorfix import METHODS, bilinear_upsample, color_fix, lab_to_rgb, low_band, rgb_to_lab
 from gvrcli.errors import UsageError
-from conftest import build_fake_onnx, pattern, read_video, write_video
+from tests.clips import pattern, read_video, write_video
+from tests.fake_model import build_fake_onnx
 
 CAST = ((0.8, 0.9, 1.1), (0.12, -0.03, -0.06))  # per-channel gain, offset: a colour cast and a contrast loss
 

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import bilinear_up, fake_manifest, pattern
+from tests.clips import pattern
+from tests.fake_model import bilinear_up, fake_manifest
 
 from gvrcli.inference.colorfix import bilinear_upsample
 from gvrcli.inference.engine import EngineSettings, FrameNoise, StreamingUpscaler, Upscaler

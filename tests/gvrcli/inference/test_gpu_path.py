@@ -12,7 +12,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import bilinear_up, pattern
+from tests.clips import pattern
+from tests.fake_model import bilinear_up
 
 from gvrcli.errors import ModelError, RetryableError
 from gvrcli.inference import backends, placement

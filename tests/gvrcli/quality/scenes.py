@@ -1,5 +1,5 @@
 """Test scenes for the quality commands: a panning textured background with a faster object, and
-the same picture standing still (``content`` functions for ``conftest.write_video``)."""
+the same picture standing still (``content`` functions for ``tests.clips.write_video``)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_video, write_video
+from tests.clips import read_video, write_video
 
 from gvrcli.errors import UsageError
 from gvrcli.quality.degrade import Compression, blur_kernel, sample_base, stage_rng

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import write_video
+from tests.clips import write_video
 
 from gvrcli.errors import UsageError
 from gvrcli.quality.eval import EvalOptions, evaluate, find_pair, render_table

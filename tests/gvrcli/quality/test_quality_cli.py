@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import read_video, write_video
+from tests.clips import read_video, write_video
 
 from tests.gvrcli.quality.scenes import moving, still
 
