@@ -86,7 +86,20 @@ def collect(model: Path | None = None) -> dict:
         manifest = read_manifest(model)
         facts["model"] = {"path": str(model), "manifest": dataclasses.asdict(manifest)}
     facts["precision"] = _precisions(facts, manifest.precision if model is not None else "fp32")
+    facts["caches"] = _caches()
     return facts
+
+
+def _caches() -> dict:
+    """Where the runtimes keep what they compiled (``backends.compiled_cache``), and its size now."""
+    from gvrcli.inference.backends import compiled_cache
+
+    out = {}
+    for name, (env, folder) in {"openvino": ("GVR_OV_CACHE", "openvino"), "tensorrt": ("GVR_TRT_CACHE", "tensorrt")}.items():
+        path = compiled_cache(env, folder)
+        files = [f for f in path.rglob("*") if f.is_file()] if path is not None and path.is_dir() else []
+        out[name] = {"path": str(path) if path is not None else None, "env": env, "files": len(files), "mib": round(sum(f.stat().st_size for f in files) / 2**20, 1)}
+    return out
 
 
 def _precisions(facts: dict, default: str) -> dict:
@@ -121,6 +134,10 @@ def render(facts: dict) -> None:
     p = facts["precision"]
     console.print(f"[bold]Precision[/] (--precision): default {p['default']}; " + "; ".join(f"{k}: {v}" for k, v in p.items() if k != "default"), markup=True, highlight=False)
     console.print("[bold]Backends[/] " + "; ".join(f"{k} {v}" for k, v in facts["backends"].items()), highlight=False)
+    caches = "; ".join(
+        f"{k} {c['path']} ({c['files']} files, {c['mib']} MiB)" if c["path"] else f"{k} off (${c['env']}=off)" for k, c in facts["caches"].items()
+    )
+    console.print(f"[bold]Compiled-model caches[/] {caches}", highlight=False)
     enc = ", ".join(f"{k}{'' if ok else ' (missing)'}" for k, ok in facts["pyav"]["encoders"].items())
     console.print(f"[bold]PyAV[/] {facts['pyav']['version']}: encoders {enc}")
     m = facts["model"]

@@ -35,3 +35,13 @@ def test_collect_names_the_platform_and_the_installed_onnx_runtime_distribution(
     assert facts["onnxruntime"]["package"] in ("onnxruntime", "onnxruntime-gpu")
     assert set(facts["backends"]) == {"ort-cpu", "ort-cuda", "ort-tensorrt", "openvino"}
     assert "Python" in facts["platform"]
+
+
+def test_collect_says_where_the_compiled_model_caches_are_and_what_they_hold(fake_model, tmp_path, monkeypatch):
+    (tmp_path / "ov").mkdir()
+    (tmp_path / "ov" / "1.blob").write_bytes(b"\0" * 2**20)
+    monkeypatch.setenv("GVR_OV_CACHE", str(tmp_path / "ov"))
+    monkeypatch.setenv("GVR_TRT_CACHE", "off")
+    caches = collect(fake_model)["caches"]
+    assert caches["openvino"] == {"path": str(tmp_path / "ov"), "env": "GVR_OV_CACHE", "files": 1, "mib": 1.0}
+    assert caches["tensorrt"]["path"] is None
