@@ -258,7 +258,7 @@ class OrtBackend:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # ORT's memory pattern pre-plans one block per input shape on top of its arena: at 8 x
         # 960x540 it took the step's peak from 2.2 to 4.0 GB and its first call from 1.7 to 4.2 s,
-        # for no steady-state gain (1.28 vs 1.30 s per step; /tmp-free check in bench_cpu.py).
+        # for no steady-state gain (1.28 vs 1.30 s per step, a session alone).
         opts.enable_mem_pattern = False
         if strict:  # a node the GPU provider cannot run fails the session instead of running on the CPU
             opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")

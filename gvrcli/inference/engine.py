@@ -149,6 +149,12 @@ class NonFiniteOutput(Exception):
     """A chunk's output holds NaN or Inf (half-precision overflow, or a broken checkpoint)."""
 
 
+def to_output(v: int, n: int, N: int) -> int:
+    """LR row (or column) ``v`` of ``n`` -> output row of ``N``, rounded: where tiles are cut
+    (exact at integer ratios)."""
+    return (v * N + n // 2) // n
+
+
 class Upscaler:
     """Upscales chunks of frames with a loaded model: ``(T, h, w, 3)`` [0, 1] -> ``(T, s*h, s*w, 3)``.
 
@@ -241,7 +247,7 @@ class Upscaler:
             return
         H, W = self.settings.output_size(height, width)
         th, tw = self.tile_size(frames, height, width, H * W / (height * width))
-        hr = ((th * H + height // 2) // height, (tw * W + width // 2) // width)  # the first tile's, as upscale_planar cuts it
+        hr = (to_output(th, height, H), to_output(tw, width, W))  # the first tile's, as upscale_planar cuts it
         for role, shapes in self._graph_shapes(frames, (th, tw), hr).items():
             prepare(role, shapes)
 
@@ -281,8 +287,7 @@ class Upscaler:
             return self._sample(lr, lr_noise, hr_noise)
         out = [np.zeros((C, H, W), dtype=np.float32) for _ in range(T)]
         weight = np.zeros((H, W), dtype=np.float32)
-        up_y = lambda v: (v * H + h // 2) // h  # noqa: E731  LR row -> output row, rounded (exact at integer ratios)
-        up_x = lambda v: (v * W + w // 2) // w  # noqa: E731
+        up_y, up_x = (lambda v: to_output(v, h, H)), (lambda v: to_output(v, w, W))  # noqa: E731
         ov_y, ov_x, dead_y, dead_x = ov * H // h, ov * W // w, -(-H // h), -(-W // w)
         for i, y in enumerate(ys):
             for j, x in enumerate(xs):
