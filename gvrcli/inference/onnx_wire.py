@@ -59,8 +59,10 @@ def read_onnx_summary(path: Path) -> OnnxSummary:
     with open(path, "rb") as f:
         if f.seek(0, 2) == 0:
             raise WireError("empty file")
-        # Mapped, not read: weights are skipped by length, never copied. The map is left to the
-        # garbage collector (views of it live on in the walk's frames until it is done).
+        # Mapped, not read: weights are skipped by length, never copied (an inline-weights file
+        # can be up to 2 GB). The map is left to the garbage collector (views of it live on in the
+        # walk's frames until it is done). Like OpenVINO's own mapped weights, it assumes nobody
+        # truncates the file in place meanwhile (replacing it by rename, as gvr export does, is safe).
         view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
     summary = OnnxSummary()
     for number, value in _fields(view):
