@@ -119,10 +119,12 @@ def test_sigint_sigterm_stop_cleanly_removing_partials(clips, tmp_path, fake_mod
 @pytest.mark.slow
 def test_a_signal_mid_chunk_still_stops_within_seconds(tmp_path, fake_model):
     src = write_video(tmp_path / "in" / "one-chunk.mp4", frames=8, size=SIZE)
-    # 1500 steps: this one chunk takes ~9 s here, like one chunk of a real model on a large frame.
-    proc = start_gvr("upscale", src, tmp_path / "out", "--model", fake_model, "--steps", "1500", "--progress-interval", "0")
+    # 50000 steps: this one chunk takes 15 s or more (a step of the fake model costs ~0.3 ms on a
+    # quiet machine, several on a busy one), like one chunk of a real model on a large frame.
+    proc = start_gvr("upscale", src, tmp_path / "out", "--model", fake_model, "--steps", "50000", "--progress-interval", "0")
     assert _wait_for_line(proc, "start:", 1)
     time.sleep(1.0)
+    assert proc.poll() is None, "the chunk must still be running when the signal comes"
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
