@@ -92,11 +92,11 @@ def collect(model: Path | None = None) -> dict:
 
 def _caches() -> dict:
     """Where the runtimes keep what they compiled (``backends.compiled_cache``), and its size now."""
-    from gvrcli.inference.backends import compiled_cache
+    from gvrcli.inference.backends import COMPILED_CACHES, compiled_cache
 
     out = {}
-    for name, (env, folder) in {"openvino": ("GVR_OV_CACHE", "openvino"), "tensorrt": ("GVR_TRT_CACHE", "tensorrt")}.items():
-        path = compiled_cache(env, folder)
+    for name, (env, _) in COMPILED_CACHES.items():
+        path = compiled_cache(name)
         files = [f for f in path.rglob("*") if f.is_file()] if path is not None and path.is_dir() else []
         out[name] = {"path": str(path) if path is not None else None, "env": env, "files": len(files), "mib": round(sum(f.stat().st_size for f in files) / 2**20, 1)}
     return out

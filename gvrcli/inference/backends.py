@@ -124,12 +124,17 @@ ORT_PROVIDERS = {
 }
 
 
-def compiled_cache(env: str, folder: str) -> Path | None:
+# Runtime -> (environment variable, folder under ~/.cache/gvr) of its compiled-model cache.
+COMPILED_CACHES = {"openvino": ("GVR_OV_CACHE", "openvino"), "tensorrt": ("GVR_TRT_CACHE", "tensorrt")}
+
+
+def compiled_cache(runtime: str) -> Path | None:
     """Where a runtime keeps what it compiled from a model, to load it next time instead of
-    compiling again: ``$<env>`` (``off``: no cache), else ``~/.cache/gvr/<folder>``
-    (``$XDG_CACHE_HOME/gvr/<folder>``)."""
+    compiling again: its variable's value (``off``: no cache), else ``~/.cache/gvr/<folder>``
+    (``$XDG_CACHE_HOME/gvr/<folder>``); see COMPILED_CACHES."""
     import os
 
+    env, folder = COMPILED_CACHES[runtime]
     value = os.environ.get(env)
     if value:
         return None if value.lower() == "off" else Path(value)
@@ -140,7 +145,7 @@ def default_trt_cache() -> Path | None:
     """TensorRT's engine and timing caches: ``$GVR_TRT_CACHE``, else ``~/.cache/gvr/tensorrt``. An
     engine is built once per model, GPU, TensorRT version and shape profile (minutes for ``base``)
     and loaded from here afterwards (seconds)."""
-    return compiled_cache("GVR_TRT_CACHE", "tensorrt")
+    return compiled_cache("tensorrt")
 
 
 def trt_profiles(manifest: ModelManifest, role: str, frames: int, lr_max: tuple[int, int], lr_opt: tuple[int, int] | None = None) -> dict[str, str]:
@@ -410,7 +415,7 @@ class OpenVinoBackend:
     threads: int = 0
     precision: str | None = None
     reason: str = ""
-    cache: Path | None = field(default_factory=lambda: compiled_cache("GVR_OV_CACHE", "openvino"))
+    cache: Path | None = field(default_factory=lambda: compiled_cache("openvino"))
 
     def load(self, manifest: ModelManifest | None = None) -> "OpenVinoModel":
         ov = import_openvino()
