@@ -11,19 +11,15 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session", autouse=True)
 def compiled_caches(tmp_path_factory):
-    """The runtimes' compiled-model caches (``gvrcli.inference.backends.compiled_cache``) in this
+    """The runtimes' compiled-model caches (``gvrcli.inference.backends.COMPILED_CACHES``) in this
     session's temporary folder, for every ``gvr`` the tests start too: never the user's home."""
-    import os
+    from gvrcli.inference.backends import COMPILED_CACHES
 
     folder = tmp_path_factory.mktemp("compiled-caches")
-    saved = {k: os.environ.get(k) for k in ("GVR_OV_CACHE", "GVR_TRT_CACHE")}
-    os.environ["GVR_OV_CACHE"], os.environ["GVR_TRT_CACHE"] = str(folder / "openvino"), str(folder / "tensorrt")
-    yield folder
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as env:
+        for runtime, (variable, _) in COMPILED_CACHES.items():
+            env.setenv(variable, str(folder / runtime))
+        yield folder
 
 
 # Tests that share one of these session-scoped exports run on one xdist worker, so each export is

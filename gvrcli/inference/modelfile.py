@@ -120,7 +120,7 @@ def _onnx_manifest(path: Path) -> tuple[str | None, tuple[list[str], list[str]]]
 
     try:
         summary = read_onnx_summary(path)
-    except (WireError, UnicodeDecodeError, OSError, ValueError) as e:
+    except (WireError, OSError, ValueError) as e:  # ValueError: also a name that is not UTF-8
         raise ModelError(f"model {path}: not a readable ONNX file ({type(e).__name__}: {first_line(e)})") from None
     if not summary.nodes:
         raise ModelError(f"model {path}: not a readable ONNX file (empty graph)")
