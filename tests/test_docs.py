@@ -155,6 +155,26 @@ def test_every_gvr_command_in_the_docs_names_real_subcommands_and_options():
     assert not problems, "\n".join(problems)
 
 
+def _option_tables(text: str):
+    """(line, subcommand, option) for each option in the first column of a table, under the nearest
+    heading that names one ``gvr SUB`` (the pages' option tables: upscale's, degrade's, eval's)."""
+    sub = None
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("#"):
+            named = set(re.findall(r"`gvr ([a-z][a-z-]*)", line))
+            sub = named.pop() if len(named) == 1 else (None if named else sub)
+        elif line.startswith("|") and sub is not None:
+            for option in re.findall(r"(?<![\w-])--[A-Za-z][\w-]*", line.split("|")[1]):
+                yield n, sub, option
+
+
+def test_every_option_in_the_option_tables_exists():
+    rows = [(page, *row) for page in PAGES for row in _option_tables(page.read_text())]
+    assert {sub for _, _, sub, _ in rows} >= {"upscale", "degrade", "eval"}, "the option tables were not found"
+    missing = [f"{page.name}:{n}: gvr {sub} has no option {option}" for page, n, sub, option in rows if option not in _options(_help(sub))]
+    assert not missing, "\n".join(missing)
+
+
 def test_every_script_and_module_the_docs_run_exists():
     missing = []
     for page in PAGES:

@@ -70,3 +70,17 @@ def test_the_readmes_trial_runs_end_to_end_through_the_cli(tmp_path, vae_trace_m
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     T, h, w = LATENT_SHAPE
     assert len(frames) == 4 * (T - 1) + 1 and frames[0].shape == (2 * 8 * h, 2 * 8 * w, 3)  # x2 of the decoded size
+
+
+def test_trial_cascade_refuses_existing_files_with_exit_2_and_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from gvrcli.cli import app
+
+    (tmp_path / "trial").mkdir()
+    (tmp_path / "trial" / VAE_FILE).write_bytes(b"mine")
+    result = CliRunner().invoke(app, ["trial-cascade", str(tmp_path / "trial")])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "already exists" in result.output and "--force" in result.output
+    assert (tmp_path / "trial" / VAE_FILE).read_bytes() == b"mine"  # untouched
+    assert sorted(p.name for p in (tmp_path / "trial").iterdir()) == [VAE_FILE]  # nothing else landed
