@@ -325,6 +325,10 @@ try:  # the export engineer's command; it imports torch lazily, only when run
     app.command("export")(export_command)
 except ImportError:
     pass
+else:
+    from gvrcli.trial_command import trial_cascade_command
+
+    app.command("trial-cascade")(trial_cascade_command)
 
 
 def main() -> None:
