@@ -79,7 +79,6 @@ def export_bundle(
         raise ExportError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
     out = Path(out)
     check_writable(out, force)
-    on_stage("loading the network")
     source = load_source(config, None if weights is None else str(weights), None)
     model = source.model
     if model.config.codec != "wan2.1":
@@ -88,7 +87,6 @@ def export_bundle(
             "(a bundle needs a checkpoint trained with codec wan2.1)"
         )
     try:
-        on_stage("loading the VAE")
         vae = load_vae(vae_weights)
     except (VaeError, OSError) as e:
         raise ExportError(f"--vae {vae_weights}: {e}") from None

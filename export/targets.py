@@ -469,7 +469,6 @@ def export_model(
     if out is not None:
         check_writable(Path(out), force)
     if model is None:
-        on_stage("loading the network")
         source = load_source(config, None if weights is None else str(weights), scale)
         model, name = source.model, source.name
     else:

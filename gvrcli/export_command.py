@@ -6,10 +6,12 @@ Exit codes: 0 exported (and verified, if asked) · 1 a backend outside its toler
 internal error · 2 bad input (unknown config, wrong checkpoint, unwritable or existing output, bad
 option), nothing written.
 
-Progress, as ``gvr upscale`` reports it (``ExportEvents``): a line per stage on stdout
-(``stage: tracing step graph (0:04)``), a ``status:`` heartbeat every ``--progress-interval``
-seconds while a stage runs, and with ``--json`` only JSON lines on stdout: ``start``, a
-``progress`` event per stage and per heartbeat, ``summary`` (also for a refusal). The exporter
+Progress, as ``gvr upscale`` reports it (``ExportEvents``): a start line on stderr and a line per
+stage on stdout (``stage: tracing step graph (0:04)``), a ``status:`` heartbeat every
+``--progress-interval`` seconds while a stage runs, and with ``--json`` only JSON lines on stdout:
+``start``, a ``progress`` event per stage and per heartbeat, ``summary`` (also for a refusal).
+Refusals (bad config, checkpoint, output) come before the first stage, so in plain mode they
+stay one ``gvr: error:`` line: the start line waits for the first stage. The exporter
 reports its stages through ``on_stage`` (``export.progress``); it never imports this module.
 """
 
@@ -40,19 +42,24 @@ class ExportEvents:
         self.lock = threading.Lock()  # the heartbeat thread and the exporter both write
         self.closed = False
         self.heartbeat = Heartbeat(interval, lambda: self._progress(beat=True))
+        self.start_line = ""  # plain mode: printed with the first stage
 
     def start(self, **facts) -> None:
         if self.as_json:
             self._emit({"event": "start", "command": "export", **facts})
+            self.heartbeat.start()
         else:
             flags = [facts["precision"], *(name for name in ("bundle", "verify") if facts.get(name))]
-            self._line(f"gvr export: {facts['target']} -> {facts['out'] or 'the default name'} ({', '.join(flags)})", self.err)
-        self.heartbeat.start()
+            self.start_line = f"gvr export: {facts['target']} -> {facts['out'] or 'the default name'} ({', '.join(flags)})"
 
     def __call__(self, name: str, done: int = 0, total: int = 0) -> None:
         """``export.progress.OnStage``: a stage started, or a counting stage moved."""
         with self.lock:
             self.stage, self.done, self.total = name, done, total
+            start_line, self.start_line = self.start_line, ""
+        if start_line:
+            self._line(start_line, self.err)
+        self.heartbeat.start()
         self._progress(beat=False)
 
     def _status(self) -> str:
