@@ -360,7 +360,7 @@ def export_openvino(
         raise ExportError(f"OpenVINO conversion failed: {first_line(e)}") from e
     stage.mkdir(parents=True, exist_ok=True)
     step_model, companions = converted.pop(STEP), {}
-    on_stage(f"writing {stage.name}")
+    on_stage(f"writing {stem}.xml")
     for role, ov_model in converted.items():
         companions[role] = stage / companion_name(f"{stem}.xml", role)
         ov.save_model(ov_model, str(companions[role]), compress_to_fp16=precision == "fp16")

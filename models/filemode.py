@@ -45,12 +45,14 @@ def default_mode() -> int:
 def publish_mode(path: str | os.PathLike) -> None:
     """Give the staged file at ``path`` (a file gvr made) the mode a plain ``open()`` would have.
     Opened without following a link and without blocking (a FIFO put in its place), then changed
-    through the descriptor, so the mode lands on the file gvr wrote or nowhere."""
-    if not hasattr(os, "fchmod"):  # Windows: only the read-only bit exists, and a new file has it clear
-        os.chmod(path, default_mode())
+    through the descriptor, so the mode lands on the file gvr wrote or nowhere. A filesystem that
+    refuses modes (SMB/CIFS mounts, some FUSE) keeps its own: the output is still written."""
+    if os.name != "posix":  # Windows: only the read-only bit exists, and a new file has it clear
         return
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         os.fchmod(fd, default_mode())
+    except OSError:  # EPERM/ENOTSUP where the filesystem has no Unix modes
+        pass
     finally:
         os.close(fd)

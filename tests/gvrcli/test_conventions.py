@@ -151,3 +151,17 @@ def test_saved_latents_and_checkpoints_get_the_users_umask(umask, tmp_path):
 
     saved = save_tensors({"w": torch.zeros(3)}, tmp_path / "model.safetensors", {"format": "simplegvr"})
     assert (saved.stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+def test_a_filesystem_that_refuses_modes_still_gets_the_output(tmp_path, monkeypatch):
+    """SMB/CIFS mounts answer chmod with EPERM: the output is published with the mode it has."""
+    from gvrcli.farm import atomic
+
+    def refuse(fd, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    partial = tmp_path / ".out.gvr-partial-0123456789ab.json"
+    partial.write_text("{}")
+    atomic.publish(partial, tmp_path / "out.json")
+    assert (tmp_path / "out.json").read_text() == "{}" and not partial.exists()
