@@ -46,7 +46,11 @@ def _show_version(value: bool) -> None:
 def _root(
     _version: bool = typer.Option(False, "-V", "--version", callback=_show_version, is_eager=True, help="Print gvr's version and exit."),
 ) -> None:
-    """SimpleGVR video super-resolution: upscale directories of videos with an exported model."""
+    pass  # the group's options only (its help is the app's)
+
+
+# Short options follow ffmpeg (-y), Real-ESRGAN/realesrgan-ncnn-vulkan (-m, -s, -t), make (-j, -n);
+# one letter means one thing in every command. The reasons, and those left long: docs/cli-conventions.md.
 
 
 def _install_signal_handlers(cancel: threading.Event) -> dict:
