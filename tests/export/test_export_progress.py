@@ -15,7 +15,7 @@ import pytest
 
 from tests.reliability.media_cases import REPO
 
-SMALL_JSON = {"depth": 1, "dim": 32, "heads": 2}  # one block: the trace's fixed costs dominate anyway
+SMALL_JSON = {"depth": 1, "dim": 32, "heads": 2}  # one block
 
 
 def _gvr(*args, timeout=600) -> subprocess.CompletedProcess:
@@ -26,7 +26,8 @@ def test_gvr_export_json_has_a_progress_event_per_stage_and_a_summary(tmp_path):
     config = tmp_path / "small.json"
     config.write_text(json.dumps(SMALL_JSON))
     out = tmp_path / "m.onnx"
-    run = _gvr("export", "--target", "onnx", "--config", config, "--out", out, "--json", "--progress-interval", "1")
+    # Static: a quarter of a dynamic trace's time, and the same stages.
+    run = _gvr("export", "--target", "onnx", "--config", config, "--static", "--shape", "3,12,16", "--out", out, "--json", "--progress-interval", "0.5")
     assert run.returncode == 0, run.stderr
     events = [json.loads(line) for line in run.stdout.splitlines()]  # stdout holds nothing but JSON
     assert events[0]["event"] == "start" and events[0]["target"] == "onnx" and events[-1]["event"] == "summary"
@@ -40,7 +41,7 @@ def test_gvr_export_json_has_a_progress_event_per_stage_and_a_summary(tmp_path):
     assert summary["exit_code"] == 0 and summary["error"] is None and summary["path"] == str(out) and out.is_file()
     assert summary["untrained"] is True and "untrained" in summary["model_note"], "a config's fresh network is untrained"
 
-    again = _gvr("export", "--target", "onnx", "--config", config, "--out", out, "--json")  # exists: refused, exit 2
+    again = _gvr("export", "--target", "onnx", "--config", config, "--static", "--shape", "3,12,16", "--out", out, "--json")  # exists: exit 2
     assert again.returncode == 2
     last = json.loads(again.stdout.splitlines()[-1])
     assert last["event"] == "summary" and last["exit_code"] == 2 and "already exists" in last["error"]
@@ -82,3 +83,19 @@ def test_prefixed_stages_name_the_verification(name):
     heard = []
     prefixed(lambda *a: heard.append(a), "verify: ")(name, 1, 2)
     assert heard == [(f"verify: {name}", 1, 2)]
+
+
+def test_verification_counts_its_checks():
+    """``verifying N/M``: M = graphs' backends x shapes, and every check moves N by one."""
+    import models
+    from export.backends import TorchBackend
+    from export.graphs import graph_module
+    from export.spec import VERIFY_SHAPES
+    from export.verify import compare
+
+    model = models.build_model("tiny", depth=1, dim=32, heads=2).eval()
+    graphs = {role: [TorchBackend(graph_module(model, role), name=f"torch-{i}") for i in range(n)] for role, n in (("step", 2), ("condition", 1))}
+    heard = []
+    report = compare(model, graphs, VERIFY_SHAPES, on_stage=lambda *a: heard.append(a))
+    total = 3 * len(VERIFY_SHAPES)
+    assert heard == [("verifying", n, total) for n in range(total + 1)] and len(report.checks) == total and report.ok
