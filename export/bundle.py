@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export.errors import ExportError
+from export.progress import OnStage, silent
 from models.manifest import BUNDLE_MAIN as MAIN_STEM
 
 
@@ -61,11 +62,13 @@ def export_bundle(
     precision: str = "fp32",
     force: bool = False,
     verify: bool = False,
+    on_stage: OnStage = silent,
     **options,
 ) -> BundleReport:
     """Export the denoiser (``config`` / ``weights``, as ``export_model``) and the VAE at
     ``vae_weights`` (``models.load_vae``) into the folder ``out``. The denoiser must work in the
-    VAE's latent space (``codec="wan2.1"``). ``verify`` checks both against PyTorch."""
+    VAE's latent space (``codec="wan2.1"``). ``verify`` checks both against PyTorch.
+    ``on_stage`` hears each stage (``export.progress``)."""
     from export.outputs import check_writable, staged
     from export.sources import load_source
     from export.targets import TARGETS, export_model
@@ -88,12 +91,12 @@ def export_bundle(
     except (VaeError, OSError) as e:
         raise ExportError(f"--vae {vae_weights}: {e}") from None
     with staged(out, force, is_dir=True) as stage:
-        vae_report = export_vae(vae, target, stage, precision=precision, verify=verify)
+        vae_report = export_vae(vae, target, stage, precision=precision, verify=verify, on_stage=on_stage)
         recorded = {"graphs": {r: {"file": e["file"], "sha256": e["sha256"]} for r, e in vae_report.companions().items()},
                     "weights_sha256": vae_report.weights_sha256}
         spec = TARGETS[target]
         inner = stage / (f"{MAIN_STEM}.onnx" if not spec.is_dir else f"{MAIN_STEM}{spec.suffix}")
-        denoiser = export_model(target, inner, model=model, precision=precision, verify=verify, vae=recorded, **options)
+        denoiser = export_model(target, inner, model=model, precision=precision, verify=verify, vae=recorded, on_stage=on_stage, **options)
         if spec.is_dir:  # OpenVINO writes a folder: its files join the VAE's, beside each other
             for f in inner.iterdir():
                 os.replace(f, stage / f.name)

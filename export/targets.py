@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from export.errors import ExportError
+from export.progress import OnStage, silent
 from export.spec import DEFAULT_OPSET, DENOISER_PRECISIONS, MIN_OPSET, TRACE_HR, TRACE_SHAPE, DenoiserSpec
 from gvrcli.errors import first_line
 from models.manifest import STEP, companion_name, graph_sha256
@@ -235,7 +236,9 @@ def _companions(paths: dict[str, Path]) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precision, opset=DEFAULT_OPSET, attention=None, vae=None):
+def export_onnx(
+    model, stage: Path, *, stem: str, dynamic, static_shape, precision, opset=DEFAULT_OPSET, attention=None, vae=None, on_stage: OnStage = silent
+):
     """The step graph at ``stage`` (carries the manifest) and its companions beside it: the
     condition graph (``NAME.condition.onnx``) and, for a model with a text path, the text graph
     (``NAME.text.onnx``). ``fp16``/``bf16`` trace the network in half precision (``network_for``;
@@ -252,7 +255,10 @@ def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precisi
         if role == STEP:
             continue
         companions[role] = stage.with_name(companion_name(stage.name, role))
-        save_onnx(build_onnx(network, role, **build), companions[role], None)
+        on_stage(f"tracing {role} graph")
+        program = build_onnx(network, role, **build)
+        on_stage(f"writing {companions[role].name}")
+        save_onnx(program, companions[role], None)
         _check_onnx_dynamic(companions[role], dynamic)
     extra = {"target": "onnx", "opset": opset, "attention_form": attention, "batch": 1}
     if precision in HALF:
@@ -261,11 +267,14 @@ def export_onnx(model, stage: Path, *, stem: str, dynamic, static_shape, precisi
         model, precision=precision, dynamic=dynamic, static_shape=static_shape,
         extra=extra, graphs=_companions(companions), vae=vae,
     )
+    on_stage(f"tracing {STEP} graph")
     step = build_onnx(network, STEP, **build)
+    on_stage(f"writing {stage.name}")
     if precision == "int8":
         from export.quantize import quantize_onnx
 
         save_onnx(step, stage, None)
+        on_stage(f"quantizing {STEP} graph")
         quantize_onnx(stage, manifest)
     else:
         save_onnx(step, stage, manifest)
@@ -317,7 +326,10 @@ def _name_openvino_tensors(ov_model, names) -> None:
             port.get_tensor().set_names({name, *port.get_names()})
 
 
-def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention=None, vae=None):
+def export_openvino(
+    model, stage: Path, *, stem: str, dynamic, static_shape, precision, source="torch", opset=DEFAULT_OPSET, attention=None, vae=None,
+    on_stage: OnStage = silent,
+):
     """OpenVINO IR in a folder: the step graph ``NAME.xml`` + ``.bin`` (carries the manifest), the
     condition graph ``NAME.condition.xml`` + ``.bin`` and, with a text path, ``NAME.text.xml``.
 
@@ -336,14 +348,19 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
         raise ExportError("--precision bf16 is an ONNX export; OpenVINO computes bf16 from an fp32 IR at run time (gvr upscale --precision bf16)")
     attention = attention or "fused"
     convert = dict(dynamic=dynamic, static_shape=static_shape, source=source, opset=opset, attention=attention)
+    def converting(role: str):
+        on_stage(f"converting {role} graph")
+        return _convert_openvino(model, role, stage, **convert)
+
     try:
-        converted = {role: _convert_openvino(model, role, stage, **convert) for role in _spec(model).roles()}
+        converted = {role: converting(role) for role in _spec(model).roles()}
     except ExportError:
         raise
     except Exception as e:
         raise ExportError(f"OpenVINO conversion failed: {first_line(e)}") from e
     stage.mkdir(parents=True, exist_ok=True)
     step_model, companions = converted.pop(STEP), {}
+    on_stage(f"writing {stem}.xml")
     for role, ov_model in converted.items():
         companions[role] = stage / companion_name(f"{stem}.xml", role)
         ov.save_model(ov_model, str(companions[role]), compress_to_fp16=precision == "fp16")
@@ -355,6 +372,7 @@ def export_openvino(model, stage: Path, *, stem: str, dynamic, static_shape, pre
     if precision == "int8":
         from export.quantize import quantize_openvino
 
+        on_stage(f"quantizing {STEP} graph")
         step_model = quantize_openvino(step_model, model, dynamic=dynamic, static_shape=static_shape)
     write_openvino(step_model, manifest)
     ov.save_model(step_model, str(stage / f"{stem}.xml"), compress_to_fp16=precision == "fp16")
@@ -409,6 +427,7 @@ def export_model(
     force: bool = False,
     verify: bool = False,
     vae: dict | None = None,
+    on_stage: OnStage = silent,
     **options,
 ) -> ExportReport:
     """Export a SimpleGVR network (its step graph, and the condition graph beside it) to ``target``
@@ -419,6 +438,7 @@ def export_model(
     ``attention`` ("fused" | "unfused", the explicit fallback) and, for openvino, ``source``.
     With ``verify`` the export is checked against PyTorch on random weights (``export.verify``).
     ``vae``: the VAE graphs of a bundle to record in the manifest (``export.bundle``).
+    ``on_stage(name, done, total)`` hears each stage as it starts (``export.progress``).
     """
     from export.outputs import check_writable, staged
     from export.attention import ATTENTION_FORMS, attention_calls
@@ -461,7 +481,7 @@ def export_model(
     kwargs = dict(dynamic=dynamic, static_shape=static_shape, precision=precision, **options)
     stem = out.name.removesuffix(spec.suffix) if spec.is_dir else out.stem
     with staged(out, force, is_dir=spec.is_dir) as stage:
-        _, manifest, fused, seconds, size = _timed(spec.run)(model, stage, stem=stem, vae=vae, **kwargs)
+        _, manifest, fused, seconds, size = _timed(spec.run)(model, stage, stem=stem, vae=vae, on_stage=on_stage, **kwargs)
     if spec.is_dir:
         files = sorted(out.iterdir())
     else:
@@ -471,7 +491,7 @@ def export_model(
     if verify:
         from export.verify import verify_export
 
-        report_verify = verify_export(target, model, **kwargs)
+        report_verify = verify_export(target, model, on_stage=on_stage, **kwargs)
     return ExportReport(
         target=target,
         path=out,

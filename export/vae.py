@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from export.errors import ExportError
+from export.progress import OnStage, silent
 from export.spec import DEFAULT_OPSET, PRECISIONS, TOLERANCE, rel_l2
 from gvrcli.errors import first_line
 from models.vae_manifest import CACHE_OUT_SUFFIX
@@ -259,6 +260,7 @@ def export_vae(
     opset: int = DEFAULT_OPSET,
     force: bool = False,
     verify: bool = False,
+    on_stage: OnStage = silent,
 ) -> VaeExportReport:
     """Export ``vae``'s four chunk graphs (any frame size, multiples of 8 pixels) to ``target`` into
     ``out_dir`` and return a report. With ``verify`` the graphs just written are checked against
@@ -280,20 +282,21 @@ def export_vae(
     vae = vae.eval()
     graphs = []
     with staged_into(out_dir, force) as stage:  # nothing lands unless every graph exported
-        staged = _write_graphs(vae, spec, stage, precision, opset)
+        staged = _write_graphs(vae, spec, stage, precision, opset, on_stage)
     for graph, manifest in staged:
         files = {out_dir / f"{graph.stem}{s}": _digest(out_dir / f"{graph.stem}{s}") for s in spec.suffixes}
         graphs.append(GraphFile(graph.role, graph.chunk, out_dir / f"{graph.stem}{spec.suffixes[0]}", files, manifest))
     seconds = time.perf_counter() - start
     report = VaeExportReport(target, out_dir, graphs, seconds, precision, graphs[0].manifest.weights_sha256)
     if verify:
-        report.verify = verify_vae_export(target, vae, precision=precision, opset=opset, folder=out_dir)
+        report.verify = verify_vae_export(target, vae, precision=precision, opset=opset, folder=out_dir, on_stage=on_stage)
     return report
 
 
-def _write_graphs(vae, spec: VaeTarget, stage: Path, precision: str, opset: int):
+def _write_graphs(vae, spec: VaeTarget, stage: Path, precision: str, opset: int, on_stage: OnStage = silent):
     staged = []
     for graph in GRAPHS:
+        on_stage(f"tracing {graph.stem} graph")
         module = graph.build(vae)
         manifest = graph_manifest(vae, module, graph, precision, opset, spec.name)
         spec.run(module, graph, graph_inputs(module, graph), stage, manifest, precision, opset)
@@ -351,6 +354,7 @@ def run_chain(runners: dict[str, object], chunks: list[np.ndarray], input_name: 
 def verify_vae_export(
     target: str, vae, *, precision: str = "fp32", opset: int = DEFAULT_OPSET,
     chunks: int = 3, seed: int = 0, threads: int = 0, folder: str | Path | None = None, cells=VERIFY_CELLS,
+    on_stage: OnStage = silent,
 ):
     """Run ``chunks`` chained chunks of each role at ``cells`` latent cells on PyTorch, ONNX Runtime
     CPU and OpenVINO CPU (f32); compare every chunk's output and the final caches. The graphs are
@@ -361,6 +365,7 @@ def verify_vae_export(
 
     import torch
 
+    from export.progress import prefixed
     from export.verify import Check, VerifyReport, backends_for
     from models.checkpoint import init_random_
 
@@ -369,13 +374,14 @@ def verify_vae_export(
     with tempfile.TemporaryDirectory(prefix="gvr-vae-verify-") as tmp:
         if folder is None:
             vae = init_random_(copy.deepcopy(vae), seed=seed).eval()
-            _write_graphs(vae, TARGETS[target], Path(tmp), precision, opset)
+            _write_graphs(vae, TARGETS[target], Path(tmp), precision, opset, prefixed(on_stage, "verify: "))
             folder = tmp
         suffix = TARGETS[target].suffixes[0]
         by_role = {}
         for graph in GRAPHS:
             by_role.setdefault(graph.role, {})[graph.chunk] = graph
-        for role, pair in by_role.items():
+        for n, (role, pair) in enumerate(by_role.items()):
+            on_stage("verifying VAE", n, len(by_role))
             modules = {c: g.build(vae) for c, g in pair.items()}
             in_shape = pair["first"].shapes(cells)[0]
             step_shape = pair["step"].shapes(cells)[0]
@@ -401,4 +407,5 @@ def verify_vae_export(
                 a, e = np.concatenate([g.ravel() for g in got]), np.concatenate([x.ravel() for x in expected])
                 H, W = in_shape[-2:]
                 report.checks.append(Check(f"{fb.name} {role}", (chunks, H, W), float(np.abs(a - e).max()), rel_l2(a, e), TOLERANCE[precision]))
+        on_stage("verifying VAE", len(by_role), len(by_role))
     return report

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.progress import OnStage, prefixed, silent
 from export.spec import TOLERANCE, VERIFY_HR, VERIFY_SHAPES, DenoiserSpec, rel_l2
 
 
@@ -82,16 +83,19 @@ def backends_for(target: str, path: Path, threads: int = 0, precision: str = "fp
     return backends, skipped
 
 
-def compare(model, graphs: dict, shapes, precision: str = "fp32", seed: int = 0, skipped=None) -> VerifyReport:
+def compare(model, graphs: dict, shapes, precision: str = "fp32", seed: int = 0, skipped=None, on_stage: OnStage = silent) -> VerifyReport:
     """Run every backend of every graph (``graphs``: role -> backends) and the PyTorch fp32 graph on
     the same random inputs at each shape. The step graph is judged on its update ``z_next - z_t``
-    (the network's contribution), not on z_next, whose z_t part would hide an error."""
+    (the network's contribution), not on z_next, whose z_t part would hide an error.
+    ``on_stage("verifying", done, total)`` counts the checks."""
     from export.backends import TorchBackend
     from export.graphs import graph_module
     from models.manifest import STEP
 
     spec = DenoiserSpec.of(model.config)
     report = VerifyReport(skipped=dict(skipped or {}))
+    total = sum(len(backends) for backends in graphs.values()) * len(shapes)
+    on_stage("verifying", 0, total)
     for role, backends in graphs.items():
         reference = TorchBackend(graph_module(model, role))
         for i, shape in enumerate(shapes):
@@ -101,6 +105,7 @@ def compare(model, graphs: dict, shapes, precision: str = "fp32", seed: int = 0,
                 got = backend.run(feed)
                 if [g.shape for g in got] != [e.shape for e in expected]:
                     report.checks.append(Check(f"{backend.name} {role}", tuple(shape), float("inf"), float("inf"), TOLERANCE[precision]))
+                    on_stage("verifying", len(report.checks), total)
                     continue
                 if role == STEP:
                     got, expected_ = [g - feed["z_t"] for g in got], [e - feed["z_t"] for e in expected]
@@ -108,10 +113,13 @@ def compare(model, graphs: dict, shapes, precision: str = "fp32", seed: int = 0,
                     expected_ = expected
                 a, e = np.concatenate([g.ravel() for g in got]), np.concatenate([x.ravel() for x in expected_])
                 report.checks.append(Check(f"{backend.name} {role}", tuple(shape), float(np.abs(a - e).max()), rel_l2(a, e), TOLERANCE[precision]))
+                on_stage("verifying", len(report.checks), total)
     return report
 
 
-def verify_export(target: str, model, *, seed: int = 0, shapes=None, threads: int = 0, **export_kwargs) -> VerifyReport:
+def verify_export(
+    target: str, model, *, seed: int = 0, shapes=None, threads: int = 0, on_stage: OnStage = silent, **export_kwargs
+) -> VerifyReport:
     """Export a random-weight copy of ``model`` like ``export_model`` would and compare backends."""
     from models.checkpoint import init_random_
 
@@ -123,9 +131,10 @@ def verify_export(target: str, model, *, seed: int = 0, shapes=None, threads: in
     spec = TARGETS[target]
     with tempfile.TemporaryDirectory(prefix="gvr-verify-") as tmp:
         stage = Path(tmp) / ("model" if spec.is_dir else "model.onnx")
-        spec.run(randomised, stage, stem="model", **export_kwargs)
+        spec.run(randomised, stage, stem="model", on_stage=prefixed(on_stage, "verify: "), **export_kwargs)
+        on_stage("verify: loading runtimes")
         graphs, skipped = {}, {}
         for role, path in graph_files(target, stage).items():
             graphs[role], skipped_here = backends_for(target, path, threads, export_kwargs.get("precision", "fp32"))
             skipped.update(skipped_here)
-        return compare(randomised, graphs, shapes, export_kwargs.get("precision", "fp32"), seed, skipped)
+        return compare(randomised, graphs, shapes, export_kwargs.get("precision", "fp32"), seed, skipped, on_stage)

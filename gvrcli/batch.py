@@ -265,6 +265,7 @@ def upscale(
         jobs=options.jobs,
     )
     report = BatchReport(model=str(model_path), precision=options.precision or manifest.precision, color_fix=options.color_fix)
+    report.model_facts = {"untrained": manifest.untrained, "model_note": manifest.note or None}  # the plan and summary say it
     jobs = plan_batch(inputs, options, report, events)
 
     # TensorRT builds its engine for a shape profile: the chunk length and the largest LR tile (--tile).
@@ -277,11 +278,12 @@ def upscale(
         Upscaler(loaded, settings)  # refuses models the engine cannot run, before any video
         check_model(loaded, model_path)
         why = f" (auto: {backend.reason})" if backend.reason else ""
-        events.message(f"gvr: backend {loaded.description}{why}, precision {loaded.precision}, {settings.steps} steps")
+        note = f"; {manifest.note}" if manifest.note else ""  # the start line says what runs, in one line
+        events.message(f"gvr: backend {loaded.description}{why}, precision {loaded.precision}, {settings.steps} steps{note}")
         if options.cfg != 1.0 and not manifest.has_text:
-            events.message(f"gvr: --cfg {options.cfg} has no effect: the model has no text path")
+            events.warning(f"gvr: --cfg {options.cfg} has no effect: the model has no text path")
         if loaded.note:
-            events.message(f"gvr: {loaded.note}")
+            events.warning(f"gvr: {loaded.note}")
 
     provenance = None
     if options.sidecar and loaded is not None:
@@ -398,7 +400,7 @@ def process_batch(
     ``dry_run``). ``interrupt`` is called once when a signal arrives, to cut long work short.
     ``probe(path, cancel)``: how an input is probed (default: as a video, ``probe_watched``)."""
     probed = _probe(jobs, options, report, events, cancel, probe or (lambda path, c: probe_watched(path, options, c)))
-    events.plan(len(probed), sum(info.frames for _, info in probed))
+    events.plan(len(probed), sum(info.frames for _, info in probed), **report.model_facts)
     if options.dry_run:
         for job, _ in probed:
             events.planned(job.candidate.source, job.output, "planned")
@@ -525,7 +527,7 @@ def _run(probed, options, make_work, report, events, cancel, interrupt) -> None:
                     threading.Event(), f"{options.output_dir}: cleaning up after dead workers stalled", name="gvr-sweep",
                 )
         except StalledError as e:
-            events.message(f"gvr: {e}")
+            events.warning(f"gvr: {e}")
         finally:
             board.close()
     for job, _ in held_elsewhere:  # stopped while waiting (a signal): say why they are not done

@@ -17,18 +17,40 @@ from typing import Optional
 
 import typer
 
+from gvrcli.cli_help import ENCODING, FARM, INPUTS, MODEL, QUALITY, RESOURCES, GvrCommand, GvrGroup
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
 from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, GvrError, UsageError
 
 app = typer.Typer(
     name="gvr",
+    cls=GvrGroup,
     help="SimpleGVR video super-resolution: upscale directories of videos with an exported model.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",  # help in panels (rich_help_panel); no help text uses [brackets]
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from gvrcli import version
+
+        sys.stdout.write(f"gvr {version()}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    _version: bool = typer.Option(False, "-V", "--version", callback=_show_version, is_eager=True, help="Print gvr's version and exit."),
+) -> None:
+    pass  # the group's options only (its help is the app's)
+
+
+# Short options follow ffmpeg (-y), Real-ESRGAN/realesrgan-ncnn-vulkan (-m, -s, -t), make (-j, -n);
+# one letter means one thing in every command. The reasons, and those left long: docs/cli-conventions.md.
 
 
 def _install_signal_handlers(cancel: threading.Event) -> dict:
@@ -58,45 +80,45 @@ def _error(message: str, as_json: bool, code: int) -> None:
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=GvrCommand)
 def upscale(
     # Plain strings, not typer Paths: Typer would refuse an unreadable input as a usage error for
     # the whole batch; gvr reports it as that one file's failure instead.
-    paths: list[str] = typer.Argument(..., help="Input videos or directories, then the output directory (last)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Exported model (.onnx, OpenVINO .xml, or a bundle folder from gvr export --vae). Default: built-in tiny model."),
-    backend: str = typer.Option("auto", "--backend", help="auto | ort-cuda | ort-tensorrt | ort-cpu | openvino."),
-    device: str = typer.Option("AUTO", "--device", help="CPU | GPU | AUTO (OpenVINO device; GPU/CPU also pick the ONNX Runtime provider)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | bf16 | fp16 | int8 (default: the model's, fp32 for every fp32 export). fp16/bf16/int8: artefacts exported so (bf16 also OpenVINO on a CPU with bf16)."),
-    trt_cache: Optional[Path] = typer.Option(None, "--trt-cache", help="ort-tensorrt: engine cache folder (default: $GVR_TRT_CACHE or ~/.cache/gvr/tensorrt)."),
-    scale: Optional[float] = typer.Option(None, "--scale", help="Output / input per side, any ratio, e.g. 2, 1.5, 2.8125 (default: the model's; picks the built-in default x2 or x4)."),
-    size: Optional[str] = typer.Option(None, "--size", help="WxH: every output exactly this size (any ratio; even sides for 4:2:0 output)."),
-    cfg: float = typer.Option(1.0, "--cfg", help="Classifier-free guidance scale for a model with a text path (prompt from NAME.text.safetensors beside each video); 1 = none."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
-    noise_aug: Optional[float] = typer.Option(None, "--noise-aug", help="Noise level of the LR condition, 0..1 (default: the model's)."),
-    seed: int = typer.Option(0, "--seed", help="Noise seed; output is deterministic for a seed."),
-    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk input directories recursively."),
-    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable), e.g. '*.mp4'."),
-    exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
-    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symbolic links while walking."),
-    codec: str = typer.Option("h264", "--codec", help="h264 | hevc | av1 | vp9 | ffv1 | prores."),
-    crf: Optional[int] = typer.Option(None, "--crf", help="Quality for h264/hevc/av1/vp9 (default 18/20/30/24)."),
-    pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="Output pixel format (default yuv420p, or yuv420p10le for >8-bit input)."),
-    overwrite: bool = typer.Option(False, "--overwrite/--skip-existing", help="Redo existing outputs, or skip them (default)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process shard I (0-based) of N. Default: from SLURM_ARRAY_* / AWS_BATCH_JOB_ARRAY_INDEX."),
-    jobs: int = typer.Option(1, "--jobs", help="Files processed at once by this worker."),
-    threads: int = typer.Option(0, "--threads", help="CPU inference threads (0 = all cores)."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout (events and a summary)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done; touch nothing."),
-    tile: int = typer.Option(0, "--tile", help="LR tile size in pixels (0 = whole frame, or the largest that fits --memory-budget)."),
-    memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", help="Peak MiB of this process; frames are tiled to fit (0 = auto: the chunk's buffers plus 1 GiB for the model, at most half the RAM)."),
-    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
-    stall_timeout: float = typer.Option(300.0, "--stall-timeout", help="Fail a file after this many seconds without progress."),
-    color_fix: str = typer.Option(DEFAULT_COLOR_FIX, "--color-fix", help="Colour fix to the bilinear-upscaled input: wavelet | adain | lab | none."),
-    scene_cuts: bool = typer.Option(True, "--scene-cuts/--no-scene-cuts", help="Start a new temporal chunk at each hard cut, so attention never mixes two shots."),
-    sidecar: bool = typer.Option(False, "--sidecar", help="Write OUTPUT.gvr.json beside each output: source and model hashes, backend, precision, settings, timings."),
-    save_latents: bool = typer.Option(False, "--save-latents", help="With a latent-cascade bundle: also write the HR latents, OUTPUT.latents.safetensors."),
-    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
-    openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
+    paths: list[str] = typer.Argument(..., metavar="INPUT... OUTPUT", help="Input videos or directories, then the output directory (last)."),
+    model: Optional[Path] = typer.Option(None, "-m", "--model", metavar="FILE|DIR", help="Exported model (.onnx, OpenVINO .xml, or a bundle folder from gvr export --vae). Default: built-in tiny model (untrained: a bilinear-equivalent upscale).", rich_help_panel=MODEL),
+    backend: str = typer.Option("auto", "--backend", metavar="NAME", rich_help_panel=MODEL, help="auto | ort-cuda | ort-tensorrt | ort-cpu | openvino."),
+    device: str = typer.Option("AUTO", "--device", metavar="DEVICE", rich_help_panel=MODEL, help="CPU | GPU | AUTO (OpenVINO device; GPU/CPU also pick the ONNX Runtime provider)."),
+    precision: Optional[str] = typer.Option(None, "--precision", metavar="TYPE", rich_help_panel=MODEL, help="fp32 | bf16 | fp16 | int8 (default: the model's, fp32 for every fp32 export). fp16/bf16/int8: artefacts exported so (bf16 also OpenVINO on a CPU with bf16)."),
+    trt_cache: Optional[Path] = typer.Option(None, "--trt-cache", metavar="DIR", rich_help_panel=MODEL, help="ort-tensorrt: engine cache folder (default: $GVR_TRT_CACHE or ~/.cache/gvr/tensorrt)."),
+    scale: Optional[float] = typer.Option(None, "-s", "--scale", metavar="RATIO", rich_help_panel=QUALITY, help="Output / input per side, any ratio, e.g. 2, 1.5, 2.8125 (default: the model's; picks the built-in default x2 or x4)."),
+    size: Optional[str] = typer.Option(None, "--size", metavar="WxH", rich_help_panel=QUALITY, help="WxH: every output exactly this size (any ratio; even sides for 4:2:0 output)."),
+    cfg: float = typer.Option(1.0, "--cfg", metavar="SCALE", rich_help_panel=QUALITY, help="Classifier-free guidance scale for a model with a text path (prompt from NAME.text.safetensors beside each video); 1 = none."),
+    steps: Optional[int] = typer.Option(None, "--steps", metavar="N", rich_help_panel=QUALITY, help="Sampler steps (default: the model's)."),
+    noise_aug: Optional[float] = typer.Option(None, "--noise-aug", metavar="LEVEL", rich_help_panel=QUALITY, help="Noise level of the LR condition, 0..1 (default: the model's)."),
+    seed: int = typer.Option(0, "--seed", metavar="N", rich_help_panel=QUALITY, help="Noise seed; output is deterministic for a seed."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", rich_help_panel=INPUTS, help="Walk input directories recursively."),
+    include: list[str] = typer.Option([], "--include", metavar="GLOB", rich_help_panel=INPUTS, help="Only files matching this glob (repeatable), e.g. '*.mp4'."),
+    exclude: list[str] = typer.Option([], "--exclude", metavar="GLOB", rich_help_panel=INPUTS, help="Skip files matching this glob (repeatable)."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", rich_help_panel=INPUTS, help="Follow symbolic links while walking."),
+    codec: str = typer.Option("h264", "--codec", metavar="NAME", rich_help_panel=ENCODING, help="h264 | hevc | av1 | vp9 | ffv1 | prores."),
+    crf: Optional[int] = typer.Option(None, "--crf", metavar="N", rich_help_panel=ENCODING, help="Quality for h264/hevc/av1/vp9 (default 18/20/30/24)."),
+    pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", metavar="FORMAT", rich_help_panel=ENCODING, help="Output pixel format (default yuv420p, or yuv420p10le for >8-bit input)."),
+    overwrite: bool = typer.Option(False, "--overwrite/--skip-existing", "-y", rich_help_panel=INPUTS, help="Redo existing outputs, or skip them (default)."),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="I/N", rich_help_panel=FARM, help="Process shard I (0-based) of N. Default: from SLURM_ARRAY_* / AWS_BATCH_JOB_ARRAY_INDEX."),
+    jobs: int = typer.Option(1, "-j", "--jobs", metavar="N", rich_help_panel=FARM, help="Files processed at once by this worker."),
+    threads: int = typer.Option(0, "--threads", metavar="N", rich_help_panel=RESOURCES, help="CPU inference threads (0 = all cores)."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=FARM, help="One JSON object per line on stdout (events and a summary)."),
+    dry_run: bool = typer.Option(False, "-n", "--dry-run", rich_help_panel=INPUTS, help="List what would be done; touch nothing."),
+    tile: int = typer.Option(0, "-t", "--tile", metavar="PIXELS", rich_help_panel=RESOURCES, help="LR tile size in pixels (0 = whole frame, or the largest that fits --memory-budget)."),
+    memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", metavar="MiB", rich_help_panel=RESOURCES, help="Peak MiB of this process; frames are tiled to fit (0 = auto: the chunk's buffers plus 1 GiB for the model, at most half the RAM)."),
+    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", metavar="PIXELS", rich_help_panel=RESOURCES, help="Refuse inputs with more pixels per frame than this."),
+    stall_timeout: float = typer.Option(300.0, "--stall-timeout", metavar="SECONDS", rich_help_panel=RESOURCES, help="Fail a file after this many seconds without progress."),
+    color_fix: str = typer.Option(DEFAULT_COLOR_FIX, "--color-fix", metavar="METHOD", rich_help_panel=QUALITY, help="Colour fix to the bilinear-upscaled input: wavelet | adain | lab | none."),
+    scene_cuts: bool = typer.Option(True, "--scene-cuts/--no-scene-cuts", rich_help_panel=QUALITY, help="Start a new temporal chunk at each hard cut, so attention never mixes two shots."),
+    sidecar: bool = typer.Option(False, "--sidecar", rich_help_panel=INPUTS, help="Write OUTPUT.gvr.json beside each output: source and model hashes, backend, precision, settings, timings."),
+    save_latents: bool = typer.Option(False, "--save-latents", rich_help_panel=INPUTS, help="With a latent-cascade bundle: also write the HR latents, OUTPUT.latents.safetensors."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", metavar="SECONDS", rich_help_panel=FARM, help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
+    openjd: bool = typer.Option(False, "--openjd", rich_help_panel=FARM, help="Also print 'openjd_progress: N' lines (Open Job Description)."),
 ) -> None:
     """Upscale every video under INPUT... into OUTPUT_DIR, mirroring the directory tree."""
     from gvrcli.batch import UpscaleOptions
@@ -220,25 +242,25 @@ def _finish(report, events, received: dict, after=None) -> None:
     raise typer.Exit(report.exit_code)
 
 
-@app.command()
+@app.command(cls=GvrCommand)
 def degrade(
-    paths: list[str] = typer.Argument(..., help="HQ videos or directories, then the LQ output directory (last)."),
-    scale: int = typer.Option(2, "--scale", help="2 or 4: the LQ is 1/scale of the HQ in each direction."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random draw; the same seed gives identical LQ."),
-    flow: bool = typer.Option(True, "--flow/--no-flow", help="Apply the flow-based degradation after the base one."),
-    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk input directories recursively."),
-    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
-    exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
-    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symbolic links while walking."),
-    overwrite: bool = typer.Option(False, "--overwrite/--skip-existing", help="Redo existing outputs, or skip them (default)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process shard I (0-based) of N. Default: from the job-array environment."),
-    jobs: int = typer.Option(1, "--jobs", help="Files processed at once by this worker."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout (events, with each clip's parameters, and a summary)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done; touch nothing."),
-    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
-    stall_timeout: float = typer.Option(300.0, "--stall-timeout", help="Fail a file after this many seconds without progress."),
-    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
-    openjd: bool = typer.Option(False, "--openjd", help="Also print 'openjd_progress: N' lines (Open Job Description)."),
+    paths: list[str] = typer.Argument(..., metavar="HQ... LQ_DIR", help="HQ videos or directories, then the LQ output directory (last)."),
+    scale: int = typer.Option(2, "-s", "--scale", metavar="N", rich_help_panel=QUALITY, help="2 or 4: the LQ is 1/scale of the HQ in each direction."),
+    seed: int = typer.Option(0, "--seed", metavar="N", rich_help_panel=QUALITY, help="Seed of every random draw; the same seed gives identical LQ."),
+    flow: bool = typer.Option(True, "--flow/--no-flow", rich_help_panel=QUALITY, help="Apply the flow-based degradation after the base one."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", rich_help_panel=INPUTS, help="Walk input directories recursively."),
+    include: list[str] = typer.Option([], "--include", metavar="GLOB", rich_help_panel=INPUTS, help="Only files matching this glob (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", metavar="GLOB", rich_help_panel=INPUTS, help="Skip files matching this glob (repeatable)."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", rich_help_panel=INPUTS, help="Follow symbolic links while walking."),
+    overwrite: bool = typer.Option(False, "--overwrite/--skip-existing", "-y", rich_help_panel=INPUTS, help="Redo existing outputs, or skip them (default)."),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="I/N", rich_help_panel=FARM, help="Process shard I (0-based) of N. Default: from the job-array environment."),
+    jobs: int = typer.Option(1, "-j", "--jobs", metavar="N", rich_help_panel=FARM, help="Files processed at once by this worker."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=FARM, help="One JSON object per line on stdout (events, with each clip's parameters, and a summary)."),
+    dry_run: bool = typer.Option(False, "-n", "--dry-run", rich_help_panel=INPUTS, help="List what would be done; touch nothing."),
+    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", metavar="PIXELS", rich_help_panel=RESOURCES, help="Refuse inputs with more pixels per frame than this."),
+    stall_timeout: float = typer.Option(300.0, "--stall-timeout", metavar="SECONDS", rich_help_panel=RESOURCES, help="Fail a file after this many seconds without progress."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", metavar="SECONDS", rich_help_panel=FARM, help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
+    openjd: bool = typer.Option(False, "--openjd", rich_help_panel=FARM, help="Also print 'openjd_progress: N' lines (Open Job Description)."),
 ) -> None:
     """Make the LQ half of training pairs: the paper's base and flow-based degradations of every HQ video."""
     from gvrcli.quality.pairs import DegradeOptions
@@ -268,17 +290,17 @@ def degrade(
     _command(paths, "gvr degrade HQ... LQ_DIR", as_json, events, run)
 
 
-@app.command("eval")
+@app.command("eval", cls=GvrCommand)
 def evaluate(
-    paths: list[str] = typer.Argument(..., help="Predicted videos or directories, then the reference directory (last)."),
-    lr: Optional[Path] = typer.Option(None, "--lr", help="LR inputs directory: adds bicubic and bilinear baseline rows."),
-    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk prediction directories recursively."),
-    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
-    exclude: list[str] = typer.Option([], "--exclude", help="Skip files matching this glob (repeatable)."),
-    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symbolic links while walking."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout (a file event with metrics per pair, a summary with the means)."),
-    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse inputs with more pixels per frame than this."),
-    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
+    paths: list[str] = typer.Argument(..., metavar="PRED... REF_DIR", help="Predicted videos or directories, then the reference directory (last)."),
+    lr: Optional[Path] = typer.Option(None, "--lr", metavar="DIR", rich_help_panel=INPUTS, help="LR inputs directory: adds bicubic and bilinear baseline rows."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", rich_help_panel=INPUTS, help="Walk prediction directories recursively."),
+    include: list[str] = typer.Option([], "--include", metavar="GLOB", rich_help_panel=INPUTS, help="Only files matching this glob (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", metavar="GLOB", rich_help_panel=INPUTS, help="Skip files matching this glob (repeatable)."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", rich_help_panel=INPUTS, help="Follow symbolic links while walking."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=FARM, help="One JSON object per line on stdout (a file event with metrics per pair, a summary with the means)."),
+    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", metavar="PIXELS", rich_help_panel=RESOURCES, help="Refuse inputs with more pixels per frame than this."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", metavar="SECONDS", rich_help_panel=FARM, help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
 ) -> None:
     """Score predictions against references: PSNR (Y, RGB), SSIM and warping error, per file and overall."""
     from gvrcli.quality.eval import EvalOptions, render_table
@@ -301,9 +323,9 @@ def evaluate(
     _command(paths, "gvr eval PRED... REF_DIR", as_json, events, run, after=None if as_json else lambda r: print(render_table(r)))
 
 
-@app.command()
+@app.command(cls=GvrCommand)
 def info(
-    model: Optional[Path] = typer.Option(None, "--model", help="Model whose manifest to show (default: the built-in x2 if present)."),
+    model: Optional[Path] = typer.Option(None, "-m", "--model", metavar="FILE|DIR", help="Model whose manifest to show (default: the built-in x2 if present)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show inference providers and devices, and a model's metadata."""
@@ -322,7 +344,7 @@ def info(
 try:  # the export engineer's command; it imports torch lazily, only when run
     from gvrcli.export_command import export_command
 
-    app.command("export")(export_command)
+    app.command("export", cls=GvrCommand)(export_command)
 except ImportError:
     pass
 else:
@@ -340,7 +362,7 @@ def main() -> None:
         from click import exceptions as click_exc
 
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="gvr", standalone_mode=False)
     except click_exc.NoArgsIsHelpError as e:
         sys.stdout.write(e.ctx.get_help() + "\n")
         code = EXIT_USAGE

@@ -52,8 +52,11 @@ def collect(model: Path | None = None) -> dict:
     import av
     import onnxruntime as ort
 
+    from gvrcli import version
+
     providers = ort.get_available_providers()
     facts: dict = {
+        "gvr": version(),
         "platform": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
         "onnxruntime": {"version": ort.__version__, "package": _ort_distribution(), "providers": providers},
     }
@@ -84,7 +87,7 @@ def collect(model: Path | None = None) -> dict:
         facts["model"] = {"path": None, "note": "built-in default not built yet (gvr upscale exports it on first use)"}
     else:
         manifest = read_manifest(model)
-        facts["model"] = {"path": str(model), "manifest": dataclasses.asdict(manifest)}
+        facts["model"] = {"path": str(model), "note": manifest.note or None, "manifest": dataclasses.asdict(manifest)}
     facts["precision"] = _precisions(facts, manifest.precision if model is not None else "fp32")
     facts["caches"] = _caches()
     return facts
@@ -120,6 +123,7 @@ def render(facts: dict) -> None:
     from rich.console import Console
 
     console = Console()
+    console.print(f"[bold]gvr[/] {facts['gvr']}", highlight=False)
     console.print(f"[bold]Platform[/] {facts['platform']}")
     ort_facts = facts["onnxruntime"]
     console.print(
@@ -144,7 +148,9 @@ def render(facts: dict) -> None:
     if not m["path"]:
         console.print(f"[bold]Model[/]: {m['note']}")
         return
-    console.print(f"[bold]Model[/] {m['path']}")
+    console.print(f"[bold]Model[/] {m['path']}", highlight=False)
+    if m["note"]:
+        console.print(f"  {m['note']}", markup=False, highlight=False)
     for key, value in m["manifest"].items():
         if key != "config":
             console.print(f"  {key}: {value}", markup=False, highlight=False)

@@ -15,7 +15,8 @@ stalled-task check takes a long chunk for a hang.
   ``openjd_status: ...`` (Open Job Description).
 * ``--json``: one JSON object per line on stdout and nothing else there; each heartbeat is a
   ``progress`` event.
-Human messages (warnings, per-file failures) go to stderr in every mode. No line follows the
+Human messages (the start line, warnings, per-file failures) go to stderr in every mode; on a
+terminal only warnings are yellow and failures red, the start line is plain text. No line follows the
 summary: ``finished`` (and ``close``, for a run that ends in an error) stops the heartbeat first.
 """
 
@@ -35,8 +36,13 @@ MIN_PERIOD = 0.1  # seconds: the heartbeat of --progress-interval 0 (every chang
 
 
 class BatchEvents(Protocol):
-    def message(self, text: str) -> None: ...
-    def plan(self, files: int, frames: int) -> None: ...
+    def message(self, text: str) -> None:
+        """What the run is doing (the start line, a shard, waiting for other workers)."""
+    def warning(self, text: str) -> None:
+        """Something the user should act on, or a fallback taken: yellow on a terminal."""
+    def plan(self, files: int, frames: int, **facts) -> None:
+        """The files and frames to do; ``facts`` describe the run (upscale: ``untrained``,
+        ``model_note``), for the JSON ``plan`` event."""
     def planned(self, source: Path, output: Path, status: str) -> None: ...
     def file_started(self, source: Path, frames: int, output: str = ENCODE) -> WorkLedger:
         """The file's ledger, for its work to report into (``output`` names its frames' stage)."""
@@ -46,7 +52,7 @@ class BatchEvents(Protocol):
         """Stop the heartbeat (a run ending in an error, before its last line)."""
 
 
-class _Heartbeat:
+class Heartbeat:
     """Calls ``beat()`` every ``period`` seconds from a daemon thread while started: ``start()``
     when a file is in flight, ``pause()`` when none is, ``stop()`` for good (it waits for a beat in
     progress). A beat that raises (stdout closed) ends the heartbeat, never the work."""
@@ -92,15 +98,18 @@ class _Tracked:
 
     def __init__(self, period: float):
         self.ledger = BatchLedger()
-        self.heartbeat = _Heartbeat(period, self._beat)
+        self.heartbeat = Heartbeat(period, self._beat)
         self.flight_lock = threading.Lock()  # a file starting and the last one finishing: heartbeat on or off
         self.out_lock = threading.Lock()  # one line at a time; none after ``closed``
         self.closed = False
 
     def _beat(self) -> None: ...
 
-    def plan(self, files, frames):
+    def plan(self, files, frames, **facts):
         self.ledger.plan(files, frames)
+
+    def warning(self, text):
+        self.message(text)
 
     def file_started(self, source, frames, output=ENCODE):
         with self.flight_lock:
@@ -191,7 +200,7 @@ class PlainEvents(_Tracked):
     def message(self, text):
         self._say(text, stream=self.err)
 
-    def plan(self, files, frames):
+    def plan(self, files, frames, **facts):
         super().plan(files, frames)
         self._say(f"gvr: {files} video(s), {frames} frames to {self.action}")
 
@@ -299,9 +308,9 @@ class JsonEvents(_Tracked):
         self.err.write(one_line(text) + "\n")
         self.err.flush()
 
-    def plan(self, files, frames):
+    def plan(self, files, frames, **facts):
         super().plan(files, frames)
-        self._emit({"event": "plan", "files": files, "frames": frames})
+        self._emit({"event": "plan", "files": files, "frames": frames, **facts})
 
     def planned(self, source, output, status):
         self._emit({"event": "planned", "source": str(source), "output": str(output), "status": status})
@@ -352,9 +361,12 @@ class RichEvents(_Tracked):
         self._lock = threading.Lock()  # tasks: the heartbeat and the workers both change them
 
     def message(self, text):
+        self.err_console.print(text, markup=False, highlight=False)
+
+    def warning(self, text):
         self.err_console.print(text, markup=False, highlight=False, style="yellow")
 
-    def plan(self, files, frames):
+    def plan(self, files, frames, **facts):
         super().plan(files, frames)
         self.progress.start()
         self.overall = self.progress.add_task(f"files 0/{files}", total=100.0, status="")

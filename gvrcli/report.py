@@ -52,6 +52,7 @@ class BatchReport:
     fatal_exit: int = 0
     interrupted: int = 0  # the signal number that stopped the run, 0 if none
     extra: dict = field(default_factory=dict)  # the command's own totals, added to the summary
+    model_facts: dict = field(default_factory=dict)  # what the model is (upscale: untrained, model_note), in plan and summary
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -88,6 +89,7 @@ class BatchReport:
             "exit_code": self.exit_code,
             "error": self.fatal or None,
             "interrupted": bool(self.interrupted),
+            **self.model_facts,
             **self.extra,
         }
 

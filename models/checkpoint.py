@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from models import __version__
+from models.filemode import publish_mode
 from models.simplegvr import GVRConfig, SimpleGVR
 
 FORMAT = "simplegvr"
@@ -41,6 +42,7 @@ def save_tensors(state: dict, path: str | os.PathLike, meta: dict) -> Path:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        publish_mode(tmp)  # mkstemp and safetensors make 0600; a checkpoint is 0666 & ~umask like any file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -60,6 +60,9 @@ def graph_roles(text: bool) -> tuple[str, ...]:
 INPUT_NAMES, OUTPUT_NAMES = graph_io(STEP, "x0_residual")  # the default model's step graph
 
 
+UNTRAINED_NOTE = "untrained model: the output is a bilinear-equivalent upscale"
+
+
 class ManifestError(ValueError):
     """Missing or inconsistent model metadata."""
 
@@ -94,6 +97,11 @@ class ModelManifest:
     # then .bin)}: the runtime refuses a model whose companions are missing, elsewhere or altered.
     graphs: dict = field(default_factory=dict)
     vae_weights_sha256: str = ""  # the VAE whose graphs a bundle carries (models.vae.vae_sha256)
+    # True when the exporter found the network at its untrained init: an x0_residual network whose
+    # head is zero (``SimpleGVR.step_independent``) outputs its condition's upsampling, a
+    # bilinear-equivalent upscale, whatever its weights elsewhere. Absent in older manifests: False,
+    # so only a model known to be untrained is ever called so.
+    untrained: bool = False
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
@@ -110,6 +118,11 @@ class ModelManifest:
     @property
     def has_text(self) -> bool:
         return bool(self.text_dim)
+
+    @property
+    def note(self) -> str:
+        """What a user must know about the model before trusting its output, in one line ("" if nothing)."""
+        return UNTRAINED_NOTE if self.untrained else ""
 
     @property
     def spatial_multiple(self) -> int:
@@ -238,6 +251,7 @@ def _type_problems(raw: dict) -> list[str]:
     need("extra", isinstance(raw.get("extra"), dict), "a JSON object")
     need("graphs", isinstance(raw.get("graphs"), dict), "a JSON object")
     need("dynamic", isinstance(raw.get("dynamic"), bool), "true or false")
+    need("untrained", isinstance(raw.get("untrained"), bool), "true or false")
     if raw.get("static_shape") is not None:
         need("static_shape", _int_list(raw.get("static_shape"), 3, 1, 1 << 20), "three positive integers")
     need(

@@ -454,6 +454,7 @@ class SimpleGVR(nn.Module):
             text_tokens=cfg.text_tokens,
             shift=cfg.shift,
             weights_sha256=weights_sha256(self),
+            untrained=self.step_independent(),
             **deployment,
         )
 

@@ -33,6 +33,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from models.filemode import publish_mode
+
 PARTIAL_MARK = ".gvr-partial-"
 TOKEN_CHARS = 12
 NAME_MAX = 255  # bytes in one file name (Linux, macOS, NTFS, NFS)
@@ -89,7 +91,9 @@ def remove_partials(output: Path) -> int:
 
 
 def publish(partial: Path, output: Path) -> None:
-    """Make the finished partial the output: flush it to disk, rename, flush the folder entry."""
+    """Make the finished partial the output: give it the user's default mode (0666 & ~umask: a
+    writer such as safetensors makes 0600), flush it to disk, rename, flush the folder entry."""
+    publish_mode(partial)
     fsync(partial)
     os.replace(partial, output)
     fsync(output.parent)
