@@ -20,7 +20,7 @@ import typer
 from gvrcli.cli_help import ENCODING, FARM, INPUTS, MODEL, QUALITY, RESOURCES, GvrCommand, GvrGroup
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
-from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, GvrError, UsageError
+from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, GvrError, UsageError, exit_with_error
 
 app = typer.Typer(
     name="gvr",
@@ -70,14 +70,7 @@ def _install_signal_handlers(cancel: threading.Event) -> dict:
 
 
 def _error(message: str, as_json: bool, code: int) -> None:
-    from gvrcli.progress import one_line
-
-    sys.stderr.write(f"gvr: error: {one_line(message)}\n")
-    sys.stderr.flush()
-    if as_json:
-        sys.stdout.write(json.dumps({"event": "summary", "error": message, "exit_code": code}) + "\n")
-        sys.stdout.flush()
-    raise typer.Exit(code)
+    exit_with_error(message, code, as_json)
 
 
 @app.command(cls=GvrCommand)

@@ -6,6 +6,9 @@ touched · 75 (EX_TEMPFAIL) a fault a retry may cure · 130/143 stopped by SIGIN
 
 from __future__ import annotations
 
+import json
+import sys
+
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
@@ -63,3 +66,15 @@ def first_line(e: BaseException) -> str:
         message = str(e).strip()
         text = f"{type(e).__name__}: {message.splitlines()[0]}" if message else type(e).__name__
     return text if len(text) <= FIRST_LINE_CHARS else text[: FIRST_LINE_CHARS - 1] + "…"
+
+
+def exit_with_error(message: str, code: int = EXIT_USAGE, as_json: bool = False) -> None:
+    """End a command with one ``gvr: error:`` line on stderr (and, with ``--json``, the summary event
+    on stdout) and ``code``. Newlines in the message (file names may hold them) are escaped."""
+    line = str(message).replace("\r", "\\r").replace("\n", "\\n")
+    sys.stderr.write(f"gvr: error: {line}\n")
+    sys.stderr.flush()
+    if as_json:
+        sys.stdout.write(json.dumps({"event": "summary", "error": message, "exit_code": code}) + "\n")
+        sys.stdout.flush()
+    raise SystemExit(code)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import typer
 
-from gvrcli.export_command import _fail, missing_export_modules
+from gvrcli.errors import exit_with_error as _fail
+from gvrcli.export_command import missing_export_modules
 
 
 def trial_cascade_command(
