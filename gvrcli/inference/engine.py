@@ -499,6 +499,7 @@ class StreamingUpscaler:
         self.acc: dict[int, list] = {}  # index -> [weighted sum (C, H, W), weight]
         self._buffers: dict[str, np.ndarray] = {}  # chunk inputs, reused from chunk to chunk
         self.shot_start = 0  # first frame of the current shot: no chunk reaches back past it
+        self.chunk_starts: list[int] = []  # first frame of each chunk run (``gvr eval``'s boundaries, via --sidecar)
 
     def push(self, frame: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None = None):
         if noise is None:
@@ -542,6 +543,7 @@ class StreamingUpscaler:
         lr = self._gather("lr", 0, planar=self.up.latent)
         hr_noise, lr_noise = self._gather("hr_noise", 1, planar=True), self._gather("lr_noise", 2, planar=True)
         frames = self.up.upscale_planar(lr, lr_noise, hr_noise)
+        self.chunk_starts.append(self.start)
         fade_in = self.overlap if self.start > self.shot_start else 0
         weights = ramp(n, fade_in, 0 if last else self.overlap)
         for k, frame in enumerate(frames):

@@ -67,23 +67,32 @@ class ClipMetrics:
     _ssim: float = 0.0
     _warp: list[float] = field(default_factory=list)
     _prev: np.ndarray | None = None
+    series: dict[str, list] | None = None  # per-frame values when given {} (``per_frame()``)
 
-    def add(self, pred: np.ndarray, ref: np.ndarray, flow: np.ndarray | None) -> None:
+    def add(self, pred: np.ndarray, ref: np.ndarray, flow: np.ndarray | None, ref_y: np.ndarray | None = None) -> None:
         """One frame: (h, w, 3) float RGB in [0, 1]. ``flow`` maps this frame onto the previous one
-        (from the reference); None for the first frame."""
+        (from the reference); None for the first frame. ``ref_y``: ``luma(ref)`` when the caller
+        has it (it scores several predictions against one reference)."""
         diff = (pred - ref) * np.float32(255)
-        self._se_rgb += float(np.sum(diff * diff, dtype=np.float64)) / 3
-        ya, yb = luma(pred), luma(ref)
+        se_rgb = float(np.sum(diff * diff, dtype=np.float64)) / 3
+        ya, yb = luma(pred), luma(ref) if ref_y is None else ref_y
         dy = ya - yb
-        self._se_y += float(np.sum(dy * dy, dtype=np.float64))
+        se_y = float(np.sum(dy * dy, dtype=np.float64))
+        self._se_rgb += se_rgb
+        self._se_y += se_y
         self._pixels += dy.size
-        self._ssim += ssim(ya, yb)
+        frame_ssim = ssim(ya, yb)
+        self._ssim += frame_ssim
+        e = None
         if flow is not None and self._prev is not None:
             e = warp_error(self._prev, pred, flow)
             if e is not None:
                 self._warp.append(e)
         self._prev = pred
         self.frames += 1
+        if self.series is not None:
+            for key, value in (("psnr_y", psnr(se_y / dy.size)), ("psnr_rgb", psnr(se_rgb / dy.size)), ("ssim", frame_ssim), ("warp_error", e)):
+                self.series[key].append(value)
 
     def result(self) -> dict:
         if not self.frames:
@@ -94,6 +103,11 @@ class ClipMetrics:
             "ssim": self._ssim / self.frames,
             "warp_error": float(np.mean(self._warp)) if self._warp else None,
         }
+
+
+def per_frame() -> dict[str, list]:
+    """Empty per-frame series for ``ClipMetrics(series=...)``."""
+    return {"psnr_y": [], "psnr_rgb": [], "ssim": [], "warp_error": []}
 
 
 class WarpOnly:
@@ -117,7 +131,7 @@ class WarpOnly:
 def mean_of(rows: list[dict]) -> dict:
     """Average per-file metrics over files (a file with PSNR inf makes the mean inf)."""
     out = {}
-    for key in ("psnr_y", "psnr_rgb", "ssim", "warp_error", "reference_warp_error"):
+    for key in ("psnr_y", "psnr_rgb", "ssim", "warp_error", "reference_warp_error", "lr_psnr", "flicker", "boundary_jump", "delta_e"):
         values = [r[key] for r in rows if r.get(key) is not None]
         if values:
             out[key] = float(np.mean(values))
