@@ -30,7 +30,7 @@ import numpy as np
 from gvrcli.quality.degrade import RESIZE_MODES, blur_kernel, sample_base
 
 LOW_PASS = 4  # output pixels per side averaged: finer than this is detail a x2-x4 model invents
-JUMP_FLOOR = 0.01  # code values: the median below which a clip is "still" (1/100 of an 8-bit step)
+JUMP_FLOOR = 0.1  # code values: a median change below a tenth of an 8-bit step counts as this (nothing visible moves)
 SERIES = ("lr_psnr", "flicker", "jump", "delta_e")
 
 
