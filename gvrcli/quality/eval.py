@@ -31,9 +31,9 @@ from gvrcli.media.formats import VIDEO_EXTENSIONS
 from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT
 from gvrcli.progress import BatchEvents, SilentEvents
-from gvrcli.quality.flow import MEDIUM, Flow, gray
+from gvrcli.quality.flow import MEDIUM, Flow, Motion, gray
 from gvrcli.quality.consistency import Consistency, Downscale, chunk_regions
-from gvrcli.quality.metrics import ClipMetrics, WarpOnly, luma, mean_of, per_frame
+from gvrcli.quality.metrics import ClipMetrics, Reference, WarpOnly, mean_of, per_frame
 from gvrcli.quality.provenance import read_sidecar
 from gvrcli.quality.worst import WorstFrames
 from gvrcli.report import DONE, FAILED, BatchReport, FileResult
@@ -234,17 +234,17 @@ def _score_frames(pair: _Pair, options: EvalOptions, streams: list, progress, ca
             ended = ", ".join(n for n, g in zip(names, got) if g is None)
             raise InputError(f"{source}: frame count differs: the {ended} ended after {frames} frames, the others go on")
         pred, ref = got[0].rgb, got[1].rgb
-        ref_gray, ref_y = gray(ref), luma(ref)
-        motion = flow(ref_gray, prev_gray) if prev_gray is not None else None
+        ref_gray, reference = gray(ref), Reference.of(ref)
+        motion = Motion(flow(ref_gray, prev_gray)) if prev_gray is not None else None
         prev_gray = ref_gray
-        scores["prediction"].add(pred, ref, motion, ref_y)
+        scores["prediction"].add(pred, ref, motion, reference)
         floor.add(ref, motion)
         lr = up = None
         if pair.lr is not None:
             lr, size = got[2].rgb, (ref.shape[1], ref.shape[0])
             for name, interpolation in BASELINES.items():
                 scaled = np.clip(cv2.resize(lr, size, interpolation=interpolation), 0, 1)
-                scores[name].add(scaled, ref, motion, ref_y)
+                scores[name].add(scaled, ref, motion, reference)
                 up = scaled if name == "bilinear" else up
         consistency.add(pred, ref, up, lr)
         if worst is not None:
