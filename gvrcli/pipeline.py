@@ -117,6 +117,7 @@ def upscale_file(
     model_before = upscaler.model_seconds
     upscaler.step_seconds.clear()  # this file's sampler steps only
     upscaler.warnings.clear()
+    upscaler.tile_seams = None
     upscaler.set_prompt(prompt)
     if prompt is not None and prompt.dropped:
         upscaler.warnings.append(f"prompt of {prompt.dropped + upscaler.manifest.text_tokens} tokens cut to the model's {upscaler.manifest.text_tokens}")
@@ -155,6 +156,8 @@ def upscale_file(
     extra["scenes"] = [0, *shots.cuts] if shots is not None else [0]
     if cascade is None:  # where chunks start and how far they blend: ``gvr eval``'s boundary jump
         extra["chunks"] = {"starts": streaming.chunk_starts, "overlap": settings.chunk_overlap}
+    if upscaler.tile_seams is not None:
+        extra["tiles"] = upscaler.tile_seams
     if upscaler.plan is not None:
         extra["memory"] = upscaler.plan.describe()
     if upscaler.manifest.has_text:

@@ -12,6 +12,9 @@ P(X) the low-pass (the mean of each 4x4 block, ``low_pass``), all RGB in [0, 1].
   A steady error (a colour cast, a blur) is not flicker; an error that changes is.
 * **Boundary jump** ``jump``: f_t over m, the median of f over the frames away from chunk
   boundaries (``boundary_jump``): 1 where a frame changes as much as usual.
+* **Seam jump** ``seam``: where gvr cut frames into tiles, the same idea in space: the change of
+  the low-passed error E = P(O) - P(B) across each tile seam's blend (the largest block-column to
+  block-column, or row to row, mean |E_k - E_k-1| in it) over the median of that change elsewhere.
 * **Colour drift** ``delta_e``: mean CIE76 delta-E between Lab(P(O)) and Lab(P(C)), C = U (the
   reference without an LR input), OpenCV's Lab on float RGB (sRGB, D65).
 
@@ -31,7 +34,7 @@ from gvrcli.quality.degrade import RESIZE_MODES, blur_kernel, sample_base
 
 LOW_PASS = 4  # output pixels per side averaged: finer than this is detail a x2-x4 model invents
 JUMP_FLOOR = 0.1  # code values: a median change below a tenth of an 8-bit step counts as this (nothing visible moves)
-SERIES = ("lr_psnr", "flicker", "jump", "delta_e")
+SERIES = ("lr_psnr", "flicker", "jump", "seam", "delta_e")
 
 
 def low_pass(rgb: np.ndarray) -> np.ndarray:
@@ -78,11 +81,51 @@ class Downscale:
         return cv2.resize(blurred, (w, h), interpolation=RESIZE_MODES[params.resize])
 
 
+@dataclass(frozen=True)
+class Seams:
+    """Where tiles meet in the output: for each seam, the rows (columns) from where the next tile
+    starts through the end of the blend."""
+
+    rows: tuple[range, ...] = ()
+    cols: tuple[range, ...] = ()
+
+    @classmethod
+    def of(cls, rows: list[int], cols: list[int], overlap: tuple[int, int], height: int, width: int) -> "Seams":
+        def regions(starts, ov, size):
+            return tuple(range(s, min(s + ov + 1, size)) for s in sorted(set(starts)) if 0 < s < size)
+
+        return cls(regions(rows, overlap[0], height), regions(cols, overlap[1], width))
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.cols)
+
+
+def seam_jump(low_err: np.ndarray, seams: Seams) -> float | None:
+    """Mean over seams of (the largest change of the low-passed error across the seam's blend) /
+    (the median change across the other block columns or rows, at least ``JUMP_FLOOR``).
+    ``low_err`` = P(O) - P(B), in [0, 1]; a seam's output lines map to the 4-pixel blocks holding
+    them and the next one (a step inside a block shows on both of its sides)."""
+    peaks = []
+    for axis, regions in ((1, seams.cols), (0, seams.rows)):
+        if not regions:
+            continue
+        step = np.abs(np.diff(low_err, axis=axis))  # step[k]: between blocks k and k + 1
+        change = 255.0 * step.mean(axis=(0, 2) if axis == 1 else (1, 2), dtype=np.float64)
+        blocks = [range(max(r.start // LOW_PASS, 1), min((r.stop - 1) // LOW_PASS + 2, len(change) + 1)) for r in regions]
+        blocks = [b for b in blocks if len(b)]
+        at = {k for b in blocks for k in b}
+        rest = [c for k, c in enumerate(change, 1) if k not in at]
+        m = max(float(np.median(rest)) if rest else 0.0, JUMP_FLOOR)
+        peaks += [max(change[k - 1] for k in b) / m for b in blocks]
+    return float(np.mean(peaks)) if peaks else None
+
+
 @dataclass
 class Consistency:
     """Per-frame series of the weight-free metrics; ``add`` one frame at a time, in order."""
 
     downscale: Downscale = field(default_factory=Downscale)
+    seams: Seams = field(default_factory=Seams)
     series: dict[str, list] = field(default_factory=lambda: {k: [] for k in SERIES if k != "jump"})
     _se_lr: float = 0.0
     _lr_frames: int = 0
@@ -99,6 +142,7 @@ class Consistency:
             flicker = 255.0 * float(np.mean(np.abs(change), dtype=np.float64))
         self._prev = (low_out, low_base)
         self.series["flicker"].append(flicker)
+        self.series["seam"].append(seam_jump(low_out - low_base, self.seams) if self.seams else None)
         colour = up if up is not None else ref
         low_colour = low_base if colour is base_of_change else low_pass(colour)
         self.series["delta_e"].append(delta_e(lab(low_out), lab(low_colour)))
@@ -115,13 +159,18 @@ class Consistency:
         """(the file's values, the per-frame series) with the boundary jump over ``regions``."""
         jump, value = boundary_jump(self.series["flicker"], regions, cuts)
         flicker = [f for f in self.series["flicker"] if f is not None]
+        seams = [f for f in self.series["seam"] if f is not None]
         values = {
             "lr_psnr": psnr1(self._se_lr / self._lr_frames) if self._lr_frames else None,
             "flicker": float(np.mean(flicker)) if flicker else None,
             "boundary_jump": value,
+            "seam_jump": float(np.mean(seams)) if seams else None,
             "delta_e": float(np.mean(self.series["delta_e"])) if self.series["delta_e"] else None,
         }
-        return values, {**self.series, "jump": jump}
+        series = {**self.series, "jump": jump}
+        if not self.seams:
+            del series["seam"]  # no tiles: no series to plot
+        return values, series
 
 
 def boundary_jump(flicker: list[float | None], regions: list[range], cuts: set[int]) -> tuple[list, float | None]:

@@ -32,7 +32,7 @@ from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.quality.flow import MEDIUM, Flow, Motion, gray
-from gvrcli.quality.consistency import Consistency, Downscale, chunk_regions
+from gvrcli.quality.consistency import Consistency, Downscale, Seams, chunk_regions
 from gvrcli.quality.metrics import ClipMetrics, Reference, WarpOnly, mean_of, per_frame
 from gvrcli.quality.provenance import read_sidecar
 from gvrcli.quality.worst import WorstFrames
@@ -68,6 +68,7 @@ class _Pair:
     clip: str = ""  # the reference's path under REF_DIR: ``gvr degrade``'s name for the clip
     scenes: list[int] = field(default_factory=list)  # shot starts, from the sidecar
     chunks: tuple[list[int], int] | None = None  # (chunk starts, overlap), from the sidecar
+    tiles: tuple | None = None  # (tile rows, tile columns, overlap), output pixels, from the sidecar
     made_by: dict = field(default_factory=dict)  # model, options and gvr version, from the sidecar
     warnings: list[str] = field(default_factory=list)
 
@@ -182,7 +183,7 @@ def _pair(candidate: Candidate, options: EvalOptions, cancel: threading.Event) -
     if note:
         pair.warnings.append(note)
     if sidecar is not None:
-        pair.scenes, pair.chunks, pair.made_by = sidecar.scenes, sidecar.chunks, sidecar.made_by
+        pair.scenes, pair.chunks, pair.tiles, pair.made_by = sidecar.scenes, sidecar.chunks, sidecar.tiles, sidecar.made_by
     return pair
 
 
@@ -217,7 +218,8 @@ def _score_frames(pair: _Pair, options: EvalOptions, streams: list, progress, ca
     flow = Flow(MEDIUM, min_grid=128)
     scores = {"prediction": ClipMetrics(series=per_frame()), **({b: ClipMetrics() for b in BASELINES} if pair.lr else {})}
     seed = options.degrade_seed
-    consistency = Consistency(Downscale(seed, pair.clip if seed is not None else None))
+    seams = Seams.of(*pair.tiles, pair.pred.height, pair.pred.width) if pair.tiles else Seams()
+    consistency = Consistency(Downscale(seed, pair.clip if seed is not None else None), seams)
     floor = WarpOnly()
     worst = WorstFrames(options.worst_frames) if views is not None else None
     prev_gray = None
@@ -264,6 +266,7 @@ def _score_frames(pair: _Pair, options: EvalOptions, streams: list, progress, ca
         "per_frame": {k: [_round(v) for v in vs] for k, vs in {**scores["prediction"].series, **series}.items()},
         "boundaries": [r.start for r in regions],
         "cuts": sorted(cuts),
+        "seams": {"rows": [r.start for r in seams.rows], "cols": [r.start for r in seams.cols]},
     }
     if pair.lr is not None:
         extra["lr"] = str(pair.lr.path)
@@ -303,6 +306,7 @@ COLUMNS = (
     ("lr_psnr", "LR PSNR", ".2f"),
     ("flicker", "flicker", ".3f"),
     ("boundary_jump", "jump", ".2f"),
+    ("seam_jump", "seam", ".2f"),
     ("delta_e", "dE", ".2f"),
 )
 

@@ -40,6 +40,7 @@ PLOTS = {
     "lr_psnr": "LR consistency (dB)",
     "flicker": "flicker (code values)",
     "jump": "boundary jump (x median)",
+    "seam": "tile seam jump (x median)",
     "delta_e": "colour drift (delta-E)",
 }
 
@@ -138,7 +139,7 @@ def _file_section(k: int, f, views: list[View]) -> str:
         plots.append(f"<div class='metric-plot' data-metric='{metric}'>{_plot(values, title, boundaries, cuts)}</div>")
     return (
         f"<section class='file' id='file-{k}'><h2>{name}</h2>{_made_by(f.extra)}"
-        f"<p>{f.frames} frames; chunk boundaries: {_boundary_text(boundaries)}.</p>"
+        f"<p>{f.frames} frames; chunk boundaries: {_boundary_text(boundaries)}; {_seam_text(f.extra.get('seams', {}))}.</p>"
         f"<div class='plots'>{''.join(plots)}</div>"
         f"<h3>Worst frames (lowest PSNR-Y), 1:1</h3><div class='views'>{''.join(_view(v) for v in views) or '<p>none</p>'}</div>"
         "</section>"
@@ -150,6 +151,13 @@ def _boundary_text(boundaries: list[int]) -> str:
         return "none known (no sidecar, no --chunk-period)"
     shown = ", ".join(map(str, boundaries[:20]))
     return f"frames {shown}" + (f" and {len(boundaries) - 20} more" if len(boundaries) > 20 else "")
+
+
+def _seam_text(seams: dict) -> str:
+    rows, cols = seams.get("rows", []), seams.get("cols", [])
+    if not (rows or cols):
+        return "no tile seams known (whole frames, or no sidecar)"
+    return f"tiles start at output rows {rows[:20]} and columns {cols[:20]}"
 
 
 def _plot(values: list, title: str, boundaries: list[int], cuts: list[int]) -> str:

@@ -152,7 +152,7 @@ class WarpOnly:
 def mean_of(rows: list[dict]) -> dict:
     """Average per-file metrics over files (a file with PSNR inf makes the mean inf)."""
     out = {}
-    for key in ("psnr_y", "psnr_rgb", "ssim", "warp_error", "reference_warp_error", "lr_psnr", "flicker", "boundary_jump", "delta_e"):
+    for key in ("psnr_y", "psnr_rgb", "ssim", "warp_error", "reference_warp_error", "lr_psnr", "flicker", "boundary_jump", "seam_jump", "delta_e"):
         values = [r[key] for r in rows if r.get(key) is not None]
         if values:
             out[key] = float(np.mean(values))

@@ -28,6 +28,7 @@ MADE_BY = ("gvr_version", "model", "weights_sha256", "backend", "device", "preci
 class Sidecar:
     scenes: list[int] = field(default_factory=list)
     chunks: tuple[list[int], int] | None = None
+    tiles: tuple[list[int], list[int], tuple[int, int]] | None = None  # (rows, cols, overlap (y, x)), output pixels
     made_by: dict = field(default_factory=dict)
 
 
@@ -73,6 +74,12 @@ def _parse(body) -> Sidecar:
         if not isinstance(chunks, dict) or type(chunks.get("overlap")) is not int or not 0 <= chunks["overlap"] < MAX_FRAMES:
             raise ValueError("chunks is not {starts, overlap}")
         out.chunks = (_frames(chunks.get("starts"), "chunks.starts"), chunks["overlap"])
+    tiles = body.get("tiles")
+    if tiles is not None:
+        overlap = tiles.get("overlap") if isinstance(tiles, dict) else None
+        if not (isinstance(overlap, list) and len(overlap) == 2 and all(type(v) is int and 0 <= v < MAX_FRAMES for v in overlap)):
+            raise ValueError("tiles is not {rows, cols, overlap}")
+        out.tiles = (_frames(tiles.get("rows"), "tiles.rows"), _frames(tiles.get("cols"), "tiles.cols"), tuple(overlap))
     for key in MADE_BY:
         value = body.get(key)
         if isinstance(value, (str, int, float, bool)) and not (isinstance(value, str) and len(value) > 500):

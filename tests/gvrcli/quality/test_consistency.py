@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from gvrcli.quality.consistency import Consistency, Downscale, boundary_jump, chunk_regions, lab, low_pass
+from gvrcli.quality.consistency import Consistency, Downscale, Seams, boundary_jump, chunk_regions, lab, low_pass
 from gvrcli.quality.degrade import BaseDegradation, sample_base
 from tests.gvrcli.quality.scenes import moving
 
@@ -112,3 +112,27 @@ def test_low_pass_is_the_mean_of_4x4_blocks():
     x = np.arange(8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
     assert low_pass(x).shape == (2, 2, 3)
     assert np.allclose(low_pass(x)[0, 0], x[:4, :4].mean(axis=(0, 1)))
+
+
+def test_a_planted_tile_seam_is_found_where_the_tiles_meet():
+    # The error steps by 6 code values at column 48 (as if the right tile came out brighter): the
+    # low-passed error changes by 6 code values there, against a median of the clean error's
+    # changes (held at JUMP_FLOOR = 0.1): a ratio near 60. A seam at column 72, where the clean
+    # error is flat background, reads well under 2.
+    def seamed(t, out, up):
+        out = out.copy()
+        out[:, 48:] += 6 / 255
+        return out
+
+    for cols, expect_high in (([48], True), ([72], False)):
+        c = Consistency(seams=Seams.of([], cols, (0, 4), H, W))
+        for t, (ref, lr, up, out) in enumerate(clip(3)):
+            c.add(np.clip(seamed(t, out, up), 0, 1).astype(np.float32), ref, up, lr)
+        values, series = c.result([], set())
+        assert len(series["seam"]) == 3
+        if expect_high:
+            assert values["seam_jump"] > 20, values
+        else:
+            assert values["seam_jump"] < 2, values
+    assert "seam" not in score(frames=2).result([], set())[1]  # no tiles: no seam series
+    assert Seams.of([32], [0, 48, 96], (2, 4), 64, 96) == Seams((range(32, 35),), (range(48, 53),))

@@ -132,10 +132,14 @@ def test_per_frame_series_and_a_planted_jump_at_the_chunk_period(tmp_path):
 def test_sidecar_gives_boundaries_and_provenance_and_a_bad_one_is_only_a_warning(refs, tmp_path):
     pred = tmp_path / "pred"
     write_video(pred / "a.mp4", frames=6, size=(96, 64), content=moving)
-    sidecar = {"chunks": {"starts": [0, 3], "overlap": 1}, "scenes": [0], "gvr_version": "9.9", "model": "m.onnx", "steps": 4, "source_sha256": "x"}
+    sidecar = {
+        "chunks": {"starts": [0, 3], "overlap": 1}, "tiles": {"rows": [], "cols": [48], "overlap": [0, 8]},
+        "scenes": [0], "gvr_version": "9.9", "model": "m.onnx", "steps": 4, "source_sha256": "x",
+    }
     (pred / "a.mp4.gvr.json").write_text(json.dumps(sidecar))
     (f,) = evaluate([pred], EvalOptions(reference_dir=refs)).files
-    assert f.status == DONE and f.extra["boundaries"] == [3]
+    assert f.status == DONE and f.extra["boundaries"] == [3] and f.extra["seams"] == {"rows": [], "cols": [48]}
+    assert len(f.extra["per_frame"]["seam"]) == 6 and f.extra["metrics"]["seam_jump"] is not None
     assert f.extra["made_by"] == {"gvr_version": "9.9", "model": "m.onnx", "steps": 4}
     (pred / "a.mp4.gvr.json").write_text('{"chunks": {"starts": "all", "overlap": 1}}')
     (f,) = evaluate([pred], EvalOptions(reference_dir=refs)).files

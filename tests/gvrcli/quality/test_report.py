@@ -17,7 +17,7 @@ from tests.gvrcli.quality.scenes import moving, still
 
 CLIPS = {"a.mp4": moving, "b.mp4": still, "deep/c.mp4": moving}
 FRAMES = 32  # the built-in model's chunks are 20 frames overlapping by 5: chunks start at 0 and 15
-METRICS = 8  # psnr_y, psnr_rgb, ssim, warp_error, lr_psnr, flicker, jump, delta_e
+METRICS = 9  # psnr_y, psnr_rgb, ssim, warp_error, lr_psnr, flicker, jump, seam, delta_e
 
 
 def run(cmd, env, *args):
@@ -30,7 +30,8 @@ def lr_of(content):
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    """Three clips upscaled by the built-in model with --sidecar, then scored with --report."""
+    """Three clips upscaled by the built-in model with --sidecar in tiles (48x32 LR, --tile 32: two
+    tiles side by side, the second starting at LR column 16, output column 32), then scored with --report."""
     root = tmp_path_factory.mktemp("report")
     for name, content in CLIPS.items():
         write_video(root / "ref" / name, frames=FRAMES, size=(96, 64), content=content)
@@ -40,7 +41,7 @@ def evaluated(tmp_path_factory):
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
     cmd = [sys.executable, "-m", "gvrcli"]
-    r = run(cmd, env, "upscale", root / "lr", root / "up", "--sidecar")
+    r = run(cmd, env, "upscale", root / "lr", root / "up", "--sidecar", "--tile", "32")
     assert r.returncode == 0, r.stderr
     r = run(cmd, env, "eval", root / "up", root / "ref", "--lr", root / "lr", "--report", root / "r.html", "--json")
     assert r.returncode == 0, r.stderr
@@ -53,9 +54,10 @@ def test_the_sidecar_gives_the_boundaries_and_the_provenance(evaluated):
     assert len(files) == 3
     for f in files:
         assert f["boundaries"] == [15] and f["made_by"]["gvr_version"] and f["made_by"]["steps"] >= 1
-        assert set(f["per_frame"]) >= {"lr_psnr", "flicker", "jump", "delta_e"}
+        assert f["seams"] == {"rows": [], "cols": [32]}
+        assert set(f["per_frame"]) == {"psnr_y", "psnr_rgb", "ssim", "warp_error", "lr_psnr", "flicker", "jump", "seam", "delta_e"}
         m = f["metrics"]
-        assert m["lr_psnr"] > 20 and m["flicker"] >= 0 and m["boundary_jump"] > 0 and m["delta_e"] >= 0
+        assert m["lr_psnr"] > 20 and m["flicker"] >= 0 and m["boundary_jump"] >= 0 and m["seam_jump"] >= 0 and m["delta_e"] >= 0
 
 
 def test_the_report_is_one_self_contained_file(evaluated):
