@@ -116,3 +116,12 @@ def test_the_report_renders_in_headless_chromium(evaluated, tmp_path):
     assert image is not None and image.shape[:2] == (2400, 1400)
     # Not blank: a white page has variance 0; text, plot lines and the crops give thousands.
     assert float(image.var()) > 100 and (image < 200).any(axis=2).mean() > 0.02
+
+
+def test_a_report_path_that_cannot_be_written_is_exit_2_before_any_work(cli_env, evaluated, tmp_path):
+    root, _ = evaluated
+    cmd = [__import__("sys").executable, "-m", "gvrcli"]
+    for target, why in ((tmp_path / "nowhere" / "r.html", "does not exist"), (tmp_path, "is a directory")):
+        r = run(cmd, cli_env, "eval", root / "up", root / "ref", "--report", target, "--json")
+        assert r.returncode == 2 and why in r.stderr
+        assert [json.loads(line)["event"] for line in r.stdout.splitlines()] == ["summary"]  # nothing scored
