@@ -197,6 +197,8 @@ def _score(pair: _Pair, options: EvalOptions, events: BatchEvents, cancel: threa
     try:
         decoders = [VideoDecoder(info) for info in (pair.pred, pair.ref, pair.lr) if info is not None]
         scored = _score_frames(pair, options, [d.frames() for d in decoders], progress, cancel, views)
+    except Cancelled:
+        return None
     except InputError as e:
         return FileResult(source, None, FAILED, seconds=time.monotonic() - started, reason=str(e))
     except (av.FFmpegError, OSError) as e:
