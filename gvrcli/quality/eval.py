@@ -6,8 +6,13 @@ with the same stem and another video extension stands in (``gvr upscale`` re-con
 inputs, ``a.avi`` -> ``a.mkv``). Frames are decoded in lockstep and scored one at a time
 (``gvrcli.quality.metrics``), so memory does not grow with the clip. With an LR directory, the
 bicubic and bilinear upscales of ``LR_DIR/<relative path>`` are scored the same way, as baselines.
+Beside PSNR, SSIM and the warping error, the weight-free metrics of ``gvrcli.quality.consistency``
+(LR consistency, flicker, boundary and seam jumps, colour drift), per frame and per file; the
+chunk and tile boundaries come from the output's ``--sidecar`` record (``gvrcli.quality.provenance``)
+or ``chunk_period``. With ``views``, each file's worst frames are kept for the HTML report.
 
-A missing reference, a size or frame-count mismatch or an unreadable file fails that file (exit
+A missing reference, a size or frame-count mismatch, a frame under 12 pixels on a side, an
+unreadable file or any error while scoring a pair (OpenCV's, a decoder's) fails that file (exit
 1, one ``error:`` line); the others are still scored.
 """
 
