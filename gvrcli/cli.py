@@ -284,7 +284,7 @@ def evaluate(
     progress_interval: float = typer.Option(10.0, "--progress-interval", help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
 ) -> None:
     """Score predictions against references: PSNR (Y, RGB), SSIM, warping error, LR consistency,
-    flicker, boundary jump and colour drift, per file and overall."""
+    flicker, chunk-boundary and tile-seam jumps, colour drift; per file and overall."""
     from gvrcli.quality.eval import EvalOptions, render_table
     from gvrcli.quality.eval import evaluate as run_eval
 
