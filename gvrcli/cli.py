@@ -286,7 +286,10 @@ def degrade(
 @app.command("eval", cls=GvrCommand)
 def evaluate(
     paths: list[str] = typer.Argument(..., metavar="PRED... REF_DIR", help="Predicted videos or directories, then the reference directory (last)."),
-    lr: Optional[Path] = typer.Option(None, "--lr", metavar="DIR", rich_help_panel=INPUTS, help="LR inputs directory: adds bicubic and bilinear baseline rows."),
+    lr: Optional[Path] = typer.Option(None, "--lr", metavar="DIR", rich_help_panel=INPUTS, help="LR inputs directory: adds bicubic and bilinear baseline rows, LR consistency, and colour drift against the LR."),
+    report_html: Optional[Path] = typer.Option(None, "--report", metavar="FILE.html", rich_help_panel=INPUTS, help="Also write one self-contained HTML report here: per-frame plots, worst frames side by side (needs gvr[report])."),
+    chunk_period: Optional[int] = typer.Option(None, "--chunk-period", min=1, metavar="N", rich_help_panel=QUALITY, help="Chunk boundaries every N frames for the boundary jump (default: from each output's --sidecar record)."),
+    degrade_seed: Optional[int] = typer.Option(None, "--degrade-seed", metavar="N", rich_help_panel=QUALITY, help="The LR came from gvr degrade --seed N (run on REF_DIR): LR consistency uses each clip's own blur and resize."),
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", rich_help_panel=INPUTS, help="Walk prediction directories recursively."),
     include: list[str] = typer.Option([], "--include", metavar="GLOB", rich_help_panel=INPUTS, help="Only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], "--exclude", metavar="GLOB", rich_help_panel=INPUTS, help="Skip files matching this glob (repeatable)."),
@@ -295,13 +298,23 @@ def evaluate(
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", metavar="PIXELS", rich_help_panel=RESOURCES, help="Refuse inputs with more pixels per frame than this."),
     progress_interval: float = typer.Option(10.0, "--progress-interval", metavar="SECONDS", rich_help_panel=FARM, help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
 ) -> None:
-    """Score predictions against references: PSNR (Y, RGB), SSIM and warping error, per file and overall."""
+    """Score predictions against references: PSNR (Y, RGB), SSIM, warping error, LR consistency,
+    flicker, chunk-boundary and tile-seam jumps, colour drift; per file and overall."""
     from gvrcli.quality.eval import EvalOptions, render_table
     from gvrcli.quality.eval import evaluate as run_eval
 
     events = _events(as_json, progress_interval, False, "evaluate")
+    write_report = None
+    if report_html is not None:
+        try:
+            from gvrcli.quality.html_report import check_report_target, write_report
+        except ImportError as e:  # plotly is the optional extra gvr[report]
+            _error(f"--report needs plotly: pip install 'gvr[report]' ({e})", as_json, EXIT_USAGE)
+    views: dict | None = {} if write_report is not None else None
 
     def run(inputs: list[Path], reference_dir: Path, cancel: threading.Event):
+        if write_report is not None:
+            check_report_target(report_html)
         options = EvalOptions(
             reference_dir=reference_dir,
             lr_dir=lr,
@@ -310,8 +323,13 @@ def evaluate(
             exclude=tuple(exclude),
             follow_symlinks=follow_symlinks,
             max_pixels=max_pixels,
+            chunk_period=chunk_period,
+            degrade_seed=degrade_seed,
         )
-        return run_eval(inputs, options, events=events, cancel=cancel)
+        report = run_eval(inputs, options, events=events, cancel=cancel, views=views)
+        if write_report is not None and not cancel.is_set():
+            write_report(report_html, report, views)
+        return report
 
     _command(paths, "gvr eval PRED... REF_DIR", as_json, events, run, after=None if as_json else lambda r: print(render_table(r)))
 

@@ -117,9 +117,11 @@ def upscale_file(
     model_before = upscaler.model_seconds
     upscaler.step_seconds.clear()  # this file's sampler steps only
     upscaler.warnings.clear()
+    upscaler.tile_seams = None
     upscaler.set_prompt(prompt)
     if prompt is not None and prompt.dropped:
         upscaler.warnings.append(f"prompt of {prompt.dropped + upscaler.manifest.text_tokens} tokens cut to the model's {upscaler.manifest.text_tokens}")
+    streaming = cascade or StreamingUpscaler(upscaler)
     preparing = None
     if info.frames and cascade is None:  # the first chunk's graphs compile while its frames decode
         first = min(info.frames, settings.chunk_frames)
@@ -129,7 +131,7 @@ def upscale_file(
         frames, warnings = stream_file(
             info,
             partial,
-            _Planned(cascade or StreamingUpscaler(upscaler), sampler),
+            _Planned(streaming, sampler),
             encode,
             # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
             # costs as much as decoding, converting and encoding together. (Latent noise is small.)
@@ -152,6 +154,10 @@ def upscale_file(
     steps = sorted(upscaler.step_seconds) or [0.0]
     extra = {"precision": upscaler.model.precision, "step_ms": round(1000 * steps[len(steps) // 2], 1)}
     extra["scenes"] = [0, *shots.cuts] if shots is not None else [0]
+    if cascade is None:  # where chunks start and how far they blend: ``gvr eval``'s boundary jump
+        extra["chunks"] = {"starts": streaming.chunk_starts, "overlap": settings.chunk_overlap}
+    if upscaler.tile_seams is not None:
+        extra["tiles"] = upscaler.tile_seams
     if upscaler.plan is not None:
         extra["memory"] = upscaler.plan.describe()
     if upscaler.manifest.has_text:

@@ -192,6 +192,7 @@ class Upscaler:
         self.on_tile: Callable[[int, int, int], None] | None = None
         self._buffers: dict[str, np.ndarray] = {}
         self.plan = None  # the last memory plan (gvrcli.inference.memory), for the file's report
+        self.tile_seams: dict | None = None  # output rows/columns where tiles start (``gvr eval``'s seams, via --sidecar)
         # Measured now, after the model's load: what the process holds before its first chunk.
         factor = getattr(model, "activation_factor", max(ACTIVATION_FACTOR.values()))
         fixed = getattr(model, "activation_fixed_mb", max(ACTIVATION_FIXED_MB.values()))
@@ -289,6 +290,7 @@ class Upscaler:
         weight = np.zeros((H, W), dtype=np.float32)
         up_y, up_x = (lambda v: to_output(v, h, H)), (lambda v: to_output(v, w, W))  # noqa: E731
         ov_y, ov_x, dead_y, dead_x = ov * H // h, ov * W // w, -(-H // h), -(-W // w)
+        self.tile_seams = {"rows": [up_y(y) for y in ys[1:]], "cols": [up_x(x) for x in xs[1:]], "overlap": [ov_y, ov_x]}
         for i, y in enumerate(ys):
             for j, x in enumerate(xs):
                 self._tile_started(i * len(xs) + j + 1, len(ys) * len(xs), T)
@@ -499,6 +501,7 @@ class StreamingUpscaler:
         self.acc: dict[int, list] = {}  # index -> [weighted sum (C, H, W), weight]
         self._buffers: dict[str, np.ndarray] = {}  # chunk inputs, reused from chunk to chunk
         self.shot_start = 0  # first frame of the current shot: no chunk reaches back past it
+        self.chunk_starts: list[int] = []  # first frame of each chunk run (``gvr eval``'s boundaries, via --sidecar)
 
     def push(self, frame: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None = None):
         if noise is None:
@@ -542,6 +545,7 @@ class StreamingUpscaler:
         lr = self._gather("lr", 0, planar=self.up.latent)
         hr_noise, lr_noise = self._gather("hr_noise", 1, planar=True), self._gather("lr_noise", 2, planar=True)
         frames = self.up.upscale_planar(lr, lr_noise, hr_noise)
+        self.chunk_starts.append(self.start)
         fade_in = self.overlap if self.start > self.shot_start else 0
         weights = ramp(n, fade_in, 0 if last else self.overlap)
         for k, frame in enumerate(frames):

@@ -6,8 +6,13 @@ with the same stem and another video extension stands in (``gvr upscale`` re-con
 inputs, ``a.avi`` -> ``a.mkv``). Frames are decoded in lockstep and scored one at a time
 (``gvrcli.quality.metrics``), so memory does not grow with the clip. With an LR directory, the
 bicubic and bilinear upscales of ``LR_DIR/<relative path>`` are scored the same way, as baselines.
+Beside PSNR, SSIM and the warping error, the weight-free metrics of ``gvrcli.quality.consistency``
+(LR consistency, flicker, boundary and seam jumps, colour drift), per frame and per file; the
+chunk and tile boundaries come from the output's ``--sidecar`` record (``gvrcli.quality.provenance``)
+or ``chunk_period``. With ``views``, each file's worst frames are kept for the HTML report.
 
-A missing reference, a size or frame-count mismatch or an unreadable file fails that file (exit
+A missing reference, a size or frame-count mismatch, a frame under 12 pixels on a side, an
+unreadable file or any error while scoring a pair (OpenCV's, a decoder's) fails that file (exit
 1, one ``error:`` line); the others are still scored.
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -31,11 +36,15 @@ from gvrcli.media.formats import VIDEO_EXTENSIONS
 from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT
 from gvrcli.progress import BatchEvents, SilentEvents
-from gvrcli.quality.flow import MEDIUM, Flow, gray
-from gvrcli.quality.metrics import ClipMetrics, WarpOnly, mean_of
+from gvrcli.quality.flow import MEDIUM, Flow, Motion, gray
+from gvrcli.quality.consistency import Consistency, Downscale, Seams, chunk_regions
+from gvrcli.quality.metrics import ClipMetrics, Reference, WarpOnly, mean_of, per_frame
+from gvrcli.quality.provenance import read_sidecar
+from gvrcli.quality.worst import WorstFrames
 from gvrcli.report import DONE, FAILED, BatchReport, FileResult
 
 BASELINES = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
+MIN_SIDE = 12  # OpenCV's DIS flow fails ("internal error") on smaller frames
 
 
 @dataclass
@@ -50,6 +59,9 @@ class EvalOptions:
     follow_symlinks: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    chunk_period: int | None = None  # chunk boundaries every N frames (else from the sidecar)
+    degrade_seed: int | None = None  # the LR came from ``gvr degrade --seed N``: its kernels for LR consistency
+    worst_frames: int = 3  # frames kept per file for the report's side-by-side views
 
 
 @dataclass
@@ -58,6 +70,12 @@ class _Pair:
     pred: VideoInfo
     ref: VideoInfo
     lr: VideoInfo | None
+    clip: str = ""  # the reference's path under REF_DIR: ``gvr degrade``'s name for the clip
+    scenes: list[int] = field(default_factory=list)  # shot starts, from the sidecar
+    chunks: tuple[list[int], int] | None = None  # (chunk starts, overlap), from the sidecar
+    tiles: tuple | None = None  # (tile rows, tile columns, overlap), output pixels, from the sidecar
+    made_by: dict = field(default_factory=dict)  # model, options and gvr version, from the sidecar
+    warnings: list[str] = field(default_factory=list)
 
 
 def find_pair(root: Path, relative: Path) -> Path | None:
@@ -81,9 +99,11 @@ def evaluate(
     options: EvalOptions,
     events: BatchEvents | None = None,
     cancel: threading.Event | None = None,
+    views: dict | None = None,
 ) -> BatchReport:
     """Score every prediction under ``inputs`` against its reference; the report's files carry
-    ``metrics`` (and ``baselines``), its ``extra`` the means over files."""
+    ``metrics`` (and ``baselines``) and their ``per_frame`` series, its ``extra`` the means over
+    files. ``views``, when given a dict, gets each file's worst frames as crops (for the HTML report)."""
     events = events or SilentEvents()
     cancel = cancel or threading.Event()
     started = time.monotonic()
@@ -119,9 +139,10 @@ def evaluate(
     for pair in pairs:
         if cancel.is_set():
             break
-        result = _score(pair, events, cancel)
+        result = _score(pair, options, events, cancel, views)
         if result is None:
             break
+        result.warnings += pair.warnings
         report.files.append(result)
         events.file_finished(result)
     done = [f for f in report.files if f.status == DONE]
@@ -147,6 +168,8 @@ def _pair(candidate: Candidate, options: EvalOptions, cancel: threading.Event) -
     if ref_path is None:
         raise InputError(f"{candidate.source}: no reference {options.reference_dir / candidate.relative}")
     ref = probe_watched(ref_path, options, cancel)
+    if min(pred.width, pred.height) < MIN_SIDE:
+        raise InputError(f"{candidate.source}: {pred.width}x{pred.height} is too small to score (under {MIN_SIDE} pixels on a side: optical flow needs more)")
     if (pred.width, pred.height) != (ref.width, ref.height):
         raise InputError(
             f"{candidate.source}: size {pred.width}x{pred.height} differs from the reference's "
@@ -160,89 +183,168 @@ def _pair(candidate: Candidate, options: EvalOptions, cancel: threading.Event) -
         if lr_path is None:
             raise InputError(f"{candidate.source}: no LR input {options.lr_dir / candidate.relative}")
         lr = probe_watched(lr_path, options, cancel)
-    return _Pair(candidate, pred, ref, lr)
+    pair = _Pair(candidate, pred, ref, lr, clip=ref_path.relative_to(options.reference_dir).as_posix())
+    sidecar, note = read_sidecar(candidate.source)
+    if note:
+        pair.warnings.append(note)
+    if sidecar is not None:
+        pair.scenes, pair.chunks, pair.tiles, pair.made_by = sidecar.scenes, sidecar.chunks, sidecar.tiles, sidecar.made_by
+    return pair
 
 
-def _score(pair: _Pair, events: BatchEvents, cancel: threading.Event) -> FileResult | None:
-    """Decode the pair (and LR) in lockstep and score it; None when cancelled."""
+def _score(pair: _Pair, options: EvalOptions, events: BatchEvents, cancel: threading.Event, views: dict | None) -> FileResult | None:
+    """Decode the pair (and LR) in lockstep and score it; None when cancelled. Any failure of
+    this pair (a decoder's, OpenCV's) fails this file alone, with one line."""
     source = pair.candidate.source
     started = time.monotonic()
     progress = events.file_started(source, pair.pred.frames, output="score")
-    flow = Flow(MEDIUM, min_grid=128)
-    scores = {"prediction": ClipMetrics(), **({b: ClipMetrics() for b in BASELINES} if pair.lr else {})}
-    floor = WarpOnly()
-    decoders = [VideoDecoder(info) for info in (pair.pred, pair.ref, pair.lr) if info is not None]
-    streams = [d.frames() for d in decoders]
-    prev_gray = None
-    frames = 0
+    decoders = []
     try:
-        while True:
-            if cancel.is_set():
-                return None
-            got = [next(s, None) for s in streams]
-            if all(g is None for g in got):
-                break
-            if any(g is None for g in got):
-                names = ["prediction", "reference", "LR"][: len(got)]
-                ended = ", ".join(n for n, g in zip(names, got) if g is None)
-                raise InputError(f"{source}: frame count differs: the {ended} ended after {frames} frames, the others go on")
-            pred, ref = got[0].rgb, got[1].rgb
-            ref_gray = gray(ref)
-            motion = flow(ref_gray, prev_gray) if prev_gray is not None else None
-            prev_gray = ref_gray
-            scores["prediction"].add(pred, ref, motion)
-            floor.add(ref, motion)
-            if pair.lr is not None:
-                size = (ref.shape[1], ref.shape[0])
-                for name, interpolation in BASELINES.items():
-                    up = np.clip(cv2.resize(got[2].rgb, size, interpolation=interpolation), 0, 1)
-                    scores[name].add(up, ref, motion)
-            frames += 1
-            progress.frames_out(1)
+        decoders = [VideoDecoder(info) for info in (pair.pred, pair.ref, pair.lr) if info is not None]
+        scored = _score_frames(pair, options, [d.frames() for d in decoders], progress, cancel, views)
+    except Cancelled:
+        return None
     except InputError as e:
-        return FileResult(source, None, FAILED, frames=0, seconds=time.monotonic() - started, reason=str(e))
+        return FileResult(source, None, FAILED, seconds=time.monotonic() - started, reason=str(e))
     except (av.FFmpegError, OSError) as e:
         return FileResult(source, None, FAILED, seconds=time.monotonic() - started, reason=f"{source}: {e}")
+    except Exception as e:  # noqa: BLE001 - OpenCV's cv2.error and the like: this pair cannot be scored
+        return FileResult(source, None, FAILED, seconds=time.monotonic() - started, reason=f"{source}: cannot score ({type(e).__name__}: {e})")
     finally:
         for d in decoders:
             d.close()
-    metrics = {**scores["prediction"].result(), "reference_warp_error": floor.result()}
-    extra = {"reference": str(pair.ref.path), "metrics": rounded(metrics)}
+    if scored is None:
+        return None
+    frames, extra = scored
+    return FileResult(source, None, DONE, frames=frames, seconds=time.monotonic() - started, extra=extra)
+
+
+def _score_frames(pair: _Pair, options: EvalOptions, streams: list, progress, cancel: threading.Event, views: dict | None):
+    """The frame loop: (frames, the file's report extra), or None when cancelled."""
+    source = pair.candidate.source
+    flow = Flow(MEDIUM, min_grid=128)
+    scores = {"prediction": ClipMetrics(series=per_frame()), **({b: ClipMetrics() for b in BASELINES} if pair.lr else {})}
+    seed = options.degrade_seed
+    seams = Seams.of(*pair.tiles, pair.pred.height, pair.pred.width) if pair.tiles else Seams()
+    consistency = Consistency(Downscale(seed, pair.clip if seed is not None else None), seams)
+    floor = WarpOnly()
+    worst = WorstFrames(options.worst_frames) if views is not None else None
+    prev_gray = None
+    frames = 0
+    mark = time.monotonic()
+    while True:
+        if cancel.is_set():
+            return None
+        got = [next(s, None) for s in streams]
+        if all(g is None for g in got):
+            break
+        if any(g is None for g in got):
+            names = ["prediction", "reference", "LR"][: len(got)]
+            ended = ", ".join(n for n, g in zip(names, got) if g is None)
+            raise InputError(f"{source}: frame count differs: the {ended} ended after {frames} frames, the others go on")
+        pred, ref = got[0].rgb, got[1].rgb
+        ref_gray, reference = gray(ref), Reference.of(ref)
+        motion = Motion(flow(ref_gray, prev_gray)) if prev_gray is not None else None
+        prev_gray = ref_gray
+        scores["prediction"].add(pred, ref, motion, reference)
+        floor.add(ref, motion)
+        lr = up = None
+        if pair.lr is not None:
+            lr, size = got[2].rgb, (ref.shape[1], ref.shape[0])
+            for name, interpolation in BASELINES.items():
+                scaled = np.clip(cv2.resize(lr, size, interpolation=interpolation), 0, 1)
+                scores[name].add(scaled, ref, motion, reference)
+                up = scaled if name == "bilinear" else up
+        consistency.add(pred, ref, up, lr)
+        if worst is not None:
+            worst.offer(frames, scores["prediction"].series["psnr_y"][-1], pred, ref, up)
+        frames += 1
+        now = time.monotonic()
+        progress.frames_out(1, seconds=now - mark)  # measured: the ETA follows the frames scored so far
+        mark = now
+    cuts = {c for c in pair.scenes if c > 0}
+    regions = _regions(pair, options, frames, cuts)
+    values, series = consistency.result(regions, cuts)
+    metrics = {**scores["prediction"].result(), "reference_warp_error": floor.result(), **values}
+    extra = {
+        "name": pair.candidate.relative.as_posix(),
+        "reference": str(pair.ref.path),
+        "metrics": rounded(metrics),
+        "per_frame": {k: [_round(v) for v in vs] for k, vs in {**scores["prediction"].series, **series}.items()},
+        "boundaries": [r.start for r in regions],
+        "cuts": sorted(cuts),
+        "seams": {"rows": [r.start for r in seams.rows], "cols": [r.start for r in seams.cols]},
+    }
     if pair.lr is not None:
         extra["lr"] = str(pair.lr.path)
         extra["baselines"] = {b: rounded(scores[b].result()) for b in BASELINES}
-    return FileResult(source, None, DONE, frames=frames, seconds=time.monotonic() - started, extra=extra)
+    if pair.made_by:
+        extra["made_by"] = pair.made_by
+    if views is not None:
+        views[str(source)] = worst.views()
+    return frames, extra
+
+
+def _regions(pair: _Pair, options: EvalOptions, frames: int, cuts: set[int]) -> list[range]:
+    """Chunk boundaries: ``--chunk-period`` if given, else the sidecar's, else none."""
+    if options.chunk_period:
+        return chunk_regions(frames, list(range(0, frames, options.chunk_period)), 0, cuts)
+    if pair.chunks is not None:
+        return chunk_regions(frames, pair.chunks[0], pair.chunks[1], cuts)
+    return []
 
 
 def rounded(metrics: dict) -> dict:
     """Six decimals are plenty (PSNR in dB, SSIM, warping error ~1e-3); inf stays inf (JSON: null)."""
-    return {k: round(v, 6) if isinstance(v, float) and math.isfinite(v) else v for k, v in metrics.items()}
+    return {k: _round(v) for k, v in metrics.items()}
+
+
+def _round(v):
+    return round(v, 6) if isinstance(v, float) and math.isfinite(v) else v
+
+
+# (key, header, format) of the table's metric columns; "-" where a metric does not apply.
+COLUMNS = (
+    ("psnr_y", "PSNR-Y", ".2f"),
+    ("psnr_rgb", "PSNR-RGB", ".2f"),
+    ("ssim", "SSIM", ".4f"),
+    ("warp_error", "warp err", ".6f"),
+    ("reference_warp_error", "(ref)", ".6f"),
+    ("lr_psnr", "LR PSNR", ".2f"),
+    ("flicker", "flicker", ".3f"),
+    ("boundary_jump", "jump", ".2f"),
+    ("seam_jump", "seam", ".2f"),
+    ("delta_e", "dE", ".2f"),
+)
 
 
 def render_table(report: BatchReport) -> str:
-    """The human summary: one row per file (and baseline), then the means."""
-    header = f"{'file':<40} {'PSNR-Y':>8} {'PSNR-RGB':>9} {'SSIM':>7} {'warp err':>10} {'(ref)':>10}"
-    lines = [header, "-" * len(header)]
-
-    def row(name: str, m: dict, floor=None) -> str:
-        def num(key, fmt):
-            v = m.get(key)
-            return "-" if v is None else ("inf" if math.isinf(v) else format(v, fmt))
-
-        ref = "" if floor is None else format(floor, ".6f")
-        return f"{name[-40:]:<40} {num('psnr_y', '.2f'):>8} {num('psnr_rgb', '.2f'):>9} {num('ssim', '.4f'):>7} {num('warp_error', '.6f'):>10} {ref:>10}"
-
+    """The human summary: one row per file (its path under the folder given, whole, never cut)
+    and per baseline, then the means."""
+    rows: list[tuple[str, dict]] = []
     for f in report.files:
         if f.status != DONE:
             continue
-        lines.append(row(str(f.source), f.extra["metrics"], f.extra["metrics"].get("reference_warp_error")))
-        for name, m in f.extra.get("baselines", {}).items():
-            lines.append(row(f"  {name}", m))
+        rows.append((f.extra.get("name", str(f.source)), f.extra["metrics"]))
+        rows += [(f"  {name}", m) for name, m in f.extra.get("baselines", {}).items()]
     done = report.count(DONE)
+    means = []
     if done:
-        lines.append("-" * len(header))
-        overall = report.extra.get("metrics", {})
-        lines.append(row(f"mean of {done} file(s)", overall, overall.get("reference_warp_error")))
-        for name, m in report.extra.get("baselines", {}).items():
-            lines.append(row(f"  {name}", m))
+        means.append((f"mean of {done} file(s)", report.extra.get("metrics", {})))
+        means += [(f"  {name}", m) for name, m in report.extra.get("baselines", {}).items()]
+    width = max([4, *(len(name) for name, _ in rows + means)])
+    widths = [max(len(title), 9) for _, title, _ in COLUMNS]
+
+    def num(m: dict, key: str, fmt: str) -> str:
+        v = m.get(key)
+        return "-" if v is None else ("inf" if math.isinf(v) else format(v, fmt))
+
+    def line(name: str, cells: list[str]) -> str:
+        return " ".join([name.ljust(width), *(c.rjust(w) for c, w in zip(cells, widths))]).rstrip()
+
+    header = line("file", [title for _, title, _ in COLUMNS])
+    rule = "-" * len(header)
+    lines = [header, rule, *(line(n, [num(m, k, f) for k, _, f in COLUMNS]) for n, m in rows)]
+    if means:
+        lines += [rule, *(line(n, [num(m, k, f) for k, _, f in COLUMNS]) for n, m in means)]
     return "\n".join(lines)

@@ -46,15 +46,25 @@ class Flow:
         return self._dis.calc(frm, to, None)
 
 
-def warp(img: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class Motion:
+    """A flow field's sampling maps and in-frame mask, computed once for every image warped with
+    it (``gvr eval`` warps the output, two baselines and the reference with the same flow)."""
+
+    def __init__(self, flow: np.ndarray):
+        h, w = flow.shape[:2]
+        gx, gy = _grid(h, w)
+        self.mx, self.my = gx + flow[..., 0], gy + flow[..., 1]
+        self.valid = (self.mx >= 0) & (self.mx <= w - 1) & (self.my >= 0) & (self.my <= h - 1)
+
+    def warp(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        warped = cv2.remap(img, self.mx, self.my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return warped, self.valid
+
+
+def warp(img: np.ndarray, flow: np.ndarray | Motion) -> tuple[np.ndarray, np.ndarray]:
     """Sample ``img`` at (x, y) + flow (bilinear). Returns the warped image and the mask of pixels
     whose source lies inside the frame (the rest have nothing to compare)."""
-    h, w = flow.shape[:2]
-    gx, gy = _grid(h, w)
-    mx, my = gx + flow[..., 0], gy + flow[..., 1]
-    warped = cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    valid = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-    return warped, valid
+    return (flow if isinstance(flow, Motion) else Motion(flow)).warp(img)
 
 
 @lru_cache(maxsize=4)

@@ -403,3 +403,22 @@ def test_prepare_compiles_exactly_what_the_first_chunk_runs(fake_model, tile, h,
     lr = np.random.default_rng(0).uniform(0, 1, (T, h, w, 3)).astype(np.float32)
     up.upscale_chunk(lr, 0)
     assert model._static == prepared and all(model._static[k] is v for k, v in prepared.items())
+
+
+def test_the_chunk_starts_and_tile_seams_it_ran_are_recorded_for_gvr_eval():
+    lr, cut = indexed_video(16), 7
+    den = ShotRecordingModel()
+    up = Upscaler(den, EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=2))
+    stream = StreamingUpscaler(up)
+    for index, frame in enumerate(lr):
+        if index == cut:
+            stream.cut()
+        stream.push(frame)
+    stream.finish()
+    assert stream.chunk_starts == [c[0] for c in den.chunks] and cut in stream.chunk_starts
+    assert up.tile_seams is None  # whole frames: no seams
+    tiled = Upscaler(BilinearModel(), EngineSettings.from_manifest(BilinearModel().manifest, tile=8, tile_overlap=2))
+    tiled.upscale_chunk(video(2), 0)
+    rows, cols = window_starts(24, 8, 2), window_starts(32, 8, 2)  # video()'s 24x32 frames, x2
+    assert len(rows) > 1 and len(cols) > 1
+    assert tiled.tile_seams == {"rows": [2 * y for y in rows[1:]], "cols": [2 * x for x in cols[1:]], "overlap": [4, 4]}

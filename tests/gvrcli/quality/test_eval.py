@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from tests.clips import write_video
 
 from gvrcli.errors import UsageError
+from gvrcli.progress import SilentEvents
 from gvrcli.quality.eval import EvalOptions, evaluate, find_pair, render_table
 from gvrcli.report import DONE, FAILED
 from tests.gvrcli.quality.scenes import moving, still
@@ -74,3 +79,101 @@ def test_usage_errors(refs, tmp_path):
         evaluate([refs], EvalOptions(reference_dir=tmp_path / "missing"))
     with pytest.raises(UsageError, match="LR directory"):
         evaluate([refs], EvalOptions(reference_dir=refs, lr_dir=tmp_path / "missing"))
+
+
+def test_a_tiny_pair_fails_alone_and_every_other_pair_is_scored(refs, tmp_path):
+    # Issue 23, case 6: OpenCV's DIS fails under 12 px; the pair fails with a line, the rest go on.
+    write_video(refs / "0tiny.mp4", frames=3, size=(8, 8), content=moving)
+    try:
+        report = evaluate([refs], EvalOptions(reference_dir=refs))
+    finally:
+        (refs / "0tiny.mp4").unlink()
+    by_name = {f.extra.get("name", f.source.name): f for f in report.files}
+    assert by_name["0tiny.mp4"].status == FAILED and "8x8 is too small to score" in by_name["0tiny.mp4"].reason
+    assert by_name["a.mp4"].status == by_name["sub/b.mp4"].status == DONE
+    assert report.exit_code == 1 and report.extra["metrics"]["ssim"] == 1.0
+    assert "mean of 2 file(s)" in render_table(report)
+
+
+def test_any_error_while_scoring_fails_that_pair_alone(refs, monkeypatch):
+    import gvrcli.quality.eval as eval_module
+
+    real, calls = eval_module.Consistency.add, []
+
+    def broken_once(self, *frames):  # the first frame of the first pair: OpenCV fails
+        calls.append(1)
+        if len(calls) == 1:
+            raise cv2.error("OpenCV(5.1.0) dis_flow.cpp: error: (-201) internal error")
+        return real(self, *frames)
+
+    monkeypatch.setattr(eval_module.Consistency, "add", broken_once)
+    report = evaluate([refs], EvalOptions(reference_dir=refs))
+    first, second = report.files
+    assert first.status == FAILED and first.reason.startswith(f"{first.source}: cannot score (error:")
+    assert "\n" not in first.reason
+    assert second.status == DONE and report.exit_code == 1
+
+
+def test_per_frame_series_and_a_planted_jump_at_the_chunk_period(tmp_path):
+    ref, pred = tmp_path / "ref", tmp_path / "pred"
+    write_video(ref / "j.mkv", frames=30, size=(96, 64), content=moving, codec="ffv1", pix_fmt="yuv444p")
+    step = lambda t, h, w: np.clip(moving(t, h, w) + (8 / 255 if t >= 15 else 0), 0, 1)  # noqa: E731
+    write_video(pred / "j.mkv", frames=30, size=(96, 64), content=step, codec="ffv1", pix_fmt="yuv444p")
+    (f,) = evaluate([pred], EvalOptions(reference_dir=ref, chunk_period=15)).files
+    series = f.extra["per_frame"]
+    assert set(series) == {"psnr_y", "psnr_rgb", "ssim", "warp_error", "lr_psnr", "flicker", "jump", "delta_e"}
+    assert all(len(v) == 30 for v in series.values())
+    assert f.extra["boundaries"] == [15]
+    jumps = np.array([np.nan if v is None else v for v in series["jump"]])
+    assert int(np.nanargmax(jumps)) == 15 and f.extra["metrics"]["boundary_jump"] > 10
+    assert f.extra["metrics"]["lr_psnr"] is None  # no --lr
+
+
+def test_sidecar_gives_boundaries_and_provenance_and_a_bad_one_is_only_a_warning(refs, tmp_path):
+    pred = tmp_path / "pred"
+    write_video(pred / "a.mp4", frames=6, size=(96, 64), content=moving)
+    sidecar = {
+        "chunks": {"starts": [0, 3], "overlap": 1}, "tiles": {"rows": [], "cols": [48], "overlap": [0, 8]},
+        "scenes": [0], "gvr_version": "9.9", "model": "m.onnx", "steps": 4, "source_sha256": "x",
+    }
+    (pred / "a.mp4.gvr.json").write_text(json.dumps(sidecar))
+    (f,) = evaluate([pred], EvalOptions(reference_dir=refs)).files
+    assert f.status == DONE and f.extra["boundaries"] == [3] and f.extra["seams"] == {"rows": [], "cols": [48]}
+    assert len(f.extra["per_frame"]["seam"]) == 6 and f.extra["metrics"]["seam_jump"] is not None
+    assert f.extra["made_by"] == {"gvr_version": "9.9", "model": "m.onnx", "steps": 4}
+    (pred / "a.mp4.gvr.json").write_text('{"chunks": {"starts": "all", "overlap": 1}}')
+    (f,) = evaluate([pred], EvalOptions(reference_dir=refs)).files
+    assert f.status == DONE and f.extra["boundaries"] == [] and "sidecar" in f.warnings[0] and "ignored" in f.warnings[0]
+    (pred / "a.mp4.gvr.json").unlink()
+    os.mkfifo(pred / "a.mp4.gvr.json")  # never opened for a blocking read
+    (f,) = evaluate([pred], EvalOptions(reference_dir=refs)).files
+    assert f.status == DONE and "not a regular file" in f.warnings[0]
+
+
+def test_the_table_shows_whole_names_relative_to_the_folders_given(tmp_path):
+    long = "a_rather_long_folder_name_for_the_shots/and_a_long_clip_name_too.mp4"
+    for root in ("ref", "pred"):
+        write_video(tmp_path / root / long, frames=3, size=(48, 32), content=moving)
+    report = evaluate([tmp_path / "pred"], EvalOptions(reference_dir=tmp_path / "ref"))
+    table = render_table(report)
+    assert f"\n{long} " in table and str(tmp_path) not in table
+    assert len({len(line) for line in table.splitlines()[:3]}) == 1  # header, rule and row line up
+
+
+def test_the_eta_follows_the_frames_scored(refs):
+    etas = []
+
+    class Spy(SilentEvents):
+        def file_started(self, source, frames, output="score"):
+            ledger = super().file_started(source, frames, output)
+            real = ledger.frames_out
+
+            def frames_out(count=1, seconds=None):
+                real(count, seconds)
+                etas.append(ledger.snapshot().eta_seconds)
+
+            ledger.frames_out = frames_out
+            return ledger
+
+    evaluate([refs / "a.mp4"], EvalOptions(reference_dir=refs), events=Spy())
+    assert len(etas) == 6 and all(e is not None and e >= 0 for e in etas)

@@ -77,7 +77,23 @@ def test_exit_codes(gvr_cmd, cli_env, hq, tmp_path):
     assert r.returncode == 1 and "error:" in r.stderr and "3 frames, the reference has 8" in r.stderr
 
 
+def test_a_tiny_pair_fails_with_a_line_and_the_table_and_summary_still_appear(gvr_cmd, cli_env, hq, tmp_path):
+    # Issue 23, case 6: a pair under 12 px on a side (OpenCV's DIS cannot take it).
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    for root in (pred, ref):
+        write_video(root / "a_tiny.mp4", frames=3, size=(8, 8), content=moving)
+        write_video(root / "moving.mp4", frames=4, size=(96, 64), content=moving)
+    r = run(gvr_cmd, cli_env, "eval", pred, ref)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "a_tiny.mp4" in errors[0] and "too small to score" in errors[0]
+    assert "mean of 1 file(s)" in r.stdout and "\nmoving.mp4 " in r.stdout and "1 failed" in r.stdout
+    r = run(gvr_cmd, cli_env, "eval", pred, ref, "--json")
+    summary = events(r.stdout)[-1]
+    assert r.returncode == 1 and summary["done"] == 1 and summary["failed"] == 1 and summary["metrics"]["ssim"] == 1.0
+
+
 def test_the_quality_commands_never_import_torch(cli_env):
-    code = "import sys, gvrcli.cli, gvrcli.quality.pairs, gvrcli.quality.eval; print('torch' in sys.modules)"
+    code = "import sys, gvrcli.cli, gvrcli.quality.pairs, gvrcli.quality.eval, gvrcli.quality.html_report; print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "False", r.stderr
