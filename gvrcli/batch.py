@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -29,7 +29,7 @@ from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.memory import peak_resident_mb
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError, first_line
-from gvrcli.media.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
+from gvrcli.media.formats import VIDEO_EXTENSIONS, OutputCodec, check_output_container, get_codec, output_relative_path
 from gvrcli.inference.cascade import upscale_latent_file
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model, resolve_model_path
 from gvrcli.inference.vae import read_vae
@@ -81,6 +81,7 @@ class BatchOptions:
     dry_run: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    output_name: str | None = None  # file to file: the one output's name in output_dir (set by check_batch)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def plan(inputs: list[Path], options: BatchOptions) -> tuple[list[Job], list[tup
         follow_symlinks=options.follow_symlinks,
         output_dir=options.output_dir,
     )
-    jobs = [Job(c, options.output_dir / output_relative_path(c.relative, codec)) for c in candidates]
+    jobs = [Job(c, options.output_dir / output_path(c, options.output_name, codec)) for c in candidates]
     jobs, refused = _refuse_collisions(jobs, options.output_dir)
     territory = Territory(options.output_dir, inputs, candidates)
     for job in jobs:
@@ -157,6 +158,35 @@ def plan(inputs: list[Path], options: BatchOptions) -> tuple[list[Job], list[tup
         jobs = [j for j in jobs if options.shard.takes(j.output.relative_to(options.output_dir))]
         refused = [(j, why) for j, why in refused if options.shard.takes(j.output.relative_to(options.output_dir))]
     return jobs, refused, territory
+
+
+def output_path(candidate: Candidate, output_name: str | None, codec: OutputCodec) -> Path:
+    """Where an input's output goes, relative to the output folder: OUTPUT's own name when OUTPUT
+    names a file (file to file), else the input's path under its root with the container rule of
+    ``formats.output_relative_path``."""
+    return Path(output_name) if output_name else output_relative_path(candidate.relative, codec)
+
+
+def names_a_file(output: Path) -> bool:
+    """OUTPUT names a file (file to file) when it is one, or when nothing is there yet and its name
+    ends in a video extension, as ``ffmpeg -i in.mp4 out.mp4``; anything else is a folder."""
+    if output.is_dir():
+        return False
+    return os.path.lexists(output) or output.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def file_to_file(inputs: list[Path], options: BatchOptions) -> BatchOptions:
+    """``options`` for OUTPUT naming a file: the batch writes into its folder under its name (one
+    input file only; exit 2 otherwise, or when its container cannot hold the codec)."""
+    output = options.output_dir
+    if not names_a_file(output):
+        return options
+    if len(inputs) != 1 or inputs[0].is_dir():
+        what = "a folder input" if len(inputs) == 1 else f"{len(inputs)} inputs"
+        exists = " (it exists and is not a directory)" if os.path.lexists(output) else ""
+        raise UsageError(f"OUTPUT {str(output)!r} names a file{exists}; give a folder as OUTPUT for {what}")
+    check_output_container(output.name, get_codec(options.codec))
+    return replace(options, output_dir=output.parent, output_name=output.name)
 
 
 def validate_options(options: BatchOptions) -> None:
@@ -229,7 +259,7 @@ def upscale(
     started = time.monotonic()
     inputs = [Path(p) for p in inputs]
     check_method(options.color_fix)
-    check_batch(inputs, options)
+    options = check_batch(inputs, options)
     encode = EncodeSettings(get_codec(options.codec), options.crf, options.pix_fmt)
     if options.pix_fmt:
         try:
@@ -357,12 +387,17 @@ def upscale(
     return report
 
 
-def check_batch(inputs: list[Path], options: BatchOptions) -> None:
-    """Refuse a batch that cannot run (UsageError), before anything is touched."""
+def check_batch(inputs: list[Path], options: BatchOptions) -> BatchOptions:
+    """Refuse a batch that cannot run (UsageError), before anything is touched; the options to run
+    it with (``file_to_file``)."""
     if not inputs:
         raise UsageError("no inputs given")
     validate_options(options)
-    check_output_dir(inputs, options.output_dir)
+    options = file_to_file(inputs, options)
+    # File to file writes beside its input if asked (a named file is the only input, and the
+    # Territory check still refuses replacing it); a batch never writes into an input's folder.
+    check_output_dir([] if options.output_name else inputs, options.output_dir)
+    return options
 
 
 def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport, events: BatchEvents) -> list[Job]:

@@ -130,7 +130,7 @@ def degrade(
     cancel = cancel or threading.Event()
     started = time.monotonic()
     inputs = [Path(p) for p in inputs]
-    check_batch(inputs, options)
+    options = check_batch(inputs, options)
     if options.scale not in (2, 4):
         raise UsageError(f"--scale must be 2 or 4 (got {options.scale})")
     if options.codec != LQ_CODEC.name:
