@@ -295,7 +295,7 @@ def upscale(
         jobs=options.jobs,
     )
     report = BatchReport(model=str(model_path), precision=options.precision or manifest.precision, color_fix=options.color_fix)
-    jobs = plan_batch(inputs, options, report, events)
+    jobs = plan_batch(inputs, options, report)
 
     # TensorRT builds its engine for a shape profile: the chunk length and the largest LR tile (--tile).
     gpu = dict(trt_cache=options.trt_cache, frames=settings.chunk_frames, lr_max=(options.tile, options.tile) if options.tile else None)
@@ -400,10 +400,11 @@ def check_batch(inputs: list[Path], options: BatchOptions) -> BatchOptions:
     return options
 
 
-def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport, events: BatchEvents) -> list[Job]:
+def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport) -> list[Job]:
     """This worker's jobs; inputs whose output would collide with another's, or is named like
     gvr's own files, are failed in ``report`` (a file that is not meant as a video only if it
-    probes as one: a sidecar sharing a video's output name is just not an input)."""
+    probes as one: a sidecar sharing a video's output name is just not an input). Their events
+    follow the plan (``process_batch``)."""
     jobs, refused, _ = plan(inputs, options)
     cancel = threading.Event()
     for job, reason in refused:
@@ -412,9 +413,7 @@ def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport, e
                 probe_watched(job.candidate.source, options, cancel)
             except InputError:
                 continue
-        result = FileResult(job.candidate.source, job.output, FAILED, reason=reason)
-        report.files.append(result)
-        events.file_finished(result)
+        report.files.append(FileResult(job.candidate.source, job.output, FAILED, reason=reason))
     return jobs
 
 
@@ -432,8 +431,12 @@ def process_batch(
     ``options.jobs`` at a time, with claims, atomic outputs and events (or only list them, with
     ``dry_run``). ``interrupt`` is called once when a signal arrives, to cut long work short.
     ``probe(path, cancel)``: how an input is probed (default: as a video, ``probe_watched``)."""
-    probed = _probe(jobs, options, report, events, cancel, probe or (lambda path, c: probe_watched(path, options, c)))
-    events.plan(len(probed), sum(info.frames for _, info in probed))
+    probed = _probe(jobs, options, report, cancel, probe or (lambda path, c: probe_watched(path, options, c)))
+    # The plan is the first event; then the files settled without work (refused at planning,
+    # skipped, unreadable), outside the plan's percentage.
+    events.plan(len(probed), sum(info.frames for _, info in probed), sources=[job.candidate.source for job, _ in probed])
+    for result in list(report.files):
+        events.file_finished(result)
     if options.dry_run:
         for job, _ in probed:
             events.planned(job.candidate.source, job.output, "planned")
@@ -441,7 +444,7 @@ def process_batch(
         _run(probed, options, make_work, report, events, cancel, interrupt)
 
 
-def _probe(jobs, options, report, events, cancel, probe) -> list[tuple[Job, VideoInfo]]:
+def _probe(jobs, options, report, cancel, probe) -> list[tuple[Job, VideoInfo]]:
     """Probe each input's headers. Outputs that exist are skipped unprobed (a rerun over thousands
     of finished files stays quick); broken inputs become failures; non-videos are ignored."""
     probed = []
@@ -461,7 +464,6 @@ def _probe(jobs, options, report, events, cancel, probe) -> list[tuple[Job, Vide
                     continue  # not a video (a sidecar, a text file): silently not an input
                 result = FileResult(job.candidate.source, job.output, FAILED, reason=str(e))
         report.files.append(result)
-        events.file_finished(result)
     return probed
 
 

@@ -36,7 +36,8 @@ MIN_PERIOD = 0.1  # seconds: the heartbeat of --progress-interval 0 (every chang
 
 class BatchEvents(Protocol):
     def message(self, text: str) -> None: ...
-    def plan(self, files: int, frames: int) -> None: ...
+    def plan(self, files: int, frames: int, sources=None) -> None:
+        """The work ahead; ``sources``: the files it is (those finished outside it do not move the percentage)."""
     def planned(self, source: Path, output: Path, status: str) -> None: ...
     def file_started(self, source: Path, frames: int, output: str = ENCODE) -> WorkLedger:
         """The file's ledger, for its work to report into (``output`` names its frames' stage)."""
@@ -99,8 +100,8 @@ class _Tracked:
 
     def _beat(self) -> None: ...
 
-    def plan(self, files, frames):
-        self.ledger.plan(files, frames)
+    def plan(self, files, frames, sources=None):
+        self.ledger.plan(files, frames, sources)
 
     def file_started(self, source, frames, output=ENCODE):
         with self.flight_lock:
@@ -118,6 +119,12 @@ class _Tracked:
         self.heartbeat.stop()
         with self.out_lock:
             self.closed = True
+
+    def settle(self, report: BatchReport) -> None:
+        """At the end of a run that ended by itself (not by a signal or a fatal error) the plan is
+        done, at 100%: also a rerun whose files were all skipped, and a --dry-run."""
+        if not report.interrupted and not report.fatal:
+            self.ledger.settle()
 
 
 class SilentEvents(_Tracked):
@@ -191,8 +198,8 @@ class PlainEvents(_Tracked):
     def message(self, text):
         self._say(text, stream=self.err)
 
-    def plan(self, files, frames):
-        super().plan(files, frames)
+    def plan(self, files, frames, sources=None):
+        super().plan(files, frames, sources)
         self._say(f"gvr: {files} video(s), {frames} frames to {self.action}")
 
     def planned(self, source, output, status):
@@ -227,6 +234,7 @@ class PlainEvents(_Tracked):
 
     def finished(self, report):
         self.heartbeat.stop()
+        self.settle(report)
         s = report.summary()
         self._say(
             *self._progress_lines(self.ledger.snapshot()),
@@ -299,8 +307,8 @@ class JsonEvents(_Tracked):
         self.err.write(one_line(text) + "\n")
         self.err.flush()
 
-    def plan(self, files, frames):
-        super().plan(files, frames)
+    def plan(self, files, frames, sources=None):
+        super().plan(files, frames, sources)
         self._emit({"event": "plan", "files": files, "frames": frames})
 
     def planned(self, source, output, status):
@@ -322,6 +330,7 @@ class JsonEvents(_Tracked):
 
     def finished(self, report):
         self.heartbeat.stop()
+        self.settle(report)
         self._emit(progress_event(self.ledger.snapshot()))
         self._emit(report.summary())
         self.close()
@@ -354,8 +363,8 @@ class RichEvents(_Tracked):
     def message(self, text):
         self.err_console.print(text, markup=False, highlight=False, style="yellow")
 
-    def plan(self, files, frames):
-        super().plan(files, frames)
+    def plan(self, files, frames, sources=None):
+        super().plan(files, frames, sources)
         self.progress.start()
         self.overall = self.progress.add_task(f"files 0/{files}", total=100.0, status="")
 
@@ -401,6 +410,7 @@ class RichEvents(_Tracked):
 
     def finished(self, report):
         self.heartbeat.stop()
+        self.settle(report)
         self._beat()
         self.progress.stop()
         self.close()

@@ -136,7 +136,7 @@ def degrade(
     if options.codec != LQ_CODEC.name:
         raise UsageError(f"degrade writes {LQ_CODEC.name} (lossless 4:4:4) only, not {options.codec}")
     report = BatchReport()
-    jobs = plan_batch(inputs, options, report, events)
+    jobs = plan_batch(inputs, options, report)
     encode = EncodeSettings(LQ_CODEC, pix_fmt="yuv444p")
 
     def work(job: Job, info: VideoInfo, partial: Path, progress) -> FileStats:
