@@ -47,6 +47,7 @@ class OrtBackend:
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             opts.intra_op_num_threads = self.threads
+            opts.add_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16", "0")  # fp32 GEMMs stay fp32
             opts.log_severity_level = 3
             session = ort.InferenceSession(str(self.path), opts, providers=[self.provider])
             if session.get_providers()[0] != self.provider:

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -29,7 +29,7 @@ from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.memory import peak_resident_mb
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError, first_line
-from gvrcli.media.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
+from gvrcli.media.formats import VIDEO_EXTENSIONS, OutputCodec, check_output_container, get_codec, output_relative_path
 from gvrcli.inference.cascade import upscale_latent_file
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model, resolve_model_path
 from gvrcli.inference.vae import read_vae
@@ -81,6 +81,7 @@ class BatchOptions:
     dry_run: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    output_name: str | None = None  # file to file: the one output's name in output_dir (set by check_batch)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def plan(inputs: list[Path], options: BatchOptions) -> tuple[list[Job], list[tup
         follow_symlinks=options.follow_symlinks,
         output_dir=options.output_dir,
     )
-    jobs = [Job(c, options.output_dir / output_relative_path(c.relative, codec)) for c in candidates]
+    jobs = [Job(c, options.output_dir / output_path(c, options.output_name, codec)) for c in candidates]
     jobs, refused = _refuse_collisions(jobs, options.output_dir)
     territory = Territory(options.output_dir, inputs, candidates)
     for job in jobs:
@@ -157,6 +158,35 @@ def plan(inputs: list[Path], options: BatchOptions) -> tuple[list[Job], list[tup
         jobs = [j for j in jobs if options.shard.takes(j.output.relative_to(options.output_dir))]
         refused = [(j, why) for j, why in refused if options.shard.takes(j.output.relative_to(options.output_dir))]
     return jobs, refused, territory
+
+
+def output_path(candidate: Candidate, output_name: str | None, codec: OutputCodec) -> Path:
+    """Where an input's output goes, relative to the output folder: OUTPUT's own name when OUTPUT
+    names a file (file to file), else the input's path under its root with the container rule of
+    ``formats.output_relative_path``."""
+    return Path(output_name) if output_name else output_relative_path(candidate.relative, codec)
+
+
+def names_a_file(output: Path) -> bool:
+    """OUTPUT names a file (file to file) when it is one, or when nothing is there yet and its name
+    ends in a video extension, as ``ffmpeg -i in.mp4 out.mp4``; anything else is a folder."""
+    if output.is_dir():
+        return False
+    return os.path.lexists(output) or output.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def file_to_file(inputs: list[Path], options: BatchOptions) -> BatchOptions:
+    """``options`` for OUTPUT naming a file: the batch writes into its folder under its name (one
+    input file only; exit 2 otherwise, or when its container cannot hold the codec)."""
+    output = options.output_dir
+    if not names_a_file(output):
+        return options
+    if len(inputs) != 1 or inputs[0].is_dir():
+        what = "a folder input" if len(inputs) == 1 else f"{len(inputs)} inputs"
+        exists = " (it exists and is not a directory)" if os.path.lexists(output) else ""
+        raise UsageError(f"OUTPUT {str(output)!r} names a file{exists}; give a folder as OUTPUT for {what}")
+    check_output_container(output.name, get_codec(options.codec))
+    return replace(options, output_dir=output.parent, output_name=output.name)
 
 
 def validate_options(options: BatchOptions) -> None:
@@ -229,7 +259,7 @@ def upscale(
     started = time.monotonic()
     inputs = [Path(p) for p in inputs]
     check_method(options.color_fix)
-    check_batch(inputs, options)
+    options = check_batch(inputs, options)
     encode = EncodeSettings(get_codec(options.codec), options.crf, options.pix_fmt)
     if options.pix_fmt:
         try:
@@ -266,7 +296,7 @@ def upscale(
     )
     report = BatchReport(model=str(model_path), precision=options.precision or manifest.precision, color_fix=options.color_fix)
     report.model_facts = {"untrained": manifest.untrained, "model_note": manifest.note or None}  # the plan and summary say it
-    jobs = plan_batch(inputs, options, report, events)
+    jobs = plan_batch(inputs, options, report)
 
     # TensorRT builds its engine for a shape profile: the chunk length and the largest LR tile (--tile).
     gpu = dict(trt_cache=options.trt_cache, frames=settings.chunk_frames, lr_max=(options.tile, options.tile) if options.tile else None)
@@ -359,18 +389,24 @@ def upscale(
     return report
 
 
-def check_batch(inputs: list[Path], options: BatchOptions) -> None:
-    """Refuse a batch that cannot run (UsageError), before anything is touched."""
+def check_batch(inputs: list[Path], options: BatchOptions) -> BatchOptions:
+    """Refuse a batch that cannot run (UsageError), before anything is touched; the options to run
+    it with (``file_to_file``)."""
     if not inputs:
         raise UsageError("no inputs given")
     validate_options(options)
-    check_output_dir(inputs, options.output_dir)
+    options = file_to_file(inputs, options)
+    # File to file writes beside its input if asked (a named file is the only input, and the
+    # Territory check still refuses replacing it); a batch never writes into an input's folder.
+    check_output_dir([] if options.output_name else inputs, options.output_dir)
+    return options
 
 
-def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport, events: BatchEvents) -> list[Job]:
+def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport) -> list[Job]:
     """This worker's jobs; inputs whose output would collide with another's, or is named like
     gvr's own files, are failed in ``report`` (a file that is not meant as a video only if it
-    probes as one: a sidecar sharing a video's output name is just not an input)."""
+    probes as one: a sidecar sharing a video's output name is just not an input). Their events
+    follow the plan (``process_batch``)."""
     jobs, refused, _ = plan(inputs, options)
     cancel = threading.Event()
     for job, reason in refused:
@@ -379,9 +415,7 @@ def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport, e
                 probe_watched(job.candidate.source, options, cancel)
             except InputError:
                 continue
-        result = FileResult(job.candidate.source, job.output, FAILED, reason=reason)
-        report.files.append(result)
-        events.file_finished(result)
+        report.files.append(FileResult(job.candidate.source, job.output, FAILED, reason=reason))
     return jobs
 
 
@@ -399,8 +433,12 @@ def process_batch(
     ``options.jobs`` at a time, with claims, atomic outputs and events (or only list them, with
     ``dry_run``). ``interrupt`` is called once when a signal arrives, to cut long work short.
     ``probe(path, cancel)``: how an input is probed (default: as a video, ``probe_watched``)."""
-    probed = _probe(jobs, options, report, events, cancel, probe or (lambda path, c: probe_watched(path, options, c)))
-    events.plan(len(probed), sum(info.frames for _, info in probed), **report.model_facts)
+    probed = _probe(jobs, options, report, cancel, probe or (lambda path, c: probe_watched(path, options, c)))
+    # The plan is the first event; then the files settled without work (refused at planning,
+    # skipped, unreadable), outside the plan's percentage.
+    events.plan(len(probed), sum(info.frames for _, info in probed), sources=[job.candidate.source for job, _ in probed], **report.model_facts)
+    for result in list(report.files):
+        events.file_finished(result)
     if options.dry_run:
         for job, _ in probed:
             events.planned(job.candidate.source, job.output, "planned")
@@ -408,7 +446,7 @@ def process_batch(
         _run(probed, options, make_work, report, events, cancel, interrupt)
 
 
-def _probe(jobs, options, report, events, cancel, probe) -> list[tuple[Job, VideoInfo]]:
+def _probe(jobs, options, report, cancel, probe) -> list[tuple[Job, VideoInfo]]:
     """Probe each input's headers. Outputs that exist are skipped unprobed (a rerun over thousands
     of finished files stays quick); broken inputs become failures; non-videos are ignored."""
     probed = []
@@ -428,7 +466,6 @@ def _probe(jobs, options, report, events, cancel, probe) -> list[tuple[Job, Vide
                     continue  # not a video (a sidecar, a text file): silently not an input
                 result = FileResult(job.candidate.source, job.output, FAILED, reason=str(e))
         report.files.append(result)
-        events.file_finished(result)
     return probed
 
 

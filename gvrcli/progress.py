@@ -40,9 +40,10 @@ class BatchEvents(Protocol):
         """What the run is doing (the start line, a shard, waiting for other workers)."""
     def warning(self, text: str) -> None:
         """Something the user should act on, or a fallback taken: yellow on a terminal."""
-    def plan(self, files: int, frames: int, **facts) -> None:
-        """The files and frames to do; ``facts`` describe the run (upscale: ``untrained``,
-        ``model_note``), for the JSON ``plan`` event."""
+    def plan(self, files: int, frames: int, sources=None, **facts) -> None:
+        """The work ahead; ``sources``: the files it is (those finished outside it do not move the
+        percentage); ``facts`` describe the run (upscale: ``untrained``, ``model_note``), for the
+        JSON ``plan`` event."""
     def planned(self, source: Path, output: Path, status: str) -> None: ...
     def file_started(self, source: Path, frames: int, output: str = ENCODE) -> WorkLedger:
         """The file's ledger, for its work to report into (``output`` names its frames' stage)."""
@@ -105,8 +106,8 @@ class _Tracked:
 
     def _beat(self) -> None: ...
 
-    def plan(self, files, frames, **facts):
-        self.ledger.plan(files, frames)
+    def plan(self, files, frames, sources=None, **facts):
+        self.ledger.plan(files, frames, sources)
 
     def warning(self, text):
         self.message(text)
@@ -127,6 +128,12 @@ class _Tracked:
         self.heartbeat.stop()
         with self.out_lock:
             self.closed = True
+
+    def settle(self, report: BatchReport) -> None:
+        """At the end of a run that ended by itself (not by a signal or a fatal error) the plan is
+        done, at 100%: also a rerun whose files were all skipped, and a --dry-run."""
+        if not report.interrupted and not report.fatal:
+            self.ledger.settle()
 
 
 class SilentEvents(_Tracked):
@@ -200,8 +207,8 @@ class PlainEvents(_Tracked):
     def message(self, text):
         self._say(text, stream=self.err)
 
-    def plan(self, files, frames, **facts):
-        super().plan(files, frames)
+    def plan(self, files, frames, sources=None, **facts):
+        super().plan(files, frames, sources)
         self._say(f"gvr: {files} video(s), {frames} frames to {self.action}")
 
     def planned(self, source, output, status):
@@ -236,6 +243,7 @@ class PlainEvents(_Tracked):
 
     def finished(self, report):
         self.heartbeat.stop()
+        self.settle(report)
         s = report.summary()
         self._say(
             *self._progress_lines(self.ledger.snapshot()),
@@ -308,8 +316,8 @@ class JsonEvents(_Tracked):
         self.err.write(one_line(text) + "\n")
         self.err.flush()
 
-    def plan(self, files, frames, **facts):
-        super().plan(files, frames)
+    def plan(self, files, frames, sources=None, **facts):
+        super().plan(files, frames, sources)
         self._emit({"event": "plan", "files": files, "frames": frames, **facts})
 
     def planned(self, source, output, status):
@@ -331,6 +339,7 @@ class JsonEvents(_Tracked):
 
     def finished(self, report):
         self.heartbeat.stop()
+        self.settle(report)
         self._emit(progress_event(self.ledger.snapshot()))
         self._emit(report.summary())
         self.close()
@@ -366,8 +375,8 @@ class RichEvents(_Tracked):
     def warning(self, text):
         self.err_console.print(text, markup=False, highlight=False, style="yellow")
 
-    def plan(self, files, frames, **facts):
-        super().plan(files, frames)
+    def plan(self, files, frames, sources=None, **facts):
+        super().plan(files, frames, sources)
         self.progress.start()
         self.overall = self.progress.add_task(f"files 0/{files}", total=100.0, status="")
 
@@ -413,6 +422,7 @@ class RichEvents(_Tracked):
 
     def finished(self, report):
         self.heartbeat.stop()
+        self.settle(report)
         self._beat()
         self.progress.stop()
         self.close()

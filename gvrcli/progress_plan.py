@@ -287,13 +287,15 @@ class BatchSnapshot:
 
 class BatchLedger:
     """The batch: files weighted by their (probed) frames; finished files count whole, whatever
-    their outcome (their work is over). Files finished before ``plan`` (refused, skipped unprobed)
-    are not part of it."""
+    their outcome (their work is over). Files outside the plan (refused, skipped unprobed: the
+    plan's ``sources`` leave them out) are not part of it. A settled batch (``settle``: the run
+    ended by itself, every planned file dealt with or only listed) is at 100%."""
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
         self.lock = threading.Lock()
-        self.planned = False
+        self.planned = self.settled = False
+        self.sources: set[Path] | None = None  # the planned files; None: every file finished after plan
         self.files = self.frames = 0
         self.files_done = 0
         self.frames_out = 0  # of finished files
@@ -303,9 +305,16 @@ class BatchLedger:
         self.in_flight: dict[Path, tuple[WorkLedger, float]] = {}
         self._shown = 0.0
 
-    def plan(self, files: int, frames: int) -> None:
+    def plan(self, files: int, frames: int, sources=None) -> None:
         with self.lock:
             self.planned, self.files, self.frames = True, files, frames
+            self.sources = set(sources) if sources is not None else None
+
+    def settle(self) -> None:
+        """The run ended by itself (no signal, no fatal error): nothing planned is left, also when
+        every file was skipped (a plan of 0 files) or only listed (--dry-run)."""
+        with self.lock:
+            self.settled = True
 
     def start_file(self, source: Path, frames: int, output: str = ENCODE) -> WorkLedger:
         ledger = WorkLedger(frames, source, output, self.clock)
@@ -318,7 +327,7 @@ class BatchLedger:
     def finish_file(self, source: Path) -> None:
         with self.lock:
             entry = self.in_flight.pop(source, None)
-            if not self.planned:
+            if not self.planned or (entry is None and self.sources is not None and source not in self.sources):
                 return
             self.files_done += 1
             if entry is not None:
@@ -334,13 +343,13 @@ class BatchLedger:
     def snapshot(self) -> BatchSnapshot:
         with self.lock:
             flights = list(self.in_flight.values())
-            files, frames, files_done = self.files, self.frames, self.files_done
+            files, frames, files_done, settled = self.files, self.frames, self.files_done, self.settled
             weight_done, frames_out, started_at, measured = self.weight_done, self.frames_out, self.started_at, self.measured
         snaps = [(ledger.snapshot(), w) for ledger, w in flights]
         total = max(float(frames), weight_done + sum(w for _, w in snaps), 1.0)
         shown = (weight_done + sum(s.fraction * w for s, w in snaps)) / total
         raw = (weight_done + sum(s.raw * w for s, w in snaps)) / total
-        if files and files_done >= files:
+        if settled or (files and files_done >= files):
             shown = raw = 1.0
         elapsed = self.clock() - started_at if started_at is not None else 0.0
         has_rate = measured or any(s.eta_seconds is not None for s, _ in snaps)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# fp32 means fp32 on every CPU (tests/tolerances.py assumes it): oneDNN, under PyTorch, may run fp32
+# convolutions and matmuls in bf16 or tf32 when this says so; pinned for this process and every gvr it starts.
+os.environ["ONEDNN_DEFAULT_FPMATH_MODE"] = "STRICT"
 
 
 def pytest_configure(config):

@@ -260,6 +260,9 @@ class OrtBackend:
         # ORT's pool threads spin for a while after each run; on a small CPU that spinning steals
         # the cores the decode/encode threads and the sampler's numpy work need between calls.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # fp32 stays fp32 on every CPU: MLAS may otherwise run fp32 GEMMs in bf16 where the CPU has
+        # fast bf16 (its arm64 "fastmath" mode; off by default today, pinned so a default cannot change it).
+        opts.add_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # ORT's memory pattern pre-plans one block per input shape on top of its arena: at 8 x
         # 960x540 it took the step's peak from 2.2 to 4.0 GB and its first call from 1.7 to 4.2 s,

@@ -56,16 +56,52 @@ def resolve_default_model(scale: int, say=lambda msg: None) -> Path:
 
 
 def resolve_model_path(path: Path) -> Path:
-    """``--model`` as given, or for a folder (a latent-cascade bundle, ``gvr export --vae``) the
-    denoiser's step graph inside it (``denoiser.onnx`` or ``denoiser.xml``, exactly one)."""
+    """``--model`` as given, or for a folder the step graph inside it: a latent-cascade bundle's
+    ``denoiser.onnx`` / ``denoiser.xml`` (``gvr export --vae``), else the one graph in the folder
+    that carries a gvr manifest, whatever it is named (``gvr export --target openvino --out ir/``).
+    Several such graphs, or none, is a ModelError (exit 2) naming them or the folder."""
     path = Path(path)
     if not path.is_dir():
         return path
-    found = [path / f"{BUNDLE_MAIN}{suffix}" for suffix in (".onnx", ".xml") if (path / f"{BUNDLE_MAIN}{suffix}").is_file()]
-    if len(found) != 1:
-        what = "no" if not found else "both a .onnx and a .xml"
-        raise ModelError(f"model {path}: a bundle folder holds one {BUNDLE_MAIN}.onnx or {BUNDLE_MAIN}.xml ({what} found)")
-    return found[0]
+    bundle = [path / f"{BUNDLE_MAIN}{suffix}" for suffix in (".onnx", ".xml") if (path / f"{BUNDLE_MAIN}{suffix}").is_file()]
+    if len(bundle) > 1:
+        raise ModelError(f"model {path}: a bundle folder holds one {BUNDLE_MAIN}.onnx or {BUNDLE_MAIN}.xml (both a .onnx and a .xml found)")
+    if bundle:
+        return bundle[0]
+    steps = step_graphs_in(path)
+    if not steps:
+        raise ModelError(f"model {path}: no gvr model in this folder (no .onnx or OpenVINO .xml carrying a gvr manifest); give the folder gvr export wrote, or the file")
+    if len(steps) > 1:
+        names = ", ".join(p.name for p in steps)
+        raise ModelError(f"model {path}: the folder holds {len(steps)} gvr models ({names}); name one with --model {path / steps[0].name}")
+    return steps[0]
+
+
+MAX_FOLDER_GRAPHS = 64  # graph files a --model folder may hold: an export writes at most a few
+
+
+def step_graphs_in(folder: Path) -> list[Path]:
+    """The step graphs in ``folder`` (not its subfolders): the .onnx / .xml files whose metadata
+    is a gvr manifest and that no other graph's manifest names as its companion. Files that are
+    not readable graphs are not models; this never decides by file name."""
+    graphs = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".onnx", ".xml") and p.is_file())
+    if len(graphs) > MAX_FOLDER_GRAPHS:
+        raise ModelError(f"model {folder}: {len(graphs)} graph files in the folder (at most {MAX_FOLDER_GRAPHS}); give the model's file")
+    texts = {}
+    for graph in graphs:
+        try:
+            texts[graph] = read_graph_metadata(graph)
+        except ModelError:
+            continue  # not a readable graph: not a model
+    companions = set()
+    for graph, text in texts.items():
+        if text is None:
+            continue
+        try:  # a manifest that does not parse is still a model's: read_manifest says what is wrong
+            companions |= {entry["file"] for entry in ModelManifest.from_json(text, source=f"model {graph}").graphs.values()}
+        except (ManifestError, TypeError, ValueError, KeyError, AttributeError, RecursionError):
+            continue
+    return [g for g, text in texts.items() if text is not None and g.name not in companions]
 
 
 def read_graph_metadata(path: Path) -> str | None:

@@ -72,3 +72,17 @@ def output_relative_path(relative: Path, codec: OutputCodec) -> Path:
     if codec.name in _CONTAINER_CODECS.get(ext, ()):
         return relative
     return relative.with_name(relative.stem + _FALLBACK.get(codec.name, ".mkv"))
+
+
+def check_output_container(name: str, codec: OutputCodec) -> None:
+    """File to file: OUTPUT's extension picks its container, as an input's does in a batch; refuse
+    (exit 2) a container gvr does not write or one that cannot hold ``codec``."""
+    ext = Path(name).suffix.lower()
+    if ext not in _CONTAINER_CODECS:
+        raise UsageError(f"OUTPUT {name!r}: gvr writes {' '.join(_CONTAINER_CODECS)} files; name the output with one of those")
+    if codec.name not in _CONTAINER_CODECS[ext]:
+        fits = [c for c in CODECS if c in _CONTAINER_CODECS[ext]]
+        others = [e for e, held in _CONTAINER_CODECS.items() if codec.name in held]
+        raise UsageError(
+            f"OUTPUT {name!r}: a {ext} file cannot hold {codec.name}; use --codec {'|'.join(fits)}, or a name ending in {' '.join(others)}"
+        )

@@ -130,13 +130,13 @@ def degrade(
     cancel = cancel or threading.Event()
     started = time.monotonic()
     inputs = [Path(p) for p in inputs]
-    check_batch(inputs, options)
+    options = check_batch(inputs, options)
     if options.scale not in (2, 4):
         raise UsageError(f"--scale must be 2 or 4 (got {options.scale})")
     if options.codec != LQ_CODEC.name:
         raise UsageError(f"degrade writes {LQ_CODEC.name} (lossless 4:4:4) only, not {options.codec}")
     report = BatchReport()
-    jobs = plan_batch(inputs, options, report, events)
+    jobs = plan_batch(inputs, options, report)
     encode = EncodeSettings(LQ_CODEC, pix_fmt="yuv444p")
 
     def work(job: Job, info: VideoInfo, partial: Path, progress) -> FileStats:

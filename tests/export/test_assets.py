@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from export.assets import SCALES, asset_path
+from tests.tolerances import fake_model_atol, fp32_reassociation_rel_l2
 
 
 @pytest.mark.parametrize("scale", SCALES)
@@ -33,7 +34,8 @@ def test_shipped_default_is_a_dynamic_fused_export_of_tiny(scale):
     for role, file in graph_files("onnx", path).items():
         feed = spec.dummy_inputs(role, 3, 12, 20, seed=2)
         for got, want in zip(OrtBackend(file).run(feed), TorchBackend(graph_module(tiny, role)).run(feed)):
-            assert rel_l2(got, want) < 1e-5, role
+            # ORT vs PyTorch kernels: about 26 reductions of length <= 540 (a 5 x 9 x 12 attention unit).
+            assert rel_l2(got, want) < fp32_reassociation_rel_l2(k=540, layers=26), role
 
 
 def test_the_default_runs_one_step_and_gets_what_four_give():
@@ -50,4 +52,4 @@ def test_the_default_runs_one_step_and_gets_what_four_give():
     assert EngineSettings.from_manifest(model.manifest).steps == 1
     one = Upscaler(model, EngineSettings.from_manifest(model.manifest)).upscale_chunk(lr, 0)
     four = Upscaler(model, EngineSettings.from_manifest(model.manifest, steps=4)).upscale_chunk(lr, 0)
-    assert np.abs(one - four).max() < 1e-5
+    assert np.abs(one - four).max() < fake_model_atol(steps=4)  # zero head: the sampler's arithmetic only

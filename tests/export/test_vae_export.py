@@ -15,6 +15,7 @@ from export.vae import GRAPHS, export_vae, run_chain, run_graph, verify_vae_expo
 from models.manifest import MANIFEST_KEY, ManifestError
 from models.vae import VaeCodec
 from models.vae_manifest import CACHE_OUT_SUFFIX, VaeManifest
+from tests.tolerances import SMALL_VAE_DECODE_ATOL, SMALL_VAE_DECODER_LAYERS, SMALL_VAE_ENCODE_ATOL, SMALL_VAE_K, fp32_reassociation_rel_l2
 
 SMALL = dict(base_dim=16, num_res_blocks=1)
 ENC, DEC = (16, 24), (24, 40)  # pixels, any multiples of 8 (the graphs are traced at 32x48 and 4x6 cells)
@@ -97,19 +98,20 @@ def test_chained_graphs_equal_the_pytorch_codec(runtime, onnx_export, openvino_e
     lat = chained(export, "vae_encoder", [x[:, :, :1], x[:, :, 1:5], x[:, :, 5:9]], backend)
     expected = codec.encode(torch.from_numpy(x)).numpy()
     assert lat.shape == expected.shape == (1, 16, 3, 2, 3)
-    np.testing.assert_allclose(lat, expected, atol=1e-4)
+    np.testing.assert_allclose(lat, expected, atol=SMALL_VAE_ENCODE_ATOL)  # the runtime's kernels vs PyTorch's
     z = rng.standard_normal((1, 16, 3, DEC[0] // 8, DEC[1] // 8)).astype(np.float32)
     pixels = chained(export, "vae_decoder", [z[:, :, i : i + 1] for i in range(3)], backend)
     expected = codec.decode(torch.from_numpy(z)).numpy()
     assert pixels.shape == expected.shape == (1, 3, 9, *DEC)
-    np.testing.assert_allclose(pixels, expected, atol=1e-4)
+    np.testing.assert_allclose(pixels, expected, atol=SMALL_VAE_DECODE_ATOL)
 
 
 def test_verify_checks_every_role_on_every_backend(vae, onnx_export):
     report = verify_vae_export("onnx", vae, chunks=2, folder=onnx_export.out_dir)
     assert report.ok, report.lines()
     assert {c.backend for c in report.checks} == {"onnxruntime-cpu vae_encoder", "openvino-cpu vae_encoder", "onnxruntime-cpu vae_decoder", "openvino-cpu vae_decoder"}
-    assert max(c.rel_l2 for c in report.checks) < 1e-5
+    # Relative L2 of reassociation through the decoder's 30 layers of k = 1728 (the deeper path).
+    assert max(c.rel_l2 for c in report.checks) < fp32_reassociation_rel_l2(SMALL_VAE_K, SMALL_VAE_DECODER_LAYERS)
 
 
 def test_refusals_come_before_any_work(vae, onnx_export, tmp_path):

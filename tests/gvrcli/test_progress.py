@@ -178,3 +178,49 @@ def test_close_stops_the_heartbeat_of_a_run_that_ends_in_an_error():
     time.sleep(0.1)
     assert out.getvalue() == ended and '"progress"' in ended
     assert not [t for t in threading.enumerate() if t.name == "gvr-progress" and t.is_alive()]
+
+
+# ---- a run that ends by itself ends at 100%, and the plan comes first -----------------------------
+
+
+def _upscale(gvr_cmd, cli_env, *args):
+    done = subprocess.run([*gvr_cmd, "upscale", *map(str, args)], env=cli_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_a_rerun_with_every_file_skipped_ends_at_100_percent_after_its_plan(gvr_cmd, cli_env, two_clips, tmp_path, fake_model):
+    common = (two_clips, tmp_path / "out", "--model", fake_model)
+    _upscale(gvr_cmd, cli_env, *common)
+    plain = _upscale(gvr_cmd, cli_env, *common)
+    assert plain[0] == "gvr: 0 video(s), 0 frames to upscale", "the plan line first, then the skipped files"
+    assert sorted(line for line in plain if line.startswith("skipped: ")) == [
+        f"skipped: {two_clips / 'a.mp4'} (output exists)", f"skipped: {two_clips / 'shots' / 'b.mp4'} (output exists)"
+    ]
+    assert [line for line in plain if line.startswith("Progress: ")] == ["Progress: 100%"]
+    assert plain[-2:] == ["Progress: 100%", plain[-1]] and plain[-1].startswith("gvr: 0 done, 2 skipped")
+    events = [json.loads(line) for line in _upscale(gvr_cmd, cli_env, *common, "--json")]
+    assert [e["event"] for e in events] == ["plan", "file", "file", "progress", "summary"]
+    assert events[0]["files"] == 0 and events[-2]["percent"] == 100
+
+
+def test_a_dry_run_ends_at_100_percent(gvr_cmd, cli_env, two_clips, tmp_path, fake_model):
+    common = (two_clips, tmp_path / "out", "--model", fake_model, "--dry-run")
+    plain = _upscale(gvr_cmd, cli_env, *common)
+    assert plain[0] == "gvr: 2 video(s), 16 frames to upscale" and plain[-2] == "Progress: 100%"
+    events = [json.loads(line) for line in _upscale(gvr_cmd, cli_env, *common, "--json")]
+    assert [e["event"] for e in events] == ["plan", "planned", "planned", "progress", "summary"]
+    assert events[-2]["percent"] == 100 and not (tmp_path / "out").exists()
+
+
+def test_files_settled_outside_the_plan_do_not_move_it_and_a_stopped_run_stays_short():
+    out = io.StringIO()
+    events = JsonEvents(out, io.StringIO(), interval=60)
+    events.plan(2, 20, sources=[Path("a.mp4"), Path("b.mp4")])
+    events.file_finished(FileResult(Path("old.mp4"), Path("o/old.mp4"), "skipped", reason="output exists"))
+    assert events.ledger.snapshot().fraction == 0.0, "a skipped file outside the plan is not half of it"
+    events.file_started(Path("a.mp4"), 10)
+    events.file_finished(FileResult(Path("a.mp4"), Path("o/a.mp4"), "done", frames=10))
+    events.finished(BatchReport(interrupted=15))  # SIGTERM: b.mp4 was never done
+    last = [json.loads(line) for line in out.getvalue().splitlines() if '"progress"' in line][-1]
+    assert last["percent"] == 50

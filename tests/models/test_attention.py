@@ -6,6 +6,7 @@ import torch
 from models.attention import UnitAttention, route_topk, window_merge, window_partition
 from models.checkpoint import init_random_
 from models.simplegvr import build_model
+from tests.tolerances import SIGMAS, fp32_reassociation_atol
 
 
 def _layer(mode, window=(3, 4), unit=5, seed=0):
@@ -35,7 +36,9 @@ def test_sparse_equals_block_masked_full_attention(shifted, thw):
     diff = (a - b).abs().max().item()
     print(f"T,H,W={thw} shifted={shifted}: max |sparse - masked| = {diff:.2e}")
     assert a.shape == x.shape
-    assert diff < 1e-5
+    # The masked layer sums over all T*H*W <= 490 tokens (zeros where masked), the sparse one over its
+    # windows: five reductions (qkv, q.k, softmax, attn.v, proj) of length <= 490 on values up to SIGMAS.
+    assert diff < fp32_reassociation_atol(k=490, layers=5, magnitude=SIGMAS)
 
 
 def test_whole_network_sparse_equals_masked_on_random_weights():
@@ -47,7 +50,9 @@ def test_whole_network_sparse_equals_masked_on_random_weights():
     with torch.no_grad():
         diff = (sparse(*args) - masked(*args)).abs().max().item()
     print(f"whole network: max |sparse - masked| = {diff:.2e}")
-    assert diff < 1e-4
+    # The tiny network: about 26 reductions (4 blocks of 6, embedding, head) of length <= 512
+    # (441 tokens of full attention here, the MLP's 256, the patch embedding's 384) on values up to SIGMAS.
+    assert diff < fp32_reassociation_atol(k=512, layers=26, magnitude=SIGMAS)
 
 
 def test_routing_picks_another_unit_and_is_not_full_attention():

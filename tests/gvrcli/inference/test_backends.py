@@ -13,6 +13,7 @@ from gvrcli.inference.backends import OpenVinoBackend, OrtBackend, make_backend,
 from gvrcli.errors import EXIT_RETRY, EXIT_USAGE, ModelError, RetryableError, UsageError
 from gvrcli.inference.modelfile import read_manifest
 from models.manifest import MANIFEST_KEY, graph_sha256
+from tests.tolerances import fake_model_atol
 
 
 def inputs(seed=0, T=3, h=6, w=8, s=2):
@@ -65,7 +66,7 @@ def test_openvino_agrees_with_onnx_runtime(fake_model, openvino_ir):
         assert all(str(c.get_property("INFERENCE_PRECISION_HINT")) in ("f32", "<Type: 'float32'>") for c in ov_model.compiled.values())
         assert ov_model.manifest.scale == read_manifest(fake_model).scale
         for got, want in zip(upscale_step(ov_model), ort_out):
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(got, want, rtol=0, atol=fake_model_atol(steps=1, blends=0))
         # Dynamic shapes: another size through the same compiled model.
         assert upscale_step(ov_model, T=2, h=5, w=7)[1].shape == (1, 3, 2, 10, 14)
 
