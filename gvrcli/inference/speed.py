@@ -356,7 +356,7 @@ def choose_cpu_backend(
     best = min(predicted, key=predicted.get)
     others = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in sorted(predicted.items()) if name != best)
     sources = "/".join(sorted({model.source for model in models.values()}))
-    reason = f"predicted fastest on this CPU: {predicted[best]:.0f} s of model time vs {others} (speeds from {sources})"
+    reason = f"no GPU; predicted fastest on this CPU: {predicted[best]:.0f} s of model time vs {others} (speeds from {sources})"
     return Choice(best, reason, models, predicted)
 
 
