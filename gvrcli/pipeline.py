@@ -179,6 +179,7 @@ def plan_report(upscaler: Upscaler, info: VideoInfo, predicted: float, measured:
         "backend": speed.backend,
         "tile": tile,  # LR (width, height)
         "grid": grid,  # tiles (down, across)
+        "budget_mib": round(plan.budget_mb) if plan is not None else None,  # --memory-budget, auto resolved
         "predicted_s": round(predicted, 2),
         "corrected_s": round(again, 2),
         "measured_s": round(measured, 2),

@@ -13,14 +13,20 @@ kernel sees, not one model call's. Its parts, per file being worked on (``--jobs
   ``gvrcli.inference.backends``: the engine's latent buffers, the runtime's activations and its
   allocator's slack).
 
-The tile grid is the one that computes the least (tiles overlap, and the overlap is computed
-twice) among those whose tiles fit: tiles need not be square, and a frame that fits whole is one
-tile. ``auto`` (budget 0) gives the model 1 GiB beyond the chunk's own buffers, at most half the
-RAM: on the 2-core reference machine, 8 frames 480x270 -> 960x540 stay under 1.5 GiB and 20 frames
-under 2 GiB on both CPU backends (``benchmarks/bench_cpu.py``). More would not be faster there:
-OpenVINO's step costs 188 ns per output pixel on whole 960x540 frames, 165 on 960x288 tiles and
-150 on 960x144 (a smaller working set stays in cache), so two half-frame tiles beat one whole
-frame despite their overlap.
+Among the grids whose tiles fit, the planner takes the one predicted fastest by the backend's
+speed model (``gvrcli.inference.speed``: a fixed cost per call, a per-pixel cost that moves with
+the tile's size, and the attention windows' padding), ties going to tiles of whole attention
+windows; tiles need not be square, and a frame that fits whole is one tile. Without a speed model
+(a GPU) it takes the grid that computes the fewest pixels (tiles overlap, and the overlap is
+computed twice). At 720p the fewest-pixels rule cut 23 strips 72 px wide, a third of each strip's
+attention tokens padding: 69.8 s against 46.8 s for square tiles (issue 24).
+``auto`` (budget 0) gives the model 1 GiB beyond the chunk's own buffers, at most half the RAM: on
+the 2-core reference machine, 8 frames 480x270 -> 960x540 stay under 1.5 GiB and 20 frames under
+2 GiB on both CPU backends (``benchmarks/bench_cpu.py``), and at 1280x720 -> 2560x1440 (12 frames)
+the runs of issue 24 peaked at 2.9-3.2 GiB against an auto budget of ~3.3 GiB. More would buy
+little: by the shipped speed table, doubling the model's share at 720p shortens the predicted
+model time by under 5% (a smaller working set stays in cache: OpenVINO's step costs 188 ns per
+output pixel on whole 960x540 frames, 165 on 960x288 tiles and 150 on 960x144).
 A budget that even the smallest tile cannot meet is reported (``MemoryPlan.fits``), not hidden.
 """
 
