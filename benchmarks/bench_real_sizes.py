@@ -29,7 +29,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_cpu import machine, sgemm_peak  # noqa: E402
-from bench_upscale import run_gvr  # noqa: E402
+from bench_cpu import gvr_run, machine, sgemm_peak  # noqa: E402
 from tests.clips import write_video  # noqa: E402
 
-RUNS = {"ort-cpu": ["--backend", "ort-cpu"], "openvino": ["--backend", "openvino"], "default": []}
+RUNS = {"ort-cpu": "ort-cpu", "openvino": "openvino", "default": None}  # run -> --backend
 
 
 def real_like(index: int, height: int, width: int) -> np.ndarray:
@@ -85,18 +83,12 @@ def clip_gflop(model_path: str | None, frames: int, height: int, width: int, ste
         return None
 
 
-def one_run(clip: Path, out: Path, flags: list[str], model: str | None, cache: Path) -> dict:
+def one_run(clip: Path, out: Path, backend: str | None, model: str | None, cache: Path) -> dict:
     os.environ["XDG_CACHE_HOME"] = str(cache)
     for variable in ("GVR_OV_CACHE", "GVR_SPEED_CACHE"):  # under XDG_CACHE_HOME, as a user's would be
         os.environ.pop(variable, None)
-    args = ["upscale", str(clip), str(out), "--json", "--overwrite", *flags] + (["--model", model] if model else [])
-    started = time.perf_counter()
-    events, rss, stderr = run_gvr(args)
-    wall = time.perf_counter() - started
-    file = next(e for e in events if e.get("event") == "file")
-    summary = next(e for e in events if e.get("event") == "summary")
-    start = next((line for line in stderr.splitlines() if "backend" in line), "")
-    return {"wall_s": wall, "peak_rss_mib": rss, "file": file, "backend": summary["backend"], "start_line": start}
+    run = gvr_run(clip, out, backend, ["--model", model] if model else [], steps=None)
+    return {"wall_s": run["wall"], "peak_rss_mib": run["rss"], "file": run["file"], "backend": run["summary"]["backend"], "start_line": run["start_line"]}
 
 
 def row(size: str, name: str, run: dict, frames: int, gflop: float | None, peak: float) -> dict:
@@ -167,9 +159,9 @@ def main() -> None:
             gflop = clip_gflop(args.model, frames, h, w, steps)
             best: dict[str, dict] = {}
             for round_ in range(args.repeats):
-                for name, flags in RUNS.items():
+                for name, backend in RUNS.items():
                     cache = tmp / f"cache-{size}-{name}-{round_}" if args.cold else shared
-                    run = one_run(clip, tmp / "out" / name, flags, args.model, cache)
+                    run = one_run(clip, tmp / "out" / name, backend, args.model, cache)
                     print(f"  {size} {name} round {round_ + 1}: {run['wall_s']:.1f} s, {run['peak_rss_mib']:.0f} MiB; {run['start_line']}", flush=True)
                     raw.append({"size": size, "run": name, "round": round_, **run})
                     if name not in best or run["wall_s"] < best[name]["wall_s"]:

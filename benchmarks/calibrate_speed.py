@@ -10,7 +10,9 @@ For each backend, on the shipped x2 model (or ``--model``), in this process:
   over the tile sizes);
 * ``padding_share``: an aligned 2x2-window tile against one whose width pads to the same windows
   but holds one window less one patch of real pixels;
-* ``condition_steps``: the condition graph's time on a 4x4-window tile, in steps of that tile.
+* ``condition_steps``: the condition graph's time on a 4x4-window tile, in steps of that tile;
+* ``setup_s``: loading the model (a warm compiled-model cache) and compiling one chunk's shape,
+  what a run costs beyond its calls (only the difference between backends matters).
 
 ``--write`` rewrites ``gvrcli/inference/speed_table.py`` with the CPU named. Timings are the fastest
 of ``--repeats`` after 2 warm-ups; on a busy machine they are noisy (the machine's own factor corrects the
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +37,14 @@ def measure(model_path: Path, backend: str, max_windows: int, repeats: int) -> d
     from gvrcli.inference.speed import window_of
     from gvrcli.inference.speed_probe import condition_feeds, load, median_seconds, step_feeds
 
+    started = time.perf_counter()
     model = load(model_path, backend)
     m = model.manifest
+    prepare = getattr(model, "prepare", None)  # OpenVINO compiles a copy per large clip shape
+    if prepare is not None:
+        hr = (6 * window_of(m)[0], 8 * window_of(m)[1])
+        prepare(STEP, {n: v.shape for n, v in step_feeds(m, 4 * m.temporal_unit, hr)[0].items()})
+    setup = time.perf_counter() - started
     (wy, wx), s, patch, unit = window_of(m), m.scale, m.patch, m.temporal_unit
 
     def step(T: int, hr: tuple[int, int]) -> float:  # the fastest run: the least disturbed by other load
@@ -66,6 +75,7 @@ def measure(model_path: Path, backend: str, max_windows: int, repeats: int) -> d
         "points": points,
         "padding_share": round(min(max(share, 0.0), 1.0), 3),
         "condition_steps": round(condition, 3),
+        "setup_s": round(setup, 2),
     }
 
 

@@ -65,6 +65,7 @@ class SpeedModel:
     points: tuple[tuple[float, float], ...]  # (padded HR pixels per frame, ns per such pixel), ascending
     condition_steps: float = 0.3  # the condition graph, in steps of the same tile
     padding_share: float = 1.0  # the part of a pixel's cost its padded tokens cost too (attention)
+    setup_s: float = 0.0  # per run, beyond the model's calls: loading the model, compiling its shapes
     scale: float = 1.0  # this machine's correction of the per-pixel term
     source: str = "table"  # where ``scale`` came from: table, cache, probe, first chunk
 
@@ -130,7 +131,9 @@ def table_model(backend: str) -> SpeedModel | None:
     if entry is None:
         return None
     points = tuple((float(p), float(ns)) for p, ns in entry["points"])
-    return SpeedModel(backend, float(entry["call_ms"]), points, float(entry["condition_steps"]), float(entry["padding_share"]))
+    return SpeedModel(
+        backend, float(entry["call_ms"]), points, float(entry["condition_steps"]), float(entry["padding_share"]), float(entry["setup_s"])
+    )
 
 
 def window_of(manifest) -> tuple[int, int]:
@@ -341,8 +344,8 @@ def choose_cpu_backend(
     if not models:
         return Choice(backends[0], "no speed table", {}, {})
 
-    def predictions() -> dict[str, float]:
-        return {name: _predict(model, manifest, settings, workload, baseline_mb) for name, model in models.items()}
+    def predictions() -> dict[str, float]:  # the model's time and the backend's setup (load, shape compiles)
+        return {name: model.setup_s + _predict(model, manifest, settings, workload, baseline_mb) for name, model in models.items()}
 
     predicted = predictions()
     missing = [name for name, model in models.items() if model.source == "table"]
@@ -356,7 +359,7 @@ def choose_cpu_backend(
     best = min(predicted, key=predicted.get)
     others = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in sorted(predicted.items()) if name != best)
     sources = "/".join(sorted({model.source for model in models.values()}))
-    reason = f"no GPU; predicted fastest on this CPU: {predicted[best]:.0f} s of model time vs {others} (speeds from {sources})"
+    reason = f"no GPU; predicted fastest on this CPU: {predicted[best]:.0f} s (model and setup) vs {others} (speeds from {sources})"
     return Choice(best, reason, models, predicted)
 
 
