@@ -322,13 +322,17 @@ class Choice:
 
 
 def machine_models(cache: MachineCache, backends=CPU_BACKENDS) -> dict[str, SpeedModel]:
-    """The shipped models with this machine's cached factors applied (``source`` cache)."""
+    """The shipped models with this machine's cached factors applied (``source`` cache). A backend
+    not measured here yet takes the measured ones' geometric mean (``source`` still table): this
+    CPU's speed against the table's is a better guess for it than the table's own, and comparing a
+    measured backend with an unscaled one would favour whichever was not measured."""
     factors = cache.read()
+    guess = math.exp(sum(math.log(f) for f in factors.values()) / len(factors)) if factors else 1.0
     models = {}
     for name in backends:
         model = table_model(name)
         if model is not None:
-            models[name] = replace(model, scale=factors[name], source="cache") if name in factors else model
+            models[name] = replace(model, scale=factors[name], source="cache") if name in factors else replace(model, scale=guess)
     return models
 
 

@@ -186,6 +186,15 @@ def test_a_bad_cache_file_is_measured_again_and_replaced(tmp_path, monkeypatch, 
     assert len(asked) == 1 and again.backend == "ort-cpu" and again.models["ort-cpu"].source == "cache"
 
 
+def test_a_backend_not_measured_here_takes_the_measured_ones_factor(tmp_path):
+    cache = MachineCache(tmp_path / "speed", "this CPU")
+    assert {m.scale for m in speed.machine_models(cache).values()} == {1.0}
+    cache.write({"ort-cpu": 4.0})
+    models = speed.machine_models(cache)
+    assert (models["ort-cpu"].scale, models["ort-cpu"].source) == (4.0, "cache")
+    assert (models["openvino"].scale, models["openvino"].source) == (4.0, "table")  # a guess: still probed when it matters
+
+
 def test_small_jobs_and_gvr_speed_probe_off_never_probe(tmp_path, monkeypatch, fake_model, fake_manifest_and_settings):
     manifest, settings = fake_manifest_and_settings
     cache = MachineCache(tmp_path / "speed", speed.machine_key(manifest))
