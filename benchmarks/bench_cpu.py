@@ -79,8 +79,9 @@ def effective_gflops(flops: dict, file: dict) -> float:
     return (flops["condition"] + STEPS * flops["step"]) / file["model_seconds"] / 1e9
 
 
-def gvr_run(clip: Path, out: Path, backend: str | None, extra=()) -> dict:
-    argv = ["upscale", str(clip), str(out), "--json", "--overwrite", "--steps", str(STEPS), *extra]
+def gvr_run(clip: Path, out: Path, backend: str | None, extra=(), steps: int | None = STEPS) -> dict:
+    """One whole ``gvr upscale`` child (``steps`` None: the model's default steps)."""
+    argv = ["upscale", str(clip), str(out), "--json", "--overwrite", *(["--steps", str(steps)] if steps else []), *extra]
     if backend:
         argv += ["--backend", backend]
     start = time.perf_counter()

@@ -22,11 +22,12 @@ import av
 
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
 from gvrcli.farm import atomic, sidecar
-from gvrcli.inference.backends import check_model, make_backend
+from gvrcli.inference.backends import check_model, compiled_cache, make_backend
 from gvrcli.farm.claims import LOCK_DIR_NAME, ClaimBoard, ClaimError
 from gvrcli.farm.discovery import Candidate, Territory, check_output_dir, find_candidates
 from gvrcli.media.encode import EncodeSettings
-from gvrcli.inference.memory import peak_resident_mb
+from gvrcli.inference.memory import peak_resident_mb, resident_mb
+from gvrcli.inference.speed import Choice, MachineCache, choose_cpu_backend, machine_key, machine_models, run_probe
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError, first_line
 from gvrcli.media.formats import VIDEO_EXTENSIONS, OutputCodec, check_output_container, get_codec, output_relative_path
@@ -300,7 +301,20 @@ def upscale(
 
     # TensorRT builds its engine for a shape profile: the chunk length and the largest LR tile (--tile).
     gpu = dict(trt_cache=options.trt_cache, frames=settings.chunk_frames, lr_max=(options.tile, options.tile) if options.tile else None)
-    backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest, **gpu)
+    speed_cache = MachineCache(compiled_cache("speed"), machine_key(manifest))
+    choice: list[Choice] = []
+
+    def cpu_choice() -> tuple[str, str]:  # auto on a CPU: the backend predicted fastest for this batch's first file
+        if choice:  # asked again (the fp32 fallback's load): the same answer
+            return choice[0].backend, choice[0].reason
+        workload = first_workload(jobs, options, settings)
+        baseline = resident_mb() + (model_path.stat().st_size / 2**20 if model_path.is_file() else 0.0)  # + the weights, roughly
+        probe = (lambda path, names: {}) if options.dry_run else run_probe  # a dry run measures nothing
+        choice.append(choose_cpu_backend(model_path, manifest, settings, workload, speed_cache, baseline_mb=baseline, probe=probe))
+        return choice[0].backend, choice[0].reason
+
+    backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest, cpu_choice=cpu_choice, **gpu)
+    speeds = choice[0].models if choice else machine_models(speed_cache)
     loaded = None
     if not options.dry_run:
         loaded = backend.load(manifest)
@@ -339,13 +353,16 @@ def upscale(
         A fp16 or int8 artefact has no fp32 form: that raises, and the chunk's file fails."""
         with fp32_lock:
             if not fp32_model:
-                again = make_backend(model_path, options.backend, options.device, options.threads, "fp32", manifest, **gpu)
+                again = make_backend(model_path, options.backend, options.device, options.threads, "fp32", manifest, cpu_choice=cpu_choice, **gpu)
                 fp32_model.append(again.load(manifest))
                 events.message(f"gvr: loaded {fp32_model[0].description} at fp32 to recompute non-finite chunks")
             return fp32_model[0]
 
     def make_work() -> Work:  # one Upscaler per worker thread: each keeps its own model-time counter
         upscaler = Upscaler(loaded, settings, fallback=fp32_fallback if loaded.precision != "fp32" else None)
+        if upscaler.speed is not None:  # this machine's factor; the first chunk's measure is kept for next time
+            upscaler.speed = speeds.get(upscaler.speed.backend, upscaler.speed)
+            upscaler.on_speed = lambda model: speed_cache.write({model.backend: model.scale})
 
         def work(job, info, partial, progress) -> FileStats:
             if isinstance(info, LatentInfo):
@@ -387,6 +404,21 @@ def upscale(
     report.seconds = time.monotonic() - started
     report.extra["peak_rss_mib"] = round(peak_resident_mb())
     return report
+
+
+def first_workload(jobs: list[Job], options: BatchOptions, settings: EngineSettings) -> tuple[int, int, int]:
+    """(frames, LR height, width) of the first input that probes as a video, for ``auto``'s
+    prediction; a nominal 20-frame 960x540 clip when none does."""
+    cancel = threading.Event()
+    for job in jobs[:8]:
+        if is_latent_file(job.candidate.source):
+            continue
+        try:
+            info = probe_watched(job.candidate.source, options, cancel)
+        except GvrError:
+            continue
+        return max(info.frames, 1) if info.frames else settings.chunk_frames, info.height, info.width
+    return settings.chunk_frames, 540, 960
 
 
 def check_batch(inputs: list[Path], options: BatchOptions) -> BatchOptions:

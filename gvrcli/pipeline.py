@@ -122,6 +122,7 @@ def upscale_file(
     if prompt is not None and prompt.dropped:
         upscaler.warnings.append(f"prompt of {prompt.dropped + upscaler.manifest.text_tokens} tokens cut to the model's {upscaler.manifest.text_tokens}")
     streaming = cascade or StreamingUpscaler(upscaler)
+    predicted = upscaler.predict_seconds(info.frames, info.height, info.width) if info.frames and cascade is None else None
     preparing = None
     if info.frames and cascade is None:  # the first chunk's graphs compile while its frames decode
         first = min(info.frames, settings.chunk_frames)
@@ -160,6 +161,8 @@ def upscale_file(
         extra["tiles"] = upscaler.tile_seams
     if upscaler.plan is not None:
         extra["memory"] = upscaler.plan.describe()
+    if predicted is not None:
+        extra["plan"] = plan_report(upscaler, info, predicted, upscaler.model_seconds - model_before)
     if upscaler.manifest.has_text:
         extra["prompt"] = prompt.source if prompt is not None else None
     if shots is not None and shots.failed:
@@ -168,6 +171,33 @@ def upscale_file(
     if cascade is not None and keep_latents:
         stats.latents, stats.fps = cascade.latents(), float(info.rate) if info.rate else None
     return stats
+
+
+def plan_report(upscaler: Upscaler, info: VideoInfo, predicted: float, measured: float) -> dict:
+    """The file's plan for its JSON event (``docs/planner.md``): backend, tiles, the model seconds
+    predicted before the file, predicted again after its first chunk corrected the speed model,
+    and measured; ``short`` is the one-line form for the done line."""
+    speed, plan = upscaler.speed, upscaler.plan
+    tile = list(plan.tile[::-1]) if plan is not None else [min(upscaler.settings.tile, info.width), min(upscaler.settings.tile, info.height)]
+    grid = list(plan.grid) if plan is not None else None
+    again = upscaler.predict_seconds(info.frames, info.height, info.width)
+    report = {
+        "backend": speed.backend,
+        "tile": tile,  # LR (width, height)
+        "grid": grid,  # tiles (down, across)
+        "budget_mib": round(plan.budget_mb) if plan is not None else None,  # --memory-budget, auto resolved
+        "predicted_s": round(predicted, 2),
+        "corrected_s": round(again, 2),
+        "measured_s": round(measured, 2),
+        "speed_factor": round(speed.scale, 3),
+        "speed_source": speed.source,
+    }
+    if grid is None:
+        tiles = f"--tile tiles of {tile[0]}x{tile[1]}"
+    else:
+        tiles = "whole frames" if grid == [1, 1] else f"{grid[0]}x{grid[1]} tiles of {tile[0]}x{tile[1]}"
+    report["short"] = f"{speed.backend} {tiles}, model {measured:.1f} s (predicted {predicted:.1f} s)"
+    return report
 
 
 def _quietly(fn, *args) -> None:

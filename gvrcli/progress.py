@@ -181,7 +181,9 @@ def _failure_line(result: FileResult) -> str:
 
 def _done_line(result: FileResult) -> str:
     target = f" -> {result.output}" if result.output is not None else ""
-    return one_line(f"done: {result.source}{target} ({result.frames} frames, {result.fps:.2f} fps)")
+    plan = result.extra.get("plan")
+    plan = f"; {plan['short']}" if isinstance(plan, dict) and "short" in plan else ""
+    return one_line(f"done: {result.source}{target} ({result.frames} frames, {result.fps:.2f} fps{plan})")
 
 
 class PlainEvents(_Tracked):

@@ -125,7 +125,8 @@ ORT_PROVIDERS = {
 
 
 # Runtime -> (environment variable, folder under ~/.cache/gvr) of its compiled-model cache.
-COMPILED_CACHES = {"openvino": ("GVR_OV_CACHE", "openvino"), "tensorrt": ("GVR_TRT_CACHE", "tensorrt")}
+# "speed" is not a runtime's: the per-machine speed factors (gvrcli.inference.speed.MachineCache).
+COMPILED_CACHES = {"openvino": ("GVR_OV_CACHE", "openvino"), "tensorrt": ("GVR_TRT_CACHE", "tensorrt"), "speed": ("GVR_SPEED_CACHE", "speed")}
 
 
 def compiled_cache(runtime: str) -> Path | None:
@@ -673,12 +674,14 @@ def gpu_present() -> bool:
 
 def make_backend(
     model_path: Path, backend: str = "auto", device: str = "AUTO", threads: int = 0, precision: str | None = None,
-    manifest: ModelManifest | None = None, **gpu,
+    manifest: ModelManifest | None = None, cpu_choice=None, **gpu,
 ):
     """The backend dataclass for a ``--backend`` choice. ``auto``: OpenVINO for .xml; for ONNX a GPU
-    provider when a GPU is present, else the best CPU backend measured (OpenVINO: a step twice as
-    fast as ONNX Runtime's on the 2-core reference machine; ONNX Runtime for an int8 ONNX artefact, whose quantised ops
-    are ONNX Runtime's). ``reason`` says why. ``gpu``: TensorRT's ``trt_cache``, ``frames``, ``lr_max``."""
+    provider when a GPU is present, else the CPU backend predicted fastest on this machine:
+    ``cpu_choice()`` -> (backend, reason) (the batch passes ``gvrcli.inference.speed.choose_cpu_backend``
+    for its workload), by default the shipped speed table on a nominal clip (ONNX Runtime for an
+    int8 ONNX artefact, whose quantised ops are ONNX Runtime's). ``reason`` says why. ``gpu``:
+    TensorRT's ``trt_cache``, ``frames``, ``lr_max``."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
     if precision is not None and precision not in PRECISIONS:
@@ -694,7 +697,7 @@ def make_backend(
         elif int8 or not _openvino_importable():
             backend, reason = "ort-cpu", "int8 ONNX artefact" if int8 else "OpenVINO is not installed"
         else:
-            backend, reason = "openvino", "no GPU; on CPU OpenVINO measured fastest, a step twice as fast as ONNX Runtime's, benchmarks/bench_cpu.py"
+            backend, reason = cpu_choice() if cpu_choice is not None else _table_choice()
     if backend == "openvino":
         return OpenVinoBackend(model_path, device=device, threads=threads, precision=precision, reason=reason)
     if is_ir:
@@ -702,6 +705,16 @@ def make_backend(
     provider = {"ort-cuda": "cuda", "ort-tensorrt": "tensorrt", "ort-cpu": "cpu"}[backend]
     extra = {k: v for k, v in gpu.items() if v is not None} if provider == "tensorrt" else {}
     return OrtBackend(model_path, provider=provider, threads=threads, precision=precision, reason=reason, **extra)
+
+
+def _table_choice() -> tuple[str, str]:
+    """The CPU backend whose shipped speed model is faster on a nominal clip (20 frames, whole
+    960x540 output frames), when no workload is known."""
+    from gvrcli.inference.speed import CPU_BACKENDS, table_model
+
+    seconds = {name: table_model(name).call_seconds(20, (540, 960), (1, 1), 1) for name in CPU_BACKENDS}
+    best = min(seconds, key=seconds.get)
+    return best, "no GPU; the speed table's fastest CPU backend on a 20-frame 960x540 clip (gvrcli.inference.speed_table)"
 
 
 def _openvino_importable() -> bool:

@@ -45,7 +45,8 @@ from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 from models.rectified_flow import timesteps
 
 from gvrcli.inference.backends import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, LoadedModel
-from gvrcli.inference.memory import MemoryModel, plan_tiles, resident_mb
+from gvrcli.inference.memory import MemoryModel, MemoryPlan, plan_tiles, resident_mb
+from gvrcli.inference.speed import SpeedModel, Timing, predict_file_seconds, table_model, window_of
 from gvrcli.errors import Cancelled, GvrError, ModelError, UsageError
 from gvrcli.inference.text import PromptEmbeds
 from gvrcli.inference.tiling import ramp, window_starts
@@ -139,6 +140,17 @@ class FrameNoise:
         return np.stack([self.frame(stream, first + k, height, width) for k in range(count)], axis=1)
 
 
+def speed_backend(model: LoadedModel) -> str:
+    """The speed table's name for a loaded model's backend: ort-cpu, openvino (on the CPU), or ""
+    (a GPU: no speed model; the planner then computes the fewest pixels)."""
+    description = getattr(model, "description", "")
+    if description.startswith("onnxruntime CPU"):
+        return "ort-cpu"
+    if description.startswith("openvino") and description.split(" ", 1)[-1].startswith("CPU"):
+        return "openvino"
+    return ""
+
+
 def _finite(z: np.ndarray) -> bool:
     """No NaN or Inf anywhere: one float64 sum (any NaN or Inf makes it non-finite, and float64
     cannot overflow on pixel-range data), without a boolean array the size of the chunk."""
@@ -193,6 +205,11 @@ class Upscaler:
         self._buffers: dict[str, np.ndarray] = {}
         self.plan = None  # the last memory plan (gvrcli.inference.memory), for the file's report
         self.tile_seams: dict | None = None  # output rows/columns where tiles start (``gvr eval``'s seams, via --sidecar)
+        # The backend's speed model (gvrcli.inference.speed): the planner picks the fastest grid by
+        # it; the first chunk's measured steps correct it once (``on_speed`` is told, to keep it).
+        self.speed: SpeedModel | None = table_model(speed_backend(model))
+        self.on_speed: Callable[[SpeedModel], None] | None = None
+        self._speed_measured = False
         # Measured now, after the model's load: what the process holds before its first chunk.
         factor = getattr(model, "activation_factor", max(ACTIVATION_FACTOR.values()))
         fixed = getattr(model, "activation_fixed_mb", max(ACTIVATION_FIXED_MB.values()))
@@ -221,10 +238,7 @@ class Upscaler:
         if area_ratio is None:
             H, W = s.output_size(height, width)
             area_ratio = H * W / (height * width)
-        plan = plan_tiles(
-            dataclasses.replace(self.memory, scale=math.sqrt(area_ratio)), frames, height, width,
-            budget_mb=s.memory_budget_mb, overlap=s.tile_overlap, multiple=self.manifest.spatial_multiple,
-        )
+        plan = self._plan(frames, height, width, area_ratio)
         self.plan = plan
         if not plan.fits:
             note = (
@@ -236,6 +250,43 @@ class Upscaler:
                 self.warnings.append(note)
         cap = getattr(self.model, "lr_max", None)  # a TensorRT engine's shape profile bounds its clips
         return plan.tile if cap is None else (min(plan.tile[0], cap[0]), min(plan.tile[1], cap[1]))
+
+    def _plan(self, frames: int, height: int, width: int, area_ratio: float) -> MemoryPlan:
+        s = self.settings
+        return plan_tiles(
+            dataclasses.replace(self.memory, scale=math.sqrt(area_ratio)), frames, height, width,
+            budget_mb=s.memory_budget_mb, overlap=s.tile_overlap, multiple=self.manifest.spatial_multiple, timing=self.timing(),
+        )
+
+    def timing(self) -> Timing | None:
+        """What the planner times tiles with: the speed model, the calls per tile (steps, twice under
+        guidance), the attention window and temporal unit; None without a speed model (a GPU)."""
+        if self.speed is None:
+            return None
+        m = self.manifest
+        guided = m.has_text and self.prompt is not None and self.settings.cfg != 1.0
+        return Timing(self.speed, self.settings.steps * (2 if guided else 1), window_of(m), m.temporal_unit)
+
+    def predict_seconds(self, frames: int, height: int, width: int) -> float | None:
+        """Predicted model seconds of a clip of ``frames`` frames (its chunks, no scene cuts), by the
+        speed model as it stands; None without one."""
+        timing = self.timing()
+        if timing is None:
+            return None
+        return predict_file_seconds(timing, self.memory, self.settings, frames, height, width, self.manifest.spatial_multiple)
+
+    def _measure_speed(self, frames: int, hr: tuple[int, int], steps: list[float]) -> None:
+        """Correct the speed model once, from the first chunk's sampler steps (the median: a tile's
+        first call pays warm-ups) on its tile shape; later plans and predictions use it."""
+        if self.speed is None or self._speed_measured or not steps:
+            return
+        self._speed_measured = True
+        t = self.timing()
+        calls = t.steps / self.settings.steps  # step graph calls per sampler step
+        measured = sorted(steps)[len(steps) // 2] / calls
+        self.speed = self.speed.corrected(measured, frames, hr, t.window, t.unit, "first chunk")
+        if self.on_speed is not None:
+            self.on_speed(self.speed)
 
     def prepare(self, frames: int, height: int, width: int) -> None:
         """Compile ahead what the first chunk of a clip runs (``frames`` LR frames of height x
@@ -283,9 +334,12 @@ class Upscaler:
         th, tw = self.tile_size(T, h, w, H * W / (h * w))
         ov = self.settings.tile_overlap
         ys, xs = window_starts(h, th, ov), window_starts(w, tw, ov)
+        mark = len(self.step_seconds)
         if len(ys) == 1 and len(xs) == 1:
             self._tile_started(1, 1, T)
-            return self._sample(lr, lr_noise, hr_noise)
+            frames = self._sample(lr, lr_noise, hr_noise)
+            self._measure_speed(T, (H, W), self.step_seconds[mark:])
+            return frames
         out = [np.zeros((C, H, W), dtype=np.float32) for _ in range(T)]
         weight = np.zeros((H, W), dtype=np.float32)
         up_y, up_x = (lambda v: to_output(v, h, H)), (lambda v: to_output(v, w, W))  # noqa: E731
@@ -309,6 +363,7 @@ class Upscaler:
                 weight[Y, X] += w2
         for frame in out:
             frame /= weight
+        self._measure_speed(T, (to_output(th, h, H), to_output(tw, w, W)), self.step_seconds[mark:])
         return out
 
     def _tile_started(self, tile: int, tiles: int, frames: int) -> None:

@@ -13,14 +13,20 @@ kernel sees, not one model call's. Its parts, per file being worked on (``--jobs
   ``gvrcli.inference.backends``: the engine's latent buffers, the runtime's activations and its
   allocator's slack).
 
-The tile grid is the one that computes the least (tiles overlap, and the overlap is computed
-twice) among those whose tiles fit: tiles need not be square, and a frame that fits whole is one
-tile. ``auto`` (budget 0) gives the model 1 GiB beyond the chunk's own buffers, at most half the
-RAM: on the 2-core reference machine, 8 frames 480x270 -> 960x540 stay under 1.5 GiB and 20 frames
-under 2 GiB on both CPU backends (``benchmarks/bench_cpu.py``). More would not be faster there:
-OpenVINO's step costs 188 ns per output pixel on whole 960x540 frames, 165 on 960x288 tiles and
-150 on 960x144 (a smaller working set stays in cache), so two half-frame tiles beat one whole
-frame despite their overlap.
+Among the grids whose tiles fit, the planner takes the one predicted fastest by the backend's
+speed model (``gvrcli.inference.speed``: a fixed cost per call, a per-pixel cost that moves with
+the tile's size, and the attention windows' padding), ties going to tiles of whole attention
+windows; tiles need not be square, and a frame that fits whole is one tile. Without a speed model
+(a GPU) it takes the grid that computes the fewest pixels (tiles overlap, and the overlap is
+computed twice). At 720p the fewest-pixels rule cut 23 strips 72 px wide, a third of each strip's
+attention tokens padding: 69.8 s against 46.8 s for square tiles (issue 24).
+``auto`` (budget 0) gives the model 1 GiB beyond the chunk's own buffers, at most half the RAM: on
+the 2-core reference machine, 8 frames 480x270 -> 960x540 stay under 1.5 GiB and 20 frames under
+2 GiB on both CPU backends (``benchmarks/bench_cpu.py``), and at 1280x720 -> 2560x1440 (12 frames)
+the runs of issue 24 peaked at 2.9-3.2 GiB against an auto budget of ~3.3 GiB. More would buy
+little: by the shipped speed table, doubling the model's share at 720p shortens the predicted
+model time by under 5% (a smaller working set stays in cache: OpenVINO's step costs 188 ns per
+output pixel on whole 960x540 frames, 165 on 960x288 tiles and 150 on 960x144).
 A budget that even the smallest tile cannot meet is reported (``MemoryPlan.fits``), not hidden.
 """
 
@@ -70,6 +76,7 @@ class MemoryPlan:
     budget_mb: float  # the process's budget (auto resolved)
     estimate_mb: float  # the planned peak
     fits: bool  # False: even the smallest tile exceeds the budget
+    seconds: float | None = None  # predicted model seconds of the chunk (with a speed model)
 
     def describe(self) -> str:
         tiles = "whole frames" if self.grid == (1, 1) else f"{self.grid[0]}x{self.grid[1]} tiles of {self.tile[1]}x{self.tile[0]}"
@@ -110,14 +117,17 @@ def _side(length: int, pieces: int, overlap: int, multiple: int) -> int:
     return min(length, math.ceil(side / multiple) * multiple)
 
 
-@functools.lru_cache(maxsize=64)  # once per (chunk length, frame size): chunks repeat
+@functools.lru_cache(maxsize=64)  # once per (chunk length, frame size, speed model): chunks repeat
 def plan_tiles(
-    memory: MemoryModel, frames: int, h: int, w: int, *, budget_mb: float, overlap: int, multiple: int
+    memory: MemoryModel, frames: int, h: int, w: int, *, budget_mb: float, overlap: int, multiple: int, timing=None
 ) -> MemoryPlan:
-    """The tile grid that computes the fewest pixels among those within ``budget_mb`` (0 = auto)."""
+    """The tile grid within ``budget_mb`` (0 = auto) that is predicted fastest by ``timing`` (a
+    ``gvrcli.inference.speed.Timing``), or without one the grid that computes the fewest pixels."""
+    budget = budget_mb or memory.auto_budget_mb(frames, h, w)
+    if timing is not None:
+        return _fastest(memory, frames, h, w, budget, overlap, multiple, timing)
     from gvrcli.inference.tiling import window_starts
 
-    budget = budget_mb or memory.auto_budget_mb(frames, h, w)
     smallest = max(multiple, overlap + 1)
     best = None  # (computed pixels, tiles, th, tw)
     fallback = None  # the smallest tile, when none fits
@@ -141,3 +151,41 @@ def plan_tiles(
     _, _, th, tw = best if fits else fallback
     grid = (len(window_starts(h, th, overlap)), len(window_starts(w, tw, overlap)))
     return MemoryPlan((th, tw), grid, budget, memory.peak_mb(frames, h, w, th, tw), fits)
+
+
+def _sides(length: int, overlap: int, multiple: int, scale: float, window: int) -> list[int]:
+    """Candidate tile sides along one axis: for each number of pieces, the smallest side rounded
+    up to ``multiple`` and to whole attention windows (``window`` HR cells at ``scale``)."""
+    smallest = max(multiple, overlap + 1)
+    sides = {length}
+    for pieces in range(2, length + 1):
+        side = _side(length, pieces, overlap, 1)
+        if side < smallest:
+            break
+        aligned = math.ceil(math.ceil(side * scale / window) * window / scale)
+        sides.update(s for s in (_side(length, pieces, overlap, multiple), aligned) if smallest <= s <= length)
+    return sorted(sides)
+
+
+def _fastest(memory: MemoryModel, frames: int, h: int, w: int, budget: float, overlap: int, multiple: int, timing) -> MemoryPlan:
+    """Every candidate grid timed; the fastest that fits, ties to the window-aligned tile, then to
+    the fewest computed pixels. None fits: the smallest tile, reported as not fitting."""
+    from gvrcli.inference.tiling import window_starts
+
+    s = memory.scale
+    best = fallback = None  # (seconds, not aligned, computed pixels, th, tw)
+    for th in _sides(h, overlap, multiple, s, timing.window[0]):
+        ny = len(window_starts(h, th, overlap))
+        for tw in _sides(w, overlap, multiple, s, timing.window[1]):
+            hr = (round(th * s), round(tw * s))
+            tiles = ny * len(window_starts(w, tw, overlap))
+            seconds = tiles * timing.tile_seconds(frames, hr)
+            key = (round(seconds, 9), not timing.aligned(hr), tiles * th * tw, th, tw)
+            if memory.peak_mb(frames, h, w, th, tw) <= budget:
+                best = key if best is None or key < best else best
+            elif fallback is None or th * tw < fallback[3] * fallback[4]:
+                fallback = key
+    fits = best is not None
+    seconds, _, _, th, tw = best if fits else fallback
+    grid = (len(window_starts(h, th, overlap)), len(window_starts(w, tw, overlap)))
+    return MemoryPlan((th, tw), grid, budget, memory.peak_mb(frames, h, w, th, tw), fits, seconds)

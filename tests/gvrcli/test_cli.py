@@ -55,10 +55,18 @@ def test_json_lines_parse_and_end_with_a_summary(gvr_cmd, cli_env, clips, tmp_pa
     assert (summary["done"], summary["skipped"], summary["failed"], summary["frames"]) == (6, 0, 0, 72)
     assert summary["fps"] > 0 and summary["exit_code"] == 0
     assert {e["event"] for e in events} >= {"plan", "file_start", "progress", "file", "summary"}
-    # Precision is explicit and fp32 by default, whatever the CPU; the start line says what runs and why.
-    assert summary["precision"] == "fp32" and summary["backend"].startswith("openvino")
+    # Precision is explicit and fp32 by default, whatever the CPU; the start line says what runs and
+    # why: the CPU backend predicted fastest (gvrcli.inference.speed), named against the other.
+    assert summary["precision"] == "fp32" and summary["backend"].split()[0] in ("openvino", "onnxruntime")
+    other = "ort-cpu" if summary["backend"].startswith("openvino") else "openvino"
     assert all(e["precision"] == "fp32" and e["step_ms"] > 0 for e in events if e["event"] == "file")
-    assert "precision fp32" in done.stderr and "auto: no GPU" in done.stderr
+    assert "precision fp32" in done.stderr and "auto: no GPU; predicted fastest" in done.stderr and f"vs {other} " in done.stderr
+    # Each file's plan: its backend, tiles, and model seconds predicted, corrected and measured.
+    for e in (e for e in events if e["event"] == "file"):
+        plan = e["plan"]
+        assert plan["backend"] == ("openvino" if other == "ort-cpu" else "ort-cpu") and plan["grid"] == [1, 1]
+        assert plan["predicted_s"] >= 0 and plan["corrected_s"] >= 0 and abs(plan["measured_s"] - e["model_seconds"]) <= 0.01  # both rounded
+        assert plan["speed_source"] == "first chunk"
 
 
 @pytest.mark.parametrize("backend", ["ort-cpu", "openvino"])

@@ -127,14 +127,17 @@ def test_auto_picks_the_backend_without_probing(fake_model, openvino_ir, monkeyp
     from gvrcli.inference import backends
 
     monkeypatch.setattr(backends, "gpu_present", lambda: False)
-    chosen = make_backend(fake_model)
-    assert isinstance(chosen, OpenVinoBackend) and "no GPU" in chosen.reason
+    chosen = make_backend(fake_model)  # no workload known: the shipped speed table's faster CPU backend
+    assert isinstance(chosen, OpenVinoBackend if backends._table_choice()[0] == "openvino" else OrtBackend) and "no GPU" in chosen.reason
+    for name, kind in (("ort-cpu", OrtBackend), ("openvino", OpenVinoBackend)):  # a workload's choice (gvrcli.inference.speed)
+        chosen = make_backend(fake_model, cpu_choice=lambda: (name, "predicted fastest"))
+        assert isinstance(chosen, kind) and chosen.reason == "predicted fastest"
     assert isinstance(make_backend(openvino_ir), OpenVinoBackend)
     assert isinstance(make_backend(fake_model, "ort-cpu"), OrtBackend)
     monkeypatch.setattr(backends, "gpu_present", lambda: True)
     chosen = make_backend(fake_model)
     assert isinstance(chosen, OrtBackend) and chosen.provider == "cuda" and "GPU" in chosen.reason
-    assert isinstance(make_backend(fake_model, device="CPU"), OpenVinoBackend)
+    assert isinstance(make_backend(fake_model, device="CPU", cpu_choice=lambda: ("openvino", "")), OpenVinoBackend)
     with pytest.raises(UsageError):
         make_backend(openvino_ir, "ort-cpu")
 
