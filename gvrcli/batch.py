@@ -34,7 +34,7 @@ from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, Stall
 from gvrcli.media.formats import VIDEO_EXTENSIONS, get_codec, output_relative_path
 from gvrcli.inference.cascade import upscale_latent_file
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model, resolve_model_path
-from gvrcli.inference.vae import read_vae
+from gvrcli.inference.vae import check_vae, read_vae
 from gvrcli.media.latents import SUFFIX as LATENT_SUFFIX
 from gvrcli.media.latents import LatentInfo, is_latent_file, latents_path, probe_latents, write_latents
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, FileStats, upscale_file
@@ -285,7 +285,7 @@ def upscale(
     loaded = None
     if not options.dry_run:
         try:
-            loaded = load_watched(backend, manifest, settings, model_path, options, cancel)
+            loaded = load_watched(backend, manifest, vae, settings, model_path, options, cancel)
         except Cancelled:  # a signal during the load: nothing started, exit 130/143 with the summary
             report.seconds = time.monotonic() - started
             return report
@@ -375,7 +375,7 @@ def upscale(
     return report
 
 
-def load_watched(backend, manifest, settings: EngineSettings, model_path: Path, options: UpscaleOptions, cancel: threading.Event):
+def load_watched(backend, manifest, vae, settings: EngineSettings, model_path: Path, options: UpscaleOptions, cancel: threading.Event):
     """Load the model and run its test step under the stall watchdog and the signal handling, like
     every other stage: a load that blocks (a runtime reading a shared cache over a hung mount) is
     one line and exit 75 after ``--stall-timeout``, and a signal ends it at once."""
@@ -384,6 +384,8 @@ def load_watched(backend, manifest, settings: EngineSettings, model_path: Path, 
         loaded = backend.load(manifest)
         Upscaler(loaded, settings)  # refuses models the engine cannot run, before any video
         check_model(loaded, model_path)
+        if vae is not None:
+            check_vae(loaded, vae, model_path)
         return loaded
 
     try:

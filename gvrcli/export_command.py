@@ -8,6 +8,9 @@ Exit codes: 0 exported (and verified, if asked) · 1 a backend outside its toler
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -18,6 +21,27 @@ import typer
 def _fail(message: str, code: int = 2) -> None:
     sys.stderr.write(f"gvr: error: {' '.join(str(message).split())}\n")
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGINT/SIGTERM end an export with exit 128 + signal and nothing left beside ``--out``: the
+    handler removes this process's staging folders (``.NAME.*.part/``) itself and exits, since an
+    exception raised from it inside the exporter's C++ callbacks may be swallowed there."""
+    from gvrcli.farm import atomic
+
+    def handler(signum, frame):
+        atomic.remove_staging()
+        sys.stderr.write(f"gvr: export stopped by {signal.Signals(signum).name}; nothing written\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 EXPORT_MODULES = ("torch", "einops", "safetensors", "onnxscript")  # pyproject's export extra
@@ -70,9 +94,16 @@ def export_command(
         _fail(f"gvr export needs the export extra, which is not installed (missing: {', '.join(missing)}): "
               "pip install -e '.[export]' (from the gvr checkout)")
     try:
-        from export import ExportError, export_model
+        import export  # noqa: F401  (present but broken: say so before any work)
     except ImportError as e:
         _fail(f"gvr export needs the export extra (pip install -e '.[export]'): {e}")
+    with _stop_on_signals():
+        _export(target, out, vae, config, weights, scale, precision, dynamic, static_shape, verify, force, opset, attention, ov_source)
+
+
+def _export(target, out, vae, config, weights, scale, precision, dynamic, static_shape, verify, force, opset, attention, ov_source) -> None:
+    from export import ExportError, export_model
+
     if vae is not None:
         return _export_bundle(target, out, vae, config, weights, precision, verify, force, dynamic, opset, attention, ov_source)
     try:
