@@ -224,6 +224,7 @@ class OrtBackend:
     trt_cache: Path | None = None
     frames: int = 20
     lr_max: tuple[int, int] = (540, 960)
+    cache_note: str = field(default="", repr=False)  # the engine cache was not used, and why
 
     def load(self, manifest: ModelManifest | None = None) -> "OrtModel":
         import onnxruntime as ort
@@ -257,7 +258,7 @@ class OrtBackend:
                 sessions[role] = self._session(ort, path, [("CPUExecutionProvider", {})], strict=False)
                 continue
             sessions[role], shape_math[role] = self._gpu_session(ort, path, use, manifest, role, precision)
-        note = ""
+        note = self.cache_note
         if any(shape_math.values()):
             counts = ", ".join(f"{n} in the {role} graph" for role, n in shape_math.items() if n)
             note = f"shape-arithmetic nodes run on the CPU ({counts}: ONNX Runtime keeps integer shape math there by design); every tensor op is on the GPU"
@@ -311,6 +312,9 @@ class OrtBackend:
                 Path(cache).mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise UsageError(f"--trt-cache {cache}: cannot create it ({e.strerror})") from None
+            odd = irregular_entry(Path(cache))  # TensorRT opens its engines itself: see OpenVinoBackend._cache_config
+            if odd:
+                self.cache_note, cache = f"engine cache not used this run: {odd} (building without it)", None
         trt = {
             "device_id": self.device_id,
             "trt_fp16_enable": precision == "fp16",

@@ -162,17 +162,23 @@ def unusable_latents_in_a_walk(base: Path, model: Path) -> list[str]:
     }
     ok = _latents(src / "ok.safetensors")
     before = snapshot(base, base / "out")
-    run = upscale(src, base / "out", "--model", bundle, "--dry-run", "--max-pixels", 10000)
-    problems = judge_run(run, (1,)) + diff(before, snapshot(base, base / "out"))
+    run, problems = _planned_only(base, before, [ok], "--model", bundle, "--max-pixels", 10000)
     words = {"channels": "channels", "fps": "fps", "dtype": "dtype", "max-pixels": "max-pixels", "fps 1e-300": "fps"}
     for what, path in bad.items():
         problems += [f"{what}: {p}" for p in _error_names(run, path, words[what])]
     if "Error" in run.stderr.replace("error:", ""):
         problems.append(f"a raw exception in the errors: {run.stderr[-300:]!r}")
-    planned = [e["source"] for e in run.events if e.get("event") == "planned"]
-    if planned != [str(ok)]:
-        problems.append(f"planned {planned}, expected only {ok.name}")
     return problems
+
+
+def _planned_only(base: Path, before: dict, expected: list[Path], *args) -> tuple[Run, list[str]]:
+    """``gvr upscale base/in base/out ARGS --dry-run``: exit 1, nothing touched, only ``expected`` planned."""
+    run = upscale(base / "in", base / "out", *args, "--dry-run")
+    problems = judge_run(run, (1,)) + diff(before, snapshot(base, base / "out"))
+    planned = [e["source"] for e in run.events if e.get("event") == "planned"]
+    if planned != [str(p) for p in expected]:
+        problems.append(f"planned {planned}, expected {[p.name for p in expected]}")
+    return run, problems
 
 
 def latent_loses_a_collision(base: Path, model: Path) -> list[str]:
@@ -181,15 +187,11 @@ def latent_loses_a_collision(base: Path, model: Path) -> list[str]:
     video = write_video(src / "l.mkv", frames=2)
     latent = _latents(src / "l.safetensors")  # also -> l.mkv
     before = snapshot(base, base / "out")
-    run = upscale(src, base / "out", "--model", bundle, "--dry-run")
-    problems = judge_run(run, (1,)) + diff(before, snapshot(base, base / "out"))
+    run, problems = _planned_only(base, before, [video], "--model", bundle)
     problems += _error_names(run, latent, "collide")
     line = next((x for x in run.error_lines() if str(latent) in x), "")
     if str(video) not in line:
         problems.append(f"the collision does not name both files: {line!r}")
-    planned = [e["source"] for e in run.events if e.get("event") == "planned"]
-    if planned != [str(video)]:
-        problems.append(f"planned {planned}, expected {video.name}")
     return problems
 
 

@@ -20,3 +20,36 @@ def test_hostile_surface(tmp_path, fake_model, case):
     if problems and problems[0].startswith("SKIP: "):
         pytest.skip(problems[0][6:])
     assert not problems, f"{case.name} (issue 23 item {case.item}, expect {case.expect}): " + "; ".join(problems)
+
+
+def test_a_lock_whose_first_write_fails_is_not_left(tmp_path, monkeypatch):
+    """Issue 23 item 5 in-process (the tmpfs case above needs root): the lock's body cannot be
+    written (ENOSPC), so the claim fails, no empty lock or lock folder stays, and the next claim of
+    the output succeeds at once instead of waiting out an empty lock's two minutes."""
+    import errno
+    import os
+
+    from gvrcli.farm import claims
+
+    class FullDisk:
+        def __init__(self, fd):
+            os.close(fd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    board = claims.ClaimBoard(tmp_path / "out")
+    with monkeypatch.context() as m:
+        m.setattr(claims.os, "fdopen", lambda fd, mode: FullDisk(fd))
+        with pytest.raises(claims.ClaimError, match="No space left"):
+            board.try_claim(tmp_path / "out" / "a.mp4")
+    assert not (tmp_path / "out" / claims.LOCK_DIR_NAME).exists()
+    claim = board.try_claim(tmp_path / "out" / "a.mp4")
+    assert claim is not None
+    board.close()
