@@ -9,6 +9,7 @@ One input failing never stops the others.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -23,7 +24,8 @@ import av
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
 from gvrcli.farm import atomic, sidecar
 from gvrcli.inference.backends import check_model, compiled_cache, make_backend
-from gvrcli.farm.claims import LOCK_DIR_NAME, ClaimBoard, ClaimError
+from gvrcli.farm.claims import ClaimBoard, ClaimError
+from gvrcli.farm.collisions import refuse_collisions
 from gvrcli.farm.discovery import Candidate, Territory, check_output_dir, find_candidates
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.memory import peak_resident_mb, resident_mb
@@ -33,7 +35,8 @@ from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, Stall
 from gvrcli.media.formats import VIDEO_EXTENSIONS, OutputCodec, check_output_container, get_codec, output_relative_path
 from gvrcli.inference.cascade import upscale_latent_file
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model, resolve_model_path
-from gvrcli.inference.vae import read_vae
+from gvrcli.inference.vae import check_vae, read_vae
+from gvrcli.media.latents import SUFFIX as LATENT_SUFFIX
 from gvrcli.media.latents import LatentInfo, is_latent_file, latents_path, probe_latents, write_latents
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, FileStats, upscale_file
 from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo, probe_video
@@ -46,6 +49,9 @@ from gvrcli.farm.shard import Shard
 MAX_SEED = 2**63 - 1
 MAX_SCALE = 16.0  # --scale; and 10x that for --cfg
 MAX_SIDE = 16384  # --size sides
+# --stall-timeout: 30 days. Beyond a few hundred days the deadlines it sets overflow the clock's
+# timeouts (threading's TIMEOUT_MAX), and every file would fail with an OverflowError.
+MAX_STALL_TIMEOUT = 30 * 86400
 
 
 def size_multiple(codec: str, pix_fmt: str | None) -> tuple[int, int]:
@@ -83,6 +89,9 @@ class BatchOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     output_name: str | None = None  # file to file: the one output's name in output_dir (set by check_batch)
+    # Extensions of input kinds this run reads besides videos (set by the library, not an option:
+    # ``upscale`` with a latent-cascade bundle reads latent files); see ``_meant_as_input``.
+    input_suffixes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -149,7 +158,7 @@ def plan(inputs: list[Path], options: BatchOptions) -> tuple[list[Job], list[tup
         output_dir=options.output_dir,
     )
     jobs = [Job(c, options.output_dir / output_path(c, options.output_name, codec)) for c in candidates]
-    jobs, refused = _refuse_collisions(jobs, options.output_dir)
+    jobs, refused = refuse_collisions(jobs, options.output_dir, _beside(options), lambda j: _meant_as_input(j.candidate, options))
     territory = Territory(options.output_dir, inputs, candidates)
     for job in jobs:
         why = territory.why_not(job.output)
@@ -216,11 +225,12 @@ def validate_options(options: BatchOptions) -> None:
                 raise UsageError(f"{flag} {g!r}: not a valid glob ({e})") from None
     integer("--jobs", options.jobs, 1, 1024)
     integer("--max-pixels", options.max_pixels, 1)
-    finite("--stall-timeout", options.stall_timeout, 0, low_open=True)
+    finite("--stall-timeout", options.stall_timeout, 0, MAX_STALL_TIMEOUT, low_open=True)
     get_codec(options.codec)
+    if hasattr(options, "seed"):  # every command that draws noise: upscale, degrade
+        integer("--seed", options.seed, 0, MAX_SEED)
     if not isinstance(options, UpscaleOptions):
         return
-    integer("--seed", options.seed, 0, MAX_SEED)
     integer("--threads", options.threads, 0, 4096)
     integer("--tile", options.tile, 0)
     integer("--memory-budget", options.memory_budget_mb, 0)
@@ -297,6 +307,8 @@ def upscale(
     )
     report = BatchReport(model=str(model_path), precision=options.precision or manifest.precision, color_fix=options.color_fix)
     report.model_facts = {"untrained": manifest.untrained, "model_note": manifest.note or None}  # the plan and summary say it
+    if vae is not None:
+        options = dataclasses.replace(options, input_suffixes=(LATENT_SUFFIX,))
     jobs = plan_batch(inputs, options, report)
 
     # TensorRT builds its engine for a shape profile: the chunk length and the largest LR tile (--tile).
@@ -317,10 +329,12 @@ def upscale(
     speeds = choice[0].models if choice else machine_models(speed_cache)
     loaded = None
     if not options.dry_run:
-        loaded = backend.load(manifest)
+        try:
+            loaded = load_watched(backend, manifest, vae, settings, model_path, options, cancel)
+        except Cancelled:  # a signal during the load: nothing started, exit 130/143 with the summary
+            report.seconds = time.monotonic() - started
+            return report
         report.backend, report.precision = loaded.description, loaded.precision
-        Upscaler(loaded, settings)  # refuses models the engine cannot run, before any video
-        check_model(loaded, model_path)
         why = f" (auto: {backend.reason})" if backend.reason else ""
         note = f"; {manifest.note}" if manifest.note else ""  # the start line says what runs, in one line
         events.message(f"gvr: backend {loaded.description}{why}, precision {loaded.precision}, {settings.steps} steps{note}")
@@ -365,10 +379,13 @@ def upscale(
             upscaler.on_speed = lambda model: speed_cache.write({model.backend: model.scale})
 
         def work(job, info, partial, progress) -> FileStats:
+            # Files read beside an input (its prompt) follow the walk's rule for links.
+            tree = None if options.follow_symlinks else job.candidate.root or job.candidate.source.parent
             if isinstance(info, LatentInfo):
                 before = upscaler.model_seconds
                 frames, latents, warnings = upscale_latent_file(
-                    info, partial, upscaler, vae, encode, cancel=cancel, on_frames=progress.frames_out, keep_latents=options.save_latents
+                    info, partial, upscaler, vae, encode, cancel=cancel, on_frames=progress.frames_out,
+                    keep_latents=options.save_latents, input_tree=tree,
                 )
                 stats = FileStats(frames, upscaler.model_seconds - before, warnings, "none", {"precision": upscaler.model.precision})
                 stats.latents, stats.fps, stats.sidecar = latents, float(info.fps), provenance
@@ -385,6 +402,7 @@ def upscale(
                 scene_cuts=options.scene_cuts,
                 vae=vae,
                 keep_latents=options.save_latents,
+                input_tree=tree,
             )
             stats.sidecar = provenance
             return stats
@@ -421,6 +439,28 @@ def first_workload(jobs: list[Job], options: BatchOptions, settings: EngineSetti
     return settings.chunk_frames, 540, 960
 
 
+def load_watched(backend, manifest, vae, settings: EngineSettings, model_path: Path, options: UpscaleOptions, cancel: threading.Event):
+    """Load the model and run its test step under the stall watchdog and the signal handling, like
+    every other stage: a load that blocks (a runtime reading a shared cache over a hung mount) is
+    one line and exit 75 after ``--stall-timeout``, and a signal ends it at once."""
+
+    def load():
+        loaded = backend.load(manifest)
+        Upscaler(loaded, settings)  # refuses models the engine cannot run, before any video
+        check_model(loaded, model_path)
+        if vae is not None:
+            check_vae(loaded, vae, model_path)
+        return loaded
+
+    try:
+        return watched(load, options.stall_timeout, cancel, "", name="gvr-load")
+    except StalledError:
+        raise RetryableError(
+            f"model {model_path}: loading stalled (no answer for {options.stall_timeout:g} s; a shared "
+            "compiled-model cache on a hung mount?); retry, or raise --stall-timeout"
+        ) from None
+
+
 def check_batch(inputs: list[Path], options: BatchOptions) -> BatchOptions:
     """Refuse a batch that cannot run (UsageError), before anything is touched; the options to run
     it with (``file_to_file``)."""
@@ -442,7 +482,7 @@ def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport) -
     jobs, refused, _ = plan(inputs, options)
     cancel = threading.Event()
     for job, reason in refused:
-        if not _meant_as_video(job.candidate):
+        if not _meant_as_input(job.candidate, options):
             try:
                 probe_watched(job.candidate.source, options, cancel)
             except InputError:
@@ -494,7 +534,7 @@ def _probe(jobs, options, report, cancel, probe) -> list[tuple[Job, VideoInfo]]:
             except Cancelled:
                 break
             except InputError as e:
-                if not _meant_as_video(job.candidate):
+                if not _meant_as_input(job.candidate, options):
                     continue  # not a video (a sidecar, a text file): silently not an input
                 result = FileResult(job.candidate.source, job.output, FAILED, reason=str(e))
         report.files.append(result)
@@ -670,44 +710,26 @@ def _sweep_dead_workers(board: ClaimBoard, output_dir: Path, territory: Territor
         atomic.remove_empty_dirs(output_dir, output.parent)
 
 
-def _meant_as_video(candidate: Candidate) -> bool:
-    """Named explicitly, or carrying a video extension: a failure of such a file is reported; any
-    other file that turns out not to be a video is silently not an input."""
-    return candidate.explicit or candidate.source.suffix.lower() in VIDEO_EXTENSIONS
+def _meant_as_input(candidate: Candidate, options: BatchOptions) -> bool:
+    """Named explicitly, or carrying the extension of an input kind this run reads (a video's, and
+    with a latent-cascade bundle a latent file's): a failure of such a file is reported, whatever
+    its kind (one error line, exit 1). Any other file that turns out not to be an input is
+    silently not one."""
+    suffix = candidate.source.suffix.lower()
+    return candidate.explicit or suffix in VIDEO_EXTENSIONS or suffix in options.input_suffixes
 
 
-def _refuse_collisions(jobs: list[Job], output_dir: Path) -> tuple[list[Job], list[tuple[Job, str]]]:
-    """Refuse inputs whose output cannot be theirs alone: two inputs mapping to one output (a.avi and
-    a.webm both re-containered to a.mkv), an output that is the folder of another's (a file x.mp4
-    in one input root, a folder x.mp4/ in another), or an output named like gvr's own partial
-    files or lock folder. Files meant as videos claim their outputs first, then the others, each
-    in walk order: every worker decides the same, without opening a file."""
-    owner: dict[Path, Path] = {}
-    folders: dict[Path, Path] = {}  # every folder some output needs -> the first input needing it
-    kept, refused = [], []
-    ordered = [j for j in jobs if _meant_as_video(j.candidate)] + [j for j in jobs if not _meant_as_video(j.candidate)]
-    for job in ordered:
-        source, output = job.candidate.source, job.output
-        rel = output.relative_to(output_dir)
-        clash = next((output_dir / p for p in rel.parents if output_dir / p in owner), None)
-        if any(atomic.is_reserved_name(part) or part == LOCK_DIR_NAME for part in rel.parts):
-            reason = f"{source}: output name {rel.as_posix()!r} is reserved for gvr's partial and lock files"
-        elif output in owner:
-            reason = f"{source}: output {output} would collide with the output of {owner[output]}"
-        elif output in folders:
-            reason = f"{source}: output {output} would collide with the folder holding the output of {folders[output]}"
-        elif clash is not None:
-            reason = f"{source}: output {output} would collide with {clash}, the output of {owner[clash]}"
-        else:
-            owner[output] = source
-            for p in rel.parents:
-                folders.setdefault(output_dir / p, source)
-            kept.append(job)
-            continue
-        refused.append((job, reason))
-    order = {id(j): i for i, j in enumerate(jobs)}
-    kept.sort(key=lambda j: order[id(j)])
-    return kept, refused
+def _beside(options: BatchOptions) -> Callable[[Path], dict[str, Path]]:
+    """The files a job writes (or removes) beside its output: the sidecar (written with
+    ``--sidecar``, removed as stale without it), the latents with ``--save-latents``."""
+
+    def beside(output: Path) -> dict[str, Path]:
+        files = {"sidecar": sidecar.sidecar_path(output)}
+        if getattr(options, "save_latents", False):
+            files["latents"] = latents_path(output)
+        return files
+
+    return beside
 
 
 def _process_safely(job, info, options, work, board, territory, events, cancel):

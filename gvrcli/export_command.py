@@ -17,8 +17,11 @@ reports its stages through ``on_stage`` (``export.progress``); it never imports 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import signal
 import sys
 import threading
 import time
@@ -111,6 +114,27 @@ class ExportEvents:
             stream.flush()
 
 
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGINT/SIGTERM end an export with exit 128 + signal and nothing left beside ``--out``: the
+    handler removes this process's staging folders (``.NAME.*.part/``) itself and exits, since an
+    exception raised from it inside the exporter's C++ callbacks may be swallowed there."""
+    from gvrcli.farm import atomic
+
+    def handler(signum, frame):
+        atomic.remove_staging()
+        sys.stderr.write(f"gvr: export stopped by {signal.Signals(signum).name}; nothing written\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 EXPORT_MODULES = ("torch", "einops", "safetensors", "onnxscript")  # pyproject's export extra
 
 
@@ -175,25 +199,26 @@ def export_command(
     except ImportError as e:
         events.fail(f"gvr export needs the export extra ({EXTRA_HINT}): {e}", 2)
     events.start(target=target, out=str(out) if out is not None else None, precision=precision, verify=verify, bundle=vae is not None)
-    try:
-        if vae is not None:
-            summary, lines, ok = _export_bundle(target, out, vae, config, weights, precision, verify, force, dynamic, opset, attention, ov_source, events)
-        else:
-            summary, lines, ok = _export_model(
-                target, out, config=config, weights=weights, scale=scale, precision=precision, dynamic=dynamic,
-                static_shape=static_shape, force=force, verify=verify, opset=opset, attention=attention, source=ov_source, on_stage=events,
-            )
-    except ExportError as e:
-        events.fail(str(e), e.exit_code)
-    except ImportError as e:  # an extra's module that is present but broken
-        events.fail(f"gvr export needs the export extra ({EXTRA_HINT}): {e}", 2)
-    except typer.Exit:
-        raise
-    except Exception as e:  # a fault no check foresaw: still one line, the JSON summary and exit 1
-        from gvrcli.errors import first_line
+    with _stop_on_signals():  # a signal leaves nothing beside --out
+        try:
+            if vae is not None:
+                summary, lines, ok = _export_bundle(target, out, vae, config, weights, precision, verify, force, dynamic, opset, attention, ov_source, events)
+            else:
+                summary, lines, ok = _export_model(
+                    target, out, config=config, weights=weights, scale=scale, precision=precision, dynamic=dynamic,
+                    static_shape=static_shape, force=force, verify=verify, opset=opset, attention=attention, source=ov_source, on_stage=events,
+                )
+        except ExportError as e:
+            events.fail(str(e), e.exit_code)
+        except ImportError as e:  # an extra's module that is present but broken
+            events.fail(f"gvr export needs the export extra ({EXTRA_HINT}): {e}", 2)
+        except typer.Exit:
+            raise
+        except Exception as e:  # a fault no check foresaw: still one line, the JSON summary and exit 1
+            from gvrcli.errors import first_line
 
-        events.fail(f"internal error ({first_line(e)})", 1)
-    events.finish({**summary, "exit_code": 0 if ok else 1, "error": None if ok else VERIFY_FAILED}, lines)
+            events.fail(f"internal error ({first_line(e)})", 1)
+        events.finish({**summary, "exit_code": 0 if ok else 1, "error": None if ok else VERIFY_FAILED}, lines)
     if not ok:
         sys.stderr.write(f"gvr: error: {VERIFY_FAILED}\n")
         raise typer.Exit(1)

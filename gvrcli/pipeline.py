@@ -84,6 +84,7 @@ def upscale_file(
     scene_cuts: bool = True,
     vae=None,
     keep_latents: bool = False,
+    input_tree: Path | None = None,
 ) -> FileStats:
     """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
     removes the partial on any exception.
@@ -102,8 +103,9 @@ def upscale_file(
     (``gvrcli.inference.cascade``), without shot detection; ``keep_latents`` returns its HR latents.
 
     A model with a text path takes the prompt embeddings beside the video (``NAME.text.safetensors``,
-    ``gvrcli.inference.text``); a bad one fails this file before anything is decoded."""
-    prompt = find_prompt(info.path, upscaler.manifest) if upscaler.manifest.has_text else None
+    ``gvrcli.inference.text``); a bad one fails this file before anything is decoded, and so does one
+    that is a link out of ``input_tree`` (the tree the video was found in; None: links followed)."""
+    prompt = find_prompt(info.path, upscaler.manifest, input_tree) if upscaler.manifest.has_text else None
     cascade = LatentCascade(upscaler, vae, keep_latents) if upscaler.latent else None
     shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts and cascade is None else None
     progress = progress or WorkLedger(info.frames)

@@ -197,18 +197,26 @@ def _count(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
 
-def chunk_sizes(frames: int, length: int, overlap: int, ends_in_cut: bool) -> list[int]:
-    """The frames of each temporal chunk ``StreamingUpscaler`` runs over a shot of ``frames``
-    frames (chunks of ``length`` overlapping by ``overlap``). A shot ended by a cut runs what its
-    window holds as a last chunk, the overlap of the chunk before included; the end of the file
-    only runs frames no chunk has covered."""
+def chunk_plan(frames: int, length: int, overlap: int, ends_in_cut: bool) -> tuple[int, int, int]:
+    """(full chunks, frames of the last partial chunk or 0) of the temporal chunks
+    ``StreamingUpscaler`` runs over a shot of ``frames`` frames (chunks of ``length`` overlapping
+    by ``overlap``), in closed form: the plan's size never grows with the frame count (a header
+    may claim billions). A shot ended by a cut runs what its window holds as a last chunk, the
+    overlap of the chunk before included; the end of the file only runs frames no chunk has covered.
+    Returns (full, length, tail)."""
     if frames <= 0:
-        return []
+        return 0, length, 0
     if frames < length:
-        return [frames]
+        return 0, length, frames
     full = (frames - length) // (length - overlap) + 1
     left = frames - (length + (full - 1) * (length - overlap))  # frames after the last full chunk
     tail = overlap + left if ends_in_cut else (overlap + left if left > 0 else 0)
+    return full, length, tail
+
+
+def chunk_sizes(frames: int, length: int, overlap: int, ends_in_cut: bool) -> list[int]:
+    """``chunk_plan`` as the list of each chunk's frames (for tests and small shots only)."""
+    full, length, tail = chunk_plan(frames, length, overlap, ends_in_cut)
     return [length] * full + ([tail] if tail > 0 else [])
 
 
@@ -233,12 +241,13 @@ class SamplerWork:
         self._replan()
 
     def _replan(self) -> None:
-        sizes = []
+        chunks = frames = 0
         bounds = [*self.cuts, self.frames]
         for k, (start, end) in enumerate(zip(bounds[:-1], bounds[1:])):
-            sizes += chunk_sizes(end - start, self.length, self.overlap, ends_in_cut=k < len(bounds) - 2)
-        self.chunks = max(len(sizes), self.chunk)
-        self.ledger.plan(MODEL, sum(sizes) * (self.steps + self.CONDITION), self.cost)
+            full, length, tail = chunk_plan(end - start, self.length, self.overlap, ends_in_cut=k < len(bounds) - 2)
+            chunks, frames = chunks + full + (tail > 0), frames + full * length + tail
+        self.chunks = max(chunks, self.chunk)
+        self.ledger.plan(MODEL, frames * (self.steps + self.CONDITION), self.cost)
 
     def pushed(self, index: int) -> None:
         """Frame ``index`` reached the sampler: a probe that undercounted frames grows the plan."""

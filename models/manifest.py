@@ -202,6 +202,10 @@ def _graph_problems(graphs, roles: tuple[str, ...]) -> list[str]:
     return problems
 
 
+# What an exported artefact computes in (``export.spec.DENOISER_PRECISIONS``): another value in a
+# manifest is a forged or foreign model (exit 2 naming the model, not ``--precision``).
+ARTEFACT_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
 # Upper bounds no real model comes near; they keep a forged manifest from sizing buffers or loops.
 MAX_SIDE = 4096  # patch, window sides, temporal unit
 MAX_STEPS = 10_000
@@ -263,6 +267,7 @@ def _type_problems(raw: dict) -> list[str]:
         need(key, isinstance(raw.get(key), (list, tuple)) and all(isinstance(x, str) for x in raw[key]), "a list of names")
     for key in ("prediction", "attention", "codec", "weights_sha256", "vae_weights_sha256", "gvr_version", "precision", "input_layout", "colour", "format"):
         need(key, isinstance(raw.get(key), str), "text")
+    need("precision", raw.get("precision") in ARTEFACT_PRECISIONS, f"one of {', '.join(ARTEFACT_PRECISIONS)}")
     return problems
 
 
@@ -282,6 +287,8 @@ def json_object(text: str) -> dict:
         raw = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"is not valid JSON ({e.msg})") from None
+    except RecursionError:  # arrays nested 50,000 deep: the parser's own bound, as one line
+        raise ValueError("is nested too deeply to be a manifest") from None
     if not isinstance(raw, dict):
         raise ValueError("is not a JSON object")
     return raw

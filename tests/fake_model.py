@@ -149,3 +149,65 @@ def bilinear_up(frames: np.ndarray, scale: int) -> np.ndarray:
     x0, x1, fx = axis(w)
     rows = frames[:, y0] * (1 - fy)[None, :, None, None] + frames[:, y1] * fy[None, :, None, None]
     return rows[:, :, x0] * (1 - fx)[None, None, :, None] + rows[:, :, x1] * fx[None, None, :, None]
+
+
+# ---------------------------------------------------------------------------------------------
+# A fake latent-cascade bundle (``gvr export --vae``), for checks made before a model loads
+# ---------------------------------------------------------------------------------------------
+
+# (graph role, role, chunk, input, output) of the four VAE graphs (``export.vae.GRAPHS``).
+_VAE_GRAPHS = (
+    ("vae_encoder_first", "vae_encoder", "first", "pixels", "latents"),
+    ("vae_encoder", "vae_encoder", "step", "pixels", "latents"),
+    ("vae_decoder_first", "vae_decoder", "first", "latents", "pixels"),
+    ("vae_decoder", "vae_decoder", "step", "latents", "pixels"),
+)
+FAKE_VAE_SHA = "ab" * 32
+
+
+def fake_vae_manifest(role: str, chunk: str, inp: str, out: str) -> dict:
+    """A VAE graph manifest (``models.vae_manifest``) that validates: Wan2.1's latent space, one cache."""
+    return {
+        "role": role, "chunk": chunk, "codec": "wan2.1", "config": {}, "latent_channels": 16,
+        "spatial_factor": 8, "temporal_factor": 4, "latents_mean": [0.0] * 16, "latents_std": [1.0] * 16,
+        "input": inp, "output": out, "input_shape": [1, 3, 1, -1, -1], "output_shape": [1, 16, 1, -1, -1],
+        "caches": [{"name": "cache0", "channels": 8, "frames": 2, "per_cell": [1, 1]}],
+        "weights_sha256": FAKE_VAE_SHA, "format": "gvr-vae", "format_version": 1,
+    }
+
+
+def build_fake_bundle(folder: Path, forge=None) -> Path:
+    """A bundle folder whose files pass every check made before the model loads (manifests, names,
+    hashes): ``denoiser.onnx`` (the fake step graph, a wan2.1 manifest) and four Identity VAE
+    graphs. Enough for ``--dry-run`` and for refusals at planning, probing or manifest reading;
+    it cannot upscale. ``forge(graph_role, manifest dict)`` returns the manifest (a dict, or raw
+    text) to write for that VAE graph instead: the hashes are recomputed (forged but rehashed)."""
+    from models.manifest import graph_sha256
+
+    folder.mkdir(parents=True, exist_ok=True)
+    graphs = {}
+    for graph_role, role, chunk, inp, out in _VAE_GRAPHS:
+        m = fake_vae_manifest(role, chunk, inp, out)
+        m = forge(graph_role, m) if forge else m
+        names_in = [inp, *(["cache0"] if chunk == "step" else [])]
+        model = _identity_graph(names_in, [out, "cache0_out"])
+        model.metadata_props.append(onnx.StringStringEntryProto(key=MANIFEST_KEY, value=m if isinstance(m, str) else json.dumps(m)))
+        path = folder / f"{graph_role}.onnx"
+        _save(model, path)
+        graphs[graph_role] = {"file": path.name, "sha256": graph_sha256(path)}
+    main = folder / "denoiser.onnx"
+    cond = main.with_name("denoiser.condition.onnx")
+    _save(_condition_graph(2), cond)
+    graphs["condition"] = {"file": cond.name, "sha256": graph_sha256(cond)}
+    manifest = fake_manifest(codec="wan2.1", latent_channels=16, vae_weights_sha256=FAKE_VAE_SHA, graphs=graphs)
+    return build_fake_onnx(main, manifest=manifest)
+
+
+def _identity_graph(inputs: list[str], outputs: list[str]):
+    dims = ["B", "C", "T", "H", "W"]
+    nodes = [helper.make_node("Identity", [inputs[0]], [o]) for o in outputs]
+    graph = helper.make_graph(
+        nodes, "fake_vae", [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in inputs],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, dims) for o in outputs],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])

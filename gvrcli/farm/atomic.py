@@ -144,11 +144,12 @@ def staged(folder: Path, replace: bool = False):
             for name in names:  # checked before any rename: nothing lands unless everything can
                 _refuse_existing(Path(folder) / name)
         fsync_tree(new)
+        _LIVE.discard(holder)  # publishing: a signal now must not remove what is being replaced
         for name in names:
             _replace(new / name, Path(folder) / name, holder, replace)
         fsync(Path(folder))
     finally:
-        shutil.rmtree(holder, ignore_errors=True)
+        _drop(holder)
 
 
 @contextlib.contextmanager
@@ -165,17 +166,38 @@ def staged_folder(output: Path, replace: bool = False):
         if not replace:
             _refuse_existing(output)
         fsync_tree(new)
+        _LIVE.discard(holder)  # publishing: a signal now must not remove what is being replaced
         _replace(new, output, holder, replace)
         fsync(output.parent)
     finally:
-        shutil.rmtree(holder, ignore_errors=True)
+        _drop(holder)
+
+
+# The staging folders of ``staged``/``staged_folder`` blocks still open in this process: what a
+# signal handler removes before exiting (``remove_staging``), when unwinding is not to be trusted
+# (a signal raised inside an exporter's C++ callback can be swallowed there).
+_LIVE: set[Path] = set()
 
 
 def _holder(folder: Path, name: str) -> Path:
     """A hidden private folder in ``folder`` (so on the destination's filesystem) for the new
     files and for anything they replace; ``mkdir -p`` of ``folder`` first."""
     make_dirs(folder)
-    return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=folder))
+    holder = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=folder))
+    _LIVE.add(holder)
+    return holder
+
+
+def _drop(holder: Path) -> None:
+    shutil.rmtree(holder, ignore_errors=True)
+    _LIVE.discard(holder)
+
+
+def remove_staging() -> None:
+    """Remove every staging folder this process still has open (from a signal handler, then exit).
+    Nothing was renamed into place from them yet, so nothing published is lost."""
+    for holder in list(_LIVE):
+        _drop(holder)
 
 
 def _refuse_existing(path: Path) -> None:

@@ -195,14 +195,28 @@ class ClaimBoard:
                 continue  # the folder was removed by a releasing worker between mkdir and open
             except OSError as e:
                 raise ClaimError(e.errno, f"cannot create a lock in {self.lock_dir} ({e.strerror})") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(body)
+            self._write_body(fd, path, body)
             claim = Claim(path, token)
             with self._lock:
                 self._held[path] = claim
             self._start_heartbeat()
             return claim
         return None
+
+    def _write_body(self, fd: int, path: Path, body: str) -> None:
+        """Fill a lock just created. If that fails (a full disk), the empty lock is removed at once
+        (it is ours: O_EXCL made it) with its folder if that is now empty, and the file fails with
+        ClaimError: an empty lock left behind would look like one being written for two minutes."""
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(body.encode())
+        except OSError as e:
+            _discard(path)
+            try:
+                self.lock_dir.rmdir()
+            except OSError:
+                pass
+            raise ClaimError(e.errno, f"cannot write a lock in {self.lock_dir} ({e.strerror})") from None
 
     def holder(self, output: Path) -> str:
         """Who holds ``output``'s lock, for messages ("pid 12 on node-3"), or ''."""

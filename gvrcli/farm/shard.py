@@ -10,8 +10,9 @@ a sorted list would reshuffle).
 
 from __future__ import annotations
 
-import os
 import hashlib
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +34,22 @@ class Shard:
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
 
+def _index(text: str) -> int:
+    """A shard number: ASCII digits only. ``int()`` also takes ``1_0``, signs, spaces and other
+    scripts' digits (``"١"``), which a scheduler never means."""
+    if not _DIGITS.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def parse_shard(spec: str) -> Shard:
     try:
-        index, count = (int(x) for x in spec.split("/"))
+        index, count = (_index(x) for x in spec.split("/"))
     except ValueError:
-        raise UsageError(f"--shard {spec!r} is not I/N (for example 0/4)") from None
+        raise UsageError(f"--shard {spec!r} is not I/N in digits (for example 0/4)") from None
     return Shard(index, count)
 
 
@@ -61,8 +73,8 @@ def shard_from_env(env: dict[str, str] | None = None) -> Shard | None:
     env = os.environ if env is None else env
     try:
         if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
-            task = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-            return Shard(task, int(env["SLURM_ARRAY_TASK_COUNT"]), "SLURM_ARRAY_TASK_ID/COUNT")
+            task = _index(env["SLURM_ARRAY_TASK_ID"]) - _index(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+            return Shard(task, _index(env["SLURM_ARRAY_TASK_COUNT"]), "SLURM_ARRAY_TASK_ID/COUNT")
         for index_var, size_vars, source in INDEXED_ARRAYS:
             if index_var not in env:
                 continue
@@ -71,7 +83,7 @@ def shard_from_env(env: dict[str, str] | None = None) -> Shard | None:
                 raise UsageError(
                     f"{index_var} is set but the array size is not: set {' or '.join(size_vars)}, or pass --shard I/N"
                 )
-            return Shard(int(env[index_var]), int(count), source)
+            return Shard(_index(env[index_var]), _index(count), source)
     except ValueError:
-        raise UsageError("job-array environment variables are not integers") from None
+        raise UsageError("job-array environment variables are not integers (ASCII digits)") from None
     return None

@@ -18,6 +18,9 @@ Precision is explicit (``PRECISIONS``): OpenVINO always gets its
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,13 +136,32 @@ def compiled_cache(runtime: str) -> Path | None:
     """Where a runtime keeps what it compiled from a model, to load it next time instead of
     compiling again: its variable's value (``off``: no cache), else ``~/.cache/gvr/<folder>``
     (``$XDG_CACHE_HOME/gvr/<folder>``); see COMPILED_CACHES."""
-    import os
 
     env, folder = COMPILED_CACHES[runtime]
     value = os.environ.get(env)
     if value:
         return None if value.lower() == "off" else Path(value)
     return cache_dir() / folder
+
+
+def irregular_entry(folder: Path) -> str:
+    """'' when ``folder`` is a real folder holding only regular files (links followed), else what is
+    not, in words. Only names and types are read (``stat``, never ``open``): nothing here blocks."""
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return f"{folder} is not a folder"
+        with os.scandir(folder) as it:
+            names = sorted(e.name for e in it)
+    except OSError as e:
+        return f"{folder}: {e.strerror}"
+    for name in names:
+        try:
+            mode = os.stat(folder / name).st_mode
+        except OSError:
+            return f"{folder / name} is a dangling link"
+        if not stat.S_ISREG(mode):
+            return f"{folder / name} is not a regular file"
+    return ""
 
 
 def default_trt_cache() -> Path | None:
@@ -203,6 +225,7 @@ class OrtBackend:
     trt_cache: Path | None = None
     frames: int = 20
     lr_max: tuple[int, int] = (540, 960)
+    cache_note: str = field(default="", repr=False)  # the engine cache was not used, and why
 
     def load(self, manifest: ModelManifest | None = None) -> "OrtModel":
         import onnxruntime as ort
@@ -236,7 +259,7 @@ class OrtBackend:
                 sessions[role] = self._session(ort, path, [("CPUExecutionProvider", {})], strict=False)
                 continue
             sessions[role], shape_math[role] = self._gpu_session(ort, path, use, manifest, role, precision)
-        note = ""
+        note = self.cache_note
         if any(shape_math.values()):
             counts = ", ".join(f"{n} in the {role} graph" for role, n in shape_math.items() if n)
             note = f"shape-arithmetic nodes run on the CPU ({counts}: ONNX Runtime keeps integer shape math there by design); every tensor op is on the GPU"
@@ -293,6 +316,9 @@ class OrtBackend:
                 Path(cache).mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise UsageError(f"--trt-cache {cache}: cannot create it ({e.strerror})") from None
+            odd = irregular_entry(Path(cache))  # TensorRT opens its engines itself: see OpenVinoBackend._cache_config
+            if odd:
+                self.cache_note, cache = f"engine cache not used this run: {odd} (building without it)", None
         trt = {
             "device_id": self.device_id,
             "trt_fp16_enable": precision == "fp16",
@@ -445,7 +471,8 @@ class OpenVinoBackend:
         if self.threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = self.threads
         graphs, compiled = {}, {}
-        cached = {**config, **self._cache_config()}
+        cache, note = self._cache_config()
+        cached = {**config, **cache}
         for role, path in graph_paths(self.model_path, manifest).items():
             try:
                 graphs[role] = core.read_model(str(path))
@@ -456,7 +483,9 @@ class OpenVinoBackend:
             devices = compiled[STEP].get_property("EXECUTION_DEVICES")
         except RuntimeError:
             devices = [device]
-        return OpenVinoModel(manifest, compiled, f"openvino {','.join(devices)}", precision, core=core, graphs=graphs, device=device, config=config)
+        return OpenVinoModel(
+            manifest, compiled, f"openvino {','.join(devices)}", precision, note=note, core=core, graphs=graphs, device=device, config=config
+        )
 
     def _cache_config(self) -> dict:
         """OpenVINO's compiled-model cache for the load-time (dynamic-shape) graphs: compiling the
@@ -464,14 +493,23 @@ class OpenVinoBackend:
         One blob per graph, model, device, precision and OpenVINO version (a few MB). The per-shape
         static copies (``OpenVinoModel._compiled_for``) are not cached: one per chunk length and
         tile, ~50 MB each, would grow without bound over a farm's clips. A folder that cannot be
-        made means no cache, not a failure; OpenVINO recompiles over a damaged blob by itself."""
+        made means no cache, not a failure; OpenVINO recompiles over a damaged blob by itself.
+
+        Returns (config, note). The folder may be shared by a farm, so anyone may have put anything
+        there, and OpenVINO opens its blobs itself, blocking: a FIFO named like a blob would hang the
+        load for good. So the folder is looked at first (names and types only, nothing opened):
+        unless every entry is a regular file, the cache is not used this run, with a note naming
+        the entry (gvr never removes or moves what others put there)."""
         if self.cache is None:
-            return {}
+            return {}, ""
         try:
             Path(self.cache).mkdir(parents=True, exist_ok=True)
         except OSError:
-            return {}
-        return {"CACHE_DIR": str(self.cache)}
+            return {}, ""
+        odd = irregular_entry(Path(self.cache))
+        if odd:
+            return {}, f"compiled-model cache not used this run: {odd} (compiling without it)"
+        return {"CACHE_DIR": str(self.cache)}, ""
 
     def _precision(self, core, device: str, manifest: ModelManifest) -> tuple[str, bool]:
         """(precision, whether fp16 means fp16 *weights* computed in f32)."""
@@ -672,6 +710,17 @@ def gpu_present() -> bool:
     return True
 
 
+# --device: AUTO or a device kind OpenVINO names, optionally numbered (GPU.1). Anything else is a
+# typo: a usage error (exit 2), not the "not on this node, retry elsewhere" (exit 75) of a real
+# device this node lacks, which a scheduler would requeue forever.
+_DEVICES = re.compile(r"AUTO|(CPU|GPU|NPU)(\.[0-9]+)?", re.IGNORECASE)
+
+
+def check_device(device: str) -> None:
+    if not isinstance(device, str) or not _DEVICES.fullmatch(device):
+        raise UsageError(f"--device {device!r}: not a device name (AUTO, CPU, GPU, GPU.1, NPU)")
+
+
 def make_backend(
     model_path: Path, backend: str = "auto", device: str = "AUTO", threads: int = 0, precision: str | None = None,
     manifest: ModelManifest | None = None, cpu_choice=None, **gpu,
@@ -684,6 +733,7 @@ def make_backend(
     TensorRT's ``trt_cache``, ``frames``, ``lr_max``."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    check_device(device)
     if precision is not None and precision not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
     is_ir = Path(model_path).suffix.lower() == ".xml"

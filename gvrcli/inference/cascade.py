@@ -93,12 +93,13 @@ def upscale_latent_file(
     cancel: threading.Event,
     on_frames: Callable[[int], None] = lambda n: None,
     keep_latents: bool = False,
+    input_tree: Path | None = None,
 ):
     """Upscale a latent file in latent space and decode it into the video ``partial``: 4 (T - 1) + 1
     frames at 8 s h x 8 s w, at the file's fps. Returns (frames, HR latents or None)."""
     z = read_latents(info)  # (C, T, h, w): small (1/48 of the decoded video's floats)
     if upscaler.manifest.has_text:  # its prompt: inside the file, or a sidecar beside it
-        upscaler.set_prompt(prompt_for_latents(info.path, upscaler.manifest))
+        upscaler.set_prompt(prompt_for_latents(info.path, upscaler.manifest, input_tree))
     denoiser, decoder = StreamingUpscaler(upscaler), ChunkedDecoder(upscaler.model, vae)
     upscaler.cancel = cancel
     kept: list[np.ndarray] = []

@@ -106,7 +106,12 @@ def step_graphs_in(folder: Path) -> list[Path]:
 
 def read_graph_metadata(path: Path) -> str | None:
     """The gvr manifest text of one graph file (.onnx or OpenVINO .xml), None if it has none."""
-    return (_onnx_manifest(path) if Path(path).suffix.lower() == ".onnx" else _openvino_manifest(path))[0]
+    return read_graph(path)[0]
+
+
+def read_graph(path: Path) -> tuple[str | None, tuple[list[str], list[str]]]:
+    """(manifest text or None, (input names, output names)) of one graph file, as the file says."""
+    return _onnx_manifest(path) if Path(path).suffix.lower() == ".onnx" else _openvino_manifest(path)
 
 
 def read_manifest(path: Path) -> ModelManifest:

@@ -18,6 +18,7 @@ latent input file), checked the same way.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,39 +54,71 @@ def is_sidecar(path: Path) -> bool:
 def load_prompt_embeds(source, manifest: ModelManifest, name: str | None = None) -> PromptEmbeds:
     """``source``: a ``.safetensors`` path holding ``prompt_embeds``, or the array itself (then
     ``name`` says where it came from). Checked against the model: shape (L, text_dim) or
-    (1, L, text_dim), a float dtype numpy reads, finite; cut to ``text_tokens``."""
-    if isinstance(source, (str, Path)):
-        name = str(source)
-        embeds = _read(Path(source))
-    else:
-        embeds, name = source, name or "prompt embeddings"
+    (1, L, text_dim), a float dtype numpy reads, finite; cut to ``text_tokens``. From a file, the
+    shape is checked from its header and only the rows the model uses are read."""
+    name = str(source) if isinstance(source, (str, Path)) else name or "prompt embeddings"
     if not manifest.has_text:
         raise InputError(f"{name}: the model has no text path (it takes no prompt embeddings)")
     D, N = manifest.text_dim, manifest.text_tokens
-    shape = tuple(getattr(embeds, "shape", ()))
-    if len(shape) == 3 and shape[0] == 1:
-        embeds, shape = embeds[0], shape[1:]
-    if len(shape) != 2 or shape[1] != D or not 1 <= shape[0] <= MAX_PROMPT_TOKENS:
-        raise InputError(f"{name}: {TENSOR} has shape {shape}; the model takes (L, {D}) with 1 <= L (it uses up to {N} tokens)")
+    if isinstance(source, (str, Path)):
+        embeds, tokens = _read(Path(source), D, N)
+    else:
+        embeds, shape = source, tuple(getattr(source, "shape", ()))
+        if len(shape) == 3 and shape[0] == 1:
+            embeds, shape = embeds[0], shape[1:]
+        _check_shape(name, shape, D, N)
+        embeds, tokens = embeds[:N], shape[0]
     if getattr(embeds, "dtype", None) not in _FLOATS:
         raise InputError(f"{name}: {TENSOR} is {getattr(embeds, 'dtype', type(embeds).__name__)}; save it as float16 or float32")
-    tokens = np.ascontiguousarray(embeds[:N], dtype=np.float32)
-    if not np.isfinite(tokens).all():
+    kept = np.ascontiguousarray(embeds, dtype=np.float32)
+    if not np.isfinite(kept).all():
         raise InputError(f"{name}: {TENSOR} holds NaN or Inf")
-    return PromptEmbeds(tokens, name, max(0, shape[0] - N))
+    return PromptEmbeds(kept, name, max(0, tokens - N))
 
 
-def find_prompt(video: Path, manifest: ModelManifest) -> PromptEmbeds | None:
-    """The sidecar beside ``video``, loaded and checked; None when there is none."""
-    path = sidecar_path(video)
-    if not path.exists():
+def _check_shape(name: str, shape: tuple, D: int, N: int) -> None:
+    """(L, D) with 1 <= L <= MAX_PROMPT_TOKENS, from the header, before any row is read."""
+    if len(shape) != 2 or shape[1] != D or shape[0] < 1:
+        raise InputError(f"{name}: {TENSOR} has shape {shape}; the model takes (L, {D}) with 1 <= L (it uses up to {N} tokens)")
+    if shape[0] > MAX_PROMPT_TOKENS:
+        raise InputError(
+            f"{name}: {TENSOR} holds {shape[0]} tokens, over the {MAX_PROMPT_TOKENS} a prompt file may hold "
+            f"(a prompt of up to {MAX_PROMPT_TOKENS} tokens is cut to the model's {N})"
+        )
+
+
+def find_prompt(video: Path, manifest: ModelManifest, tree: Path | None = None) -> PromptEmbeds | None:
+    """The sidecar beside ``video``, loaded and checked; None when there is none. ``tree``: the
+    input tree ``video`` was found in, or None when links may lead anywhere (``--follow-symlinks``):
+    a sidecar read beside an input follows the walk's rule for links (``beside_file``)."""
+    path = beside_file(sidecar_path(video), tree)
+    return None if path is None else load_prompt_embeds(path, manifest)
+
+
+def beside_file(path: Path, tree: Path | None) -> Path | None:
+    """The one rule for a file read beside an input (its prompt sidecar): None when there is none;
+    InputError (that input fails, one line) when it is a dangling link, or a link whose target lies
+    outside ``tree`` (the input's tree; None: anywhere). Links are not followed out of the tree a
+    walk found the input in, for the inputs themselves as for what is read beside them."""
+    if not os.path.lexists(path):
         return None
-    return load_prompt_embeds(path, manifest)
+    if os.path.islink(path):
+        real = os.path.realpath(path)
+        if not os.path.exists(real):
+            raise InputError(f"{path}: a dangling symbolic link (to {os.readlink(path)}); remove it or point it at the prompt")
+        if tree is not None:
+            root = os.path.realpath(tree)
+            if not real.startswith(root.rstrip(os.sep) + os.sep):
+                raise InputError(
+                    f"{path}: a symbolic link out of the input tree {tree} (to {real}); not read "
+                    "(--follow-symlinks reads it)"
+                )
+    return path
 
 
-def prompt_for_latents(path: Path, manifest: ModelManifest) -> PromptEmbeds | None:
+def prompt_for_latents(path: Path, manifest: ModelManifest, tree: Path | None = None) -> PromptEmbeds | None:
     """The prompt of a latent input file: a ``prompt_embeds`` tensor inside it (a base pipeline's
-    latents saved with their prompt), else the sidecar beside it, else None."""
+    latents saved with their prompt), else the sidecar beside it (``find_prompt``), else None."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -94,11 +127,13 @@ def prompt_for_latents(path: Path, manifest: ModelManifest) -> PromptEmbeds | No
     except (SafetensorError, OSError, TypeError, ValueError) as e:
         raise InputError(f"{path}: unreadable {TENSOR} ({first_line(e)})") from None
     if embeds is None:
-        return find_prompt(path, manifest)
+        return find_prompt(path, manifest, tree)
     return load_prompt_embeds(embeds, manifest, name=f"{path} ({TENSOR})")
 
 
-def _read(path: Path) -> np.ndarray:
+def _read(path: Path, D: int, N: int) -> tuple[np.ndarray, int]:
+    """(the first ``N`` rows, the token count L) of the file's ``prompt_embeds``, its shape checked
+    from the header first (a forged header sizes nothing)."""
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
@@ -107,7 +142,12 @@ def _read(path: Path) -> np.ndarray:
         with safe_open(str(path), framework="np") as f:
             if TENSOR not in f.keys():
                 raise InputError(f"{path}: no {TENSOR!r} tensor (has {', '.join(sorted(f.keys())) or 'none'})")
-            return f.get_tensor(TENSOR)
+            rows = f.get_slice(TENSOR)
+            shape = tuple(rows.get_shape())
+            batched = len(shape) == 3 and shape[0] == 1
+            _check_shape(str(path), shape[1:] if batched else shape, D, N)
+            keep = min(N, shape[-2])  # safetensors refuses a slice past the tensor's end
+            return (rows[0:1, :keep][0] if batched else rows[:keep]), shape[-2]
     except InputError:
         raise
     except (SafetensorError, OSError, TypeError, ValueError) as e:  # damaged header, bf16, short file

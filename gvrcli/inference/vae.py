@@ -21,9 +21,9 @@ import numpy as np
 from models.manifest import ManifestError, ModelManifest
 from models.vae_manifest import GRAPH_ROLES, VaeManifest
 
-from gvrcli.errors import ModelError
+from gvrcli.errors import ModelError, RetryableError, first_line
 from gvrcli.inference.backends import LoadedModel, run_graph
-from gvrcli.inference.modelfile import graph_paths, read_graph_metadata
+from gvrcli.inference.modelfile import graph_paths, read_graph
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,14 @@ def read_vae(path: Path, manifest: ModelManifest) -> VaeGraphs:
     paths = graph_paths(path, manifest)  # present, inside the folder, bytes as recorded
     manifests = {}
     for role in GRAPH_ROLES:
-        text = read_graph_metadata(paths[role])
+        text, io = read_graph(paths[role])
         try:
             m = VaeManifest.from_json(text, source=f"model {paths[role]}")
         except ManifestError as e:
             raise ModelError(str(e)) from None
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:  # a forged manifest no check foresaw
+            raise ModelError(f"model {paths[role]}: unreadable gvr VAE manifest ({type(e).__name__}: {str(e)[:120]})") from None
+        _check_vae_io(paths[role], m, io)
         if m.graph_role != role:
             raise ModelError(f"model {path}: its {role} graph {paths[role].name} is a {m.graph_role} graph")
         if m.weights_sha256 != manifest.vae_weights_sha256:
@@ -63,6 +66,35 @@ def read_vae(path: Path, manifest: ModelManifest) -> VaeGraphs:
             raise ModelError(f"model {path}: its VAE ({m.codec}, {m.latent_channels} channels) is not the denoiser's latent space ({manifest.codec})")
         manifests[role] = m
     return VaeGraphs(manifests)
+
+
+def _check_vae_io(path: Path, m: VaeManifest, io) -> None:
+    """The names the manifest feeds and reads must be the graph's own inputs and outputs."""
+    names_in, names_out = io
+    want_in, want_out = [m.input, *m.cache_inputs], [m.output, *m.cache_outputs]
+    if set(want_in) != set(names_in) or set(want_out) - set(names_out):
+        raise ModelError(
+            f"model {path}: its VAE manifest names inputs {want_in} / outputs {want_out}, the graph has "
+            f"{names_in} / {names_out} (a forged or mismatched manifest)"
+        )
+
+
+def check_vae(model: LoadedModel, vae: VaeGraphs, source: Path) -> None:
+    """Every VAE graph once on the smallest frames (one latent cell) before any video, as
+    ``check_model`` does for the denoiser: a manifest whose caches, channels or shapes disagree
+    with its graphs (forged and rehashed) is a model error (exit 2), not a failure of every file."""
+    s, f = vae.spatial_factor, vae.temporal_factor
+    try:
+        encoder = ChunkedEncoder(model, vae)
+        frame = np.full((3, s, s), 0.5, np.float32)
+        z = [x for _ in range(1 + f) for x in encoder.push(frame)] + encoder.finish()
+        decoder = ChunkedDecoder(model, vae)
+        for latent in z[:2]:
+            decoder.push(latent)
+    except RetryableError:
+        raise
+    except Exception as e:
+        raise ModelError(f"model {source}: a test run of its VAE graphs fails; they do not match their manifests ({first_line(e)})") from None
 
 
 class _Chain:

@@ -22,7 +22,9 @@ from gvrcli.errors import InputError, first_line
 SUFFIX = ".safetensors"
 TENSOR = "latents"
 OUTPUT_SUFFIX = ".latents.safetensors"  # --save-latents: OUTPUT + this, beside the output
-MAX_FPS = 1000.0
+# fps is read as a rational with a denominator of at most 1001 (NTSC's 24000/1001 exactly): a value
+# under 1/1000 would round to 0 frames per second, which no time base can express.
+MIN_FPS, MAX_FPS = 0.001, 1000.0
 DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
 
 
@@ -81,9 +83,9 @@ def _fps(path: Path, text) -> Fraction:
         value = float(text)
     except (TypeError, ValueError):
         raise InputError(f"{path}: metadata 'fps' is missing or not a number ({text!r})") from None
-    if not math.isfinite(value) or not 0 < value <= MAX_FPS:
-        raise InputError(f"{path}: metadata fps {text} is outside (0, {MAX_FPS:g}]")
-    return Fraction(value).limit_denominator(1001)
+    if not math.isfinite(value) or not MIN_FPS <= value <= MAX_FPS:
+        raise InputError(f"{path}: metadata fps {text} is outside [{MIN_FPS:g}, {MAX_FPS:g}]")
+    return Fraction(value).limit_denominator(1001)  # >= 1/1000: never 0, a time base the encoder takes
 
 
 def read_latents(info: LatentInfo) -> np.ndarray:

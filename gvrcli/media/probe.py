@@ -2,12 +2,14 @@
 
 Files are picked by what FFmpeg finds inside them, not by their extension. Probing reads headers
 only (no frame is decoded), with a timeout, and refuses frame sizes over a limit before any
-buffer is allocated for them.
+buffer is allocated for them. Every header field that sizes work is read once, here, and
+bounded (the frame count by the file's size) before anything is planned from it.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -138,17 +140,13 @@ def _probe(path: Path, max_pixels: int) -> VideoInfo:
                 "(raise it with --max-pixels)"
             )
         rate = stream.average_rate or stream.guessed_rate
-        frames = stream.frames
-        if not frames and rate and stream.duration and stream.time_base:
-            frames = round(float(stream.duration * stream.time_base * rate))
-        elif not frames and rate and container.duration:
-            frames = round(container.duration / av.time_base * float(rate))
+        frames = _frame_count(stream, container, rate, path.stat().st_size)
         return VideoInfo(
             path=path,
             format_name=format_name,
             width=width,
             height=height,
-            frames=max(int(frames or 0), 0),
+            frames=frames,
             rate=Fraction(rate) if rate else None,
             time_base=stream.time_base or Fraction(1, 90000),
             pix_fmt=ctx.pix_fmt or "",
@@ -156,6 +154,24 @@ def _probe(path: Path, max_pixels: int) -> VideoInfo:
             has_audio=bool(container.streams.audio),
             has_subtitles=bool(container.streams.subtitles),
         )
+
+
+def _frame_count(stream, container, rate, file_bytes: int) -> int:
+    """The frame count the headers claim (the stream's, else its or the container's duration x the
+    rate), bounded by what the file can hold: every coded frame takes at least one byte of it. A
+    header claiming 10^15 frames in a 2 KB file must not size any plan or buffer (the count only
+    plans work: a file holding more frames than probed still runs them all)."""
+    claimed = stream.frames or 0
+    if not claimed and rate:
+        seconds = 0.0
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration:
+            seconds = container.duration / av.time_base
+        claimed = seconds * float(rate)
+    if not math.isfinite(claimed) or claimed <= 0:
+        return 0
+    return int(min(round(claimed), file_bytes))
 
 
 def _ffmpeg_reason(e: av.FFmpegError) -> str:

@@ -148,3 +148,15 @@ def test_the_batch_weighs_files_by_frames_and_counts_finished_files_whole():
     b.frames_out(20)
     batch.finish_file(Path("b.mp4"))
     assert batch.snapshot().fraction == 1.0 and batch.snapshot().frames == 25
+
+
+def test_a_claimed_length_is_planned_in_closed_form():
+    """Issue 23 item 1: the plan of a file whose header claims 10^15 frames is two numbers, not a
+    list per chunk (which would need petabytes): it completes at once and counts every chunk."""
+    frames, length, overlap = 10**15, 20, 5
+    ledger = WorkLedger(frames)
+    work = SamplerWork(ledger, frames, length, overlap, steps=4, cost=1.0)
+    full = (frames - length) // (length - overlap) + 1
+    left = frames - (length + (full - 1) * (length - overlap))
+    assert work.chunks == full + (left > 0)
+    assert chunk_sizes(35, 20, 5, ends_in_cut=False) == [20, 20]  # the list form agrees on a small shot

@@ -121,3 +121,44 @@ def test_a_bundle_refuses_an_output_size_other_than_its_scale(onnx_bundle, input
 
     with pytest.raises(UsageError, match="upscales x2 only"):
         upscale([inputs], UpscaleOptions(tmp_path / "out", model=onnx_bundle[0], size=(200, 150)))
+
+
+def _edit_manifest(path, edit):
+    """Rewrite the gvr manifest inside an ONNX file (its external data stays where it is)."""
+    import json
+
+    import onnx
+    from models.manifest import MANIFEST_KEY
+
+    model = onnx.load(str(path), load_external_data=False)
+    entry = next(p for p in model.metadata_props if p.key == MANIFEST_KEY)
+    entry.value = json.dumps(edit(json.loads(entry.value)))
+    onnx.save(model, str(path))
+
+
+def test_a_forged_but_rehashed_vae_manifest_is_refused_at_load(onnx_bundle, inputs, tmp_path, gvr_cmd, cli_env):
+    """Issue 23 item 11: a VAE manifest whose cache channels disagree with its graph, the bundle's
+    hashes recomputed so every file check passes: the test run of the VAE graphs at load refuses
+    it (exit 2, one line naming the model), not every file at run time."""
+    from models.manifest import graph_sha256
+
+    forged = tmp_path / "forged"
+    shutil.copytree(onnx_bundle[0], forged)
+
+    def channels_17(m):
+        m["caches"][0]["channels"] = 17
+        return m
+
+    _edit_manifest(forged / "vae_decoder.onnx", channels_17)
+
+    def rehash(m):
+        m["graphs"]["vae_decoder"]["sha256"] = graph_sha256(forged / "vae_decoder.onnx")
+        return m
+
+    _edit_manifest(forged / "denoiser.onnx", rehash)
+    out = tmp_path / "out"
+    done = subprocess.run([*gvr_cmd, "upscale", str(inputs / "b.mp4"), str(out), "--model", str(forged)], env=cli_env, capture_output=True, text=True, timeout=300)
+    errors = [x for x in done.stderr.splitlines() if x.startswith("gvr: error:")]
+    assert done.returncode == 2, done.stderr
+    assert len(errors) == 1 and "VAE graphs" in errors[0] and str(forged) in errors[0] and "Traceback" not in done.stderr
+    assert not out.exists()
