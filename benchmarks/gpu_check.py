@@ -237,8 +237,13 @@ def install(work: Path, plan: dict) -> Path | None:
     if joined.stat().st_size != wheel["bytes"] or sha256(joined) != wheel["sha256"]:
         raise SystemExit(f"gpu_check: the wheel's {len(parts)} parts do not join into {wheel['name']} (a call's part is missing: run every call, machine warm)")
     site = work / "site"
+    python, abi, platforms = joined.name[:-4].split("-")[-3:]
+    tags = []  # a CPython wheel: install it for its own tags (the device's 3.12), whatever runs pip
+    if python.startswith("cp"):
+        tags = ["--only-binary=:all:", "--implementation", "cp", "--python-version", f"{python[2]}.{python[3:]}", "--abi", abi,
+                *(x for p in platforms.split(".") for x in ("--platform", p))]
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--upgrade",
-                    "--target", str(site), str(joined)], check=True)
+                    *tags, "--target", str(site), str(joined)], check=True)
     # The CUDA 13 libraries are torch's pip packages (site-packages/nvidia/cu13/lib, nvidia/cudnn/lib):
     # linked beside the new onnxruntime, they sit where `pip install gvr[cuda]` puts them, so gvr's own
     # preload (onnxruntime.preload_dlls) is what finds them, as on a user's machine.
@@ -251,14 +256,16 @@ def install(work: Path, plan: dict) -> Path | None:
 
 
 def no_gpu_reason() -> str | None:
-    import onnxruntime as ort
-
+    """Why nothing can be measured here, or None. The driver first, without importing onnxruntime
+    (a dry run elsewhere installs the device's CPython 3.12 build, which this Python cannot import)."""
     from gvrcli.inference.backends import gpu_present
+
+    if not gpu_present():
+        return "no NVIDIA driver loads here (or this onnxruntime has no CUDA provider library)"
+    import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return f"this ONNX Runtime ({ort.__version__}, {ort.__file__}) has no CUDA provider"
-    if not gpu_present():
-        return "no NVIDIA driver loads here"
     return None
 
 
