@@ -24,6 +24,63 @@ def _ort_distribution() -> str:
     return "unknown"
 
 
+# What the GPU providers link against: pip distributions (any of the names) and the library to ask
+# for its version (soname candidates, the version function, how to format its integer).
+_GPU_LIBRARIES = {
+    "cuda driver": ((), ("libcuda.so.1", "nvcuda.dll"), "cuDriverGetVersion", "cuda"),
+    "cuda runtime": (("nvidia-cuda-runtime", "nvidia-cuda-runtime-cu12"), ("libcudart.so.13", "libcudart.so.12"), "cudaRuntimeGetVersion", "cuda"),
+    "cublas": (("nvidia-cublas", "nvidia-cublas-cu12"), (), "", ""),
+    "cudnn": (("nvidia-cudnn-cu13", "nvidia-cudnn-cu12"), ("libcudnn.so.9",), "cudnnGetVersion", "cudnn"),
+    "tensorrt": (("tensorrt-cu13-libs", "tensorrt-cu12-libs", "tensorrt-libs", "tensorrt"), ("libnvinfer.so.10",), "getInferLibVersion", "tensorrt"),
+}
+
+
+def _format_version(value: int, style: str) -> str:
+    """The libraries' version integers: CUDA 13000 -> 13.0; cuDNN 92400 -> 9.24.0; TensorRT 101400 -> 10.14.0."""
+    if style == "cuda":
+        return f"{value // 1000}.{value % 1000 // 10}"
+    if style == "cudnn":
+        return f"{value // 10000}.{value % 10000 // 100}.{value % 100}"
+    return f"{value // 10000}.{value % 10000 // 100}.{value % 100}"
+
+
+def gpu_libraries() -> dict[str, dict]:
+    """CUDA driver, CUDA runtime, cuBLAS, cuDNN and TensorRT as found here: the pip package's version
+    (its metadata) and the loaded library's own (its version function), each absent where not
+    found. Loading a library that is not there is not an error: a CPU machine reports nothing."""
+    import ctypes
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name, (dists, libs, func, style) in _GPU_LIBRARIES.items():
+        entry = {}
+        for dist in dists:
+            try:
+                entry["package"] = f"{dist} {version(dist)}"
+                break
+            except PackageNotFoundError:
+                continue
+        for lib in libs:
+            try:
+                handle = ctypes.CDLL(lib)
+                value = ctypes.c_int()
+                fn = getattr(handle, func)
+                if func in ("cudnnGetVersion", "getInferLibVersion"):  # return the number
+                    fn.restype = ctypes.c_size_t if func == "cudnnGetVersion" else ctypes.c_int32
+                    number = int(fn())
+                elif fn(ctypes.byref(value)) == 0:
+                    number = value.value
+                else:
+                    continue
+                entry["library"] = f"{lib} {_format_version(number, style)}"
+                break
+            except (OSError, AttributeError):
+                continue
+        if entry:
+            found[name] = entry
+    return found
+
+
 def _backends(providers: list[str], openvino: bool) -> dict[str, str]:
     """Each ``--backend`` and whether it can run here, with the reason when it cannot. GPU providers
     are checked the way ``--backend ort-cuda`` checks them (provider built in, driver loads), without
@@ -74,6 +131,11 @@ def collect(model: Path | None = None) -> dict:
     except (ImportError, RuntimeError) as e:
         facts["openvino"] = {"error": first_line(e)}
     facts["backends"] = _backends(providers, "error" not in facts["openvino"])
+    if any(p != "CPUExecutionProvider" for p in providers):
+        from gvrcli.inference.backends import preload_cuda_libraries
+
+        preload_cuda_libraries(ort)  # what a GPU session would load, so the versions are the ones it gets
+    facts["gpu_libraries"] = gpu_libraries()
     facts["pyav"] = {
         "version": av.__version__,
         "encoders": {name: c.encoder in av.codecs_available for name, c in CODECS.items()},
@@ -142,6 +204,8 @@ def render(facts: dict) -> None:
         f"{k} {c['path']} ({c['files']} files, {c['mib']} MiB)" if c["path"] else f"{k} off (${c['env']}=off)" for k, c in facts["caches"].items()
     )
     console.print(f"[bold]Compiled-model caches[/] {caches}", highlight=False)
+    libs = "; ".join(f"{k} {', '.join(v.values())}" for k, v in facts["gpu_libraries"].items()) or "none found (no CUDA, cuDNN or TensorRT here)"
+    console.print(f"[bold]GPU libraries[/] {libs}", highlight=False)
     enc = ", ".join(f"{k}{'' if ok else ' (missing)'}" for k, ok in facts["pyav"]["encoders"].items())
     console.print(f"[bold]PyAV[/] {facts['pyav']['version']}: encoders {enc}")
     m = facts["model"]

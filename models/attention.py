@@ -46,6 +46,16 @@ _NOT_EMPTY = -2e30
 # --------------------------------------------------------------------------------------------------
 
 
+def pad(x: torch.Tensor, pads: tuple[int, ...], mode: str = "constant") -> torch.Tensor:
+    """``F.pad``, except that a bf16 tensor is padded in fp32 between two Casts: ONNX ``Pad`` has no
+    bf16 kernel in ONNX Runtime's CUDA (nor CPU) provider, so a bf16 graph with a bf16 Pad does not
+    load on a GPU without CPU fallback (issue 25). bf16 -> fp32 -> bf16 is exact, so the result is
+    bit-identical; fp32 and fp16 tensors keep the plain Pad (their graphs are unchanged)."""
+    if x.dtype == torch.bfloat16:
+        return F.pad(x.float(), pads, mode=mode).to(x.dtype)
+    return F.pad(x, pads, mode=mode)
+
+
 def window_partition(x: torch.Tensor, unit: tuple[int, int, int], front: tuple[int, int, int], mode: str):
     """Pad ``x`` (B, T, H, W, C) to whole units and group its tokens for ``mode``.
 
@@ -56,7 +66,7 @@ def window_partition(x: torch.Tensor, unit: tuple[int, int, int], front: tuple[i
     B, T, H, W, C = x.shape
     (u, wh, ww), (ft, fh, fw) = unit, front
     et, eh, ew = (-(T + ft)) % u, (-(H + fh)) % wh, (-(W + fw)) % ww
-    x = F.pad(x, (0, 0, fw, ew, fh, eh, ft, et))
+    x = pad(x, (0, 0, fw, ew, fh, eh, ft, et))
     nt, nh, nw = (T + ft + et) // u, (H + fh + eh) // wh, (W + fw + ew) // ww
     x = x.view(B, nt, u, nh, wh, nw, ww, C)
     if mode in ("sparse", "masked"):  # units = 2D windows of every frame of a temporal unit

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.attention import MODES, CrossAttention, LayerNorm32, UnitAttention, rope_3d
+from models.attention import MODES, CrossAttention, LayerNorm32, UnitAttention, pad, rope_3d
 from models.codec import get_codec
 from models.rectified_flow import euler_sample, guided
 
@@ -166,7 +166,7 @@ class PatchEmbed(nn.Module):
     def forward(self, x):
         p = self.patch
         H, W = x.shape[-2:]
-        x = F.pad(x, (0, (-W) % p, 0, (-H) % p, 0, 0), mode="replicate")
+        x = pad(x, (0, (-W) % p, 0, (-H) % p, 0, 0), mode="replicate")  # bf16: in fp32 (models.attention.pad)
         return self.proj(x).permute(0, 2, 3, 4, 1)  # (B, T, Hp, Wp, dim)
 
 

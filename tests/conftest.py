@@ -34,7 +34,7 @@ SHARED_EXPORTS = {
     "small_model": "small-exports", "dynamic_onnx": "small-exports", "openvino_ir": "small-exports",
     "static_unfused_onnx": "small-exports", "openvino_ir_from_onnx": "small-exports",
     "vae_trace_memo": "bundles", "latent_weights": "bundles", "onnx_bundle": "bundles", "openvino_bundle": "bundles",
-    "fp16_onnx": "half-precision", "half_model": "half-precision",
+    "fp16_onnx": "half-precision", "half_model": "half-precision", "bf16_onnx": "half-precision",
 }
 
 

@@ -253,6 +253,7 @@ class OrtBackend:
                 raise RetryableError(
                     f"--backend ort-{use}: {what}; retry on a GPU node with onnxruntime-gpu, or run with --backend ort-cpu"
                 )
+        preloaded = preload_cuda_libraries(ort) if use != "cpu" else ""
         sessions, shape_math = {}, {}
         for role, path in graph_paths(self.model_path, manifest).items():
             if use == "cpu":
@@ -265,9 +266,10 @@ class OrtBackend:
             note = f"shape-arithmetic nodes run on the CPU ({counts}: ONNX Runtime keeps integer shape math there by design); every tensor op is on the GPU"
         loaded = sessions[STEP].get_providers()
         if use != "cpu" and loaded[0] != ORT_PROVIDERS[use][0]:
+            why = f" ({preloaded.splitlines()[0]})" if preloaded else ""
             raise RetryableError(
-                f"the {ORT_PROVIDERS[use][0]} did not load (missing CUDA/cuDNN/TensorRT libraries or no GPU); "
-                "retry on a GPU node, or run with --backend ort-cpu"
+                f"the {ORT_PROVIDERS[use][0]} did not load (missing CUDA/cuDNN/TensorRT libraries or no GPU{why}); "
+                "install gvr[cuda] or retry on a GPU node, or run with --backend ort-cpu"
             )
         if self.provider == "auto" and use == "cpu" and "CUDAExecutionProvider" in available:
             note = "the CUDA provider did not load (no GPU or CUDA libraries); running on CPU"
@@ -322,6 +324,7 @@ class OrtBackend:
         trt = {
             "device_id": self.device_id,
             "trt_fp16_enable": precision == "fp16",
+            "trt_bf16_enable": precision == "bf16",  # a bf16 artefact: TensorRT builds bf16 layers only when asked
             **({"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
                 "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache)} if cache is not None else {}),
             **trt_profiles(manifest, role, self.frames, self.lr_max),
@@ -345,6 +348,28 @@ class OrtBackend:
         if compute_nodes:
             raise ModelError(explain_fallback(path, ORT_PROVIDERS[use][0], compute_nodes))
         return self._session(ort, path, providers, strict=False), len(shape_nodes)
+
+
+def preload_cuda_libraries(ort) -> str:
+    """Load the CUDA, cuBLAS and cuDNN libraries that pip installed (``onnxruntime-gpu[cuda,cudnn]``,
+    ``gvr[cuda]``) before the first GPU session: ONNX Runtime's CUDA provider links against them
+    but does not look in site-packages itself, and ``gvr`` never imports torch (which would have
+    loaded them). ``onnxruntime.preload_dlls`` (ONNX Runtime >= 1.21) does exactly this; it prints
+    what it could not load, which we keep off stdout (``--json``) and return. Libraries installed
+    system-wide (LD_LIBRARY_PATH, ldconfig) are found either way."""
+    import contextlib
+    import io
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return ""
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        try:
+            preload(cuda=True, cudnn=True, msvc=True)
+        except (OSError, RuntimeError) as e:  # a missing folder is the provider's problem, said later
+            print(first_line(e))
+    return said.getvalue().strip()
 
 
 # ORT's message when a node lands on the CPU with fallback disabled (onnxruntime inference_session.cc).

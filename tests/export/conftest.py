@@ -76,3 +76,11 @@ def fp16_onnx(half_model, exports):
     from export import export_model
 
     return export_model("onnx", exports / "fp16.onnx", model=half_model, precision="fp16")
+
+
+@pytest.fixture(scope="session")
+def bf16_onnx(half_model, exports):
+    """``gvr export --precision bf16``, dynamic: the GPU artefact whose every node must have a CUDA kernel."""
+    from export import export_model
+
+    return export_model("onnx", exports / "bf16.dynamic.onnx", model=half_model, precision="bf16")

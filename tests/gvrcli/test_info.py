@@ -45,3 +45,22 @@ def test_collect_says_where_the_compiled_model_caches_are_and_what_they_hold(fak
     caches = collect(fake_model)["caches"]
     assert caches["openvino"] == {"path": str(tmp_path / "ov"), "env": "GVR_OV_CACHE", "files": 1, "mib": 1.0}
     assert caches["tensorrt"]["path"] is None
+
+
+def test_gpu_libraries_report_versions_and_nothing_where_absent(monkeypatch):
+    """``gvr info``'s GPU libraries (issue 25): package metadata and the loaded library's version
+    function, each absent where not found; a CPU machine gets an empty report, not an error."""
+    import ctypes
+
+    from gvrcli import info
+
+    assert info._format_version(13000, "cuda") == "13.0" and info._format_version(92400, "cudnn") == "9.24.0"
+    assert info._format_version(101400, "tensorrt") == "10.14.0"
+
+    def no_library(name, *a, **kw):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    found = info.gpu_libraries()
+    assert all("library" not in v for v in found.values())
+    assert set(found) <= set(info._GPU_LIBRARIES)

@@ -142,3 +142,40 @@ def test_tensorrt_cache_defaults_to_the_user_cache_and_follows_the_environment(m
     assert backends.default_trt_cache() == tmp_path / "gvr" / "tensorrt"
     monkeypatch.setenv("GVR_TRT_CACHE", str(tmp_path / "trt"))
     assert backends.default_trt_cache() == tmp_path / "trt"
+
+
+@pytest.mark.parametrize("precision, fp16, bf16", [("fp32", False, False), ("fp16", True, False), ("bf16", False, True)])
+def test_tensorrt_gets_the_half_precision_flag_of_the_artefact(fake_model, tmp_path, precision, fp16, bf16):
+    """bf16 artefacts need ``trt_bf16_enable`` (issue 25): TensorRT builds bf16 layers only when asked."""
+    from gvrcli.inference.modelfile import read_manifest
+
+    backend = OrtBackend(fake_model, provider="tensorrt", trt_cache=tmp_path / "trt")
+    (trt, options), cuda = backend._provider_list("tensorrt", read_manifest(fake_model), "step", precision)
+    assert trt == "TensorrtExecutionProvider" and cuda[0] == "CUDAExecutionProvider"
+    assert (options["trt_fp16_enable"], options["trt_bf16_enable"]) == (fp16, bf16)
+
+
+def test_cuda_libraries_are_preloaded_quietly_and_only_where_ort_can(capsys):
+    """``onnxruntime.preload_dlls`` prints what it cannot load; gvr keeps stdout clean (``--json``)
+    and returns it for the exit-75 message. An ORT without it is left alone."""
+
+    class Ort:
+        def preload_dlls(self, **kw):
+            assert kw == {"cuda": True, "cudnn": True, "msvc": True}
+            print("Failed to load libcublasLt.so.13: cannot open shared object file")
+
+    said = backends.preload_cuda_libraries(Ort())
+    assert said.startswith("Failed to load libcublasLt.so.13") and capsys.readouterr().out == ""
+    assert backends.preload_cuda_libraries(object()) == ""
+
+
+def test_cuda_provider_that_did_not_load_says_what_preload_could_not_find(fake_model, monkeypatch):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(backends, "gpu_present", lambda: True)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(backends, "preload_cuda_libraries", lambda _: "Failed to load libcublasLt.so.13: missing")
+    backend = OrtBackend(fake_model, provider="cuda")
+    monkeypatch.setattr(OrtBackend, "_gpu_session", lambda self, ort_, path, *a: (ort_.InferenceSession(str(path), providers=["CPUExecutionProvider"]), 0))
+    with pytest.raises(RetryableError, match="did not load.*libcublasLt.so.13.*gvr\\[cuda\\]"):
+        backend.load()
