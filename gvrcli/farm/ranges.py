@@ -107,6 +107,7 @@ def split(frames: int, cuts: list[int], length: int, overlap: int, segments: int
             break
         best = min(candidates, key=lambda c: (abs(c - ideal) + (0 if candidates[c] < 0 else length), c))
         bounds.add(best)
+        del candidates[best]
     edges = sorted(bounds)
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
@@ -220,7 +221,7 @@ def _parse_plan(body) -> Plan:
     if not isinstance(src.get("sample_sha256"), str):
         raise ValueError("input has no fingerprint")
     frames = _int(src["frames"], 1)
-    for key in ("size", "mtime_ns", "width", "height"):
+    for key in ("size", "mtime_ns", "width", "height", "bit_depth"):
         _int(src[key], 0, 1 << 63)
     if body.get("options_sha256") != options_digest(options):
         raise ValueError("options_sha256 does not match its options")

@@ -86,7 +86,7 @@ def test_ranges_cut_at_shots_when_near_and_cost_one_chunk_elsewhere():
 
 def test_a_plan_round_trips_and_a_bad_one_is_one_usage_error(tmp_path):
     plan = ranges.Plan(
-        {"path": "/x.mp4", "frames": 40, "width": 64, "height": 48, "size": 10, "mtime_ns": 1, "sample_sha256": "ab"},
+        {"path": "/x.mp4", "frames": 40, "width": 64, "height": 48, "bit_depth": 8, "size": 10, "mtime_ns": 1, "sample_sha256": "ab"},
         {"seed": 1}, (10, 2), [25], [(0, 25), (25, 40)],
     )
     path = tmp_path / "p.json"
