@@ -249,8 +249,9 @@ def parse_range(text: str) -> tuple[int, int]:
 
 
 def segment_path(output: Path, a: int, b: int) -> Path:
-    """Range [a, b)'s segment, beside the final output: lossless FFV1 in Matroska."""
-    return output.with_name(f"{output.name}{SEGMENT_MARK}{a:09d}-{b:09d}.mkv")
+    """Range [a, b)'s segment, beside the final output and named after it (less its extension:
+    one set of segments joins into any container): lossless FFV1 in Matroska."""
+    return output.with_name(f"{output.stem}{SEGMENT_MARK}{a:09d}-{b:09d}.mkv")
 
 
 def encode_pts(pts: list[int | None]) -> list[list]:
