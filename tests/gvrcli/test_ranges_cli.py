@@ -74,12 +74,13 @@ def run_ranges(clip: Path, plan: Path, out: Path, model: Path, env, order=None, 
     return ranges
 
 
-def test_ranges_in_separate_processes_out_of_order_join_into_the_single_run(tmp_path, fake_model, env):
-    clip = make_clip(tmp_path, frames=36, cut=17)
+@pytest.mark.parametrize("frames, cut", [(36, 17), pytest.param(120, 57, marks=pytest.mark.slow)])
+def test_ranges_in_separate_processes_out_of_order_join_into_the_single_run(tmp_path, fake_model, env, frames, cut):
+    clip = make_clip(tmp_path, frames=frames, cut=cut)
     gvr("upscale", clip, tmp_path / "single.mkv", "-m", fake_model, "--codec", "ffv1", env=env)
     plan = tmp_path / "plan.json"
     made = json.loads(gvr("plan", clip, plan, "-m", fake_model, "--codec", "ffv1", "--segments", 4, "--json", env=env).stdout)
-    assert len(made["ranges"]) == 4 and made["cuts"] == [17] and [17] in [r[:1] for r in made["ranges"]]
+    assert len(made["ranges"]) == 4 and made["cuts"] == [cut] and [cut] in [r[:1] for r in made["ranges"]]
     assert made["context_frames"] > 0  # two of the boundaries fall inside shots
     out = tmp_path / "joined.mkv"
     run_ranges(clip, plan, out, fake_model, env, order=[2, 0, 3, 1], codec="ffv1")
