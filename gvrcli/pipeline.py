@@ -345,7 +345,7 @@ def stream_file(
 
         try:
             decoders.append(VideoDecoder(info))
-            frames = decoders[0].frames(*window)
+            frames = decoders[0].frames(*window) if window != (0, None) else decoders[0].frames()
             while True:
                 started = time.perf_counter()
                 frame = next(frames, None)
