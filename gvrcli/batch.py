@@ -264,8 +264,10 @@ def upscale(
     options: UpscaleOptions,
     events: BatchEvents | None = None,
     cancel: threading.Event | None = None,
+    session: dict | None = None,
 ) -> BatchReport:
-    """Upscale every video in ``inputs`` into ``options.output_dir``. Batch-wide errors (bad options,
+    """Upscale every video in ``inputs`` into ``options.output_dir``. ``session``: a dict in which
+    the loaded model is kept for the next call with the same model and runtime options. Batch-wide errors (bad options,
     bad model, missing GPU) are raised as GvrError before any input is opened; per-file failures
     are in the report."""
     events = events or SilentEvents()
@@ -316,15 +318,23 @@ def upscale(
         choice.append(choose_cpu_backend(model_path, manifest, settings, workload, speed_cache, baseline_mb=baseline, probe=probe))
         return choice[0].backend, choice[0].reason
 
-    backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest, cpu_choice=cpu_choice, **gpu)
+    # A session (``gvrcli.api.Session``) keeps the loaded model from call to call.
+    key = (str(model_path), manifest.weights_sha256, options.backend, options.device, options.threads, options.precision, settings.chunk_frames, options.tile)
+    held = session.get(key) if session is not None and not options.dry_run else None
+    if held is None:
+        backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest, cpu_choice=cpu_choice, **gpu)
+    else:
+        backend = held[0]
     speeds = choice[0].models if choice else machine_models(speed_cache)
     loaded = None
     if not options.dry_run:
         try:
-            loaded = load_watched(backend, manifest, vae, settings, model_path, options, cancel)
+            loaded = held[1] if held else load_watched(backend, manifest, vae, settings, model_path, options, cancel)
         except Cancelled:  # a signal during the load: nothing started, exit 130/143 with the summary
             report.seconds = time.monotonic() - started
             return report
+        if session is not None:
+            session[key] = (backend, loaded)
         report.backend, report.precision = loaded.description, loaded.precision
         why = f" (auto: {backend.reason})" if backend.reason else ""
         note = f"; {manifest.note}" if manifest.note else ""  # the start line says what runs, in one line
