@@ -296,6 +296,47 @@ def plan_command(
         )
 
 
+@app.command("warmup", cls=GvrCommand)
+def warmup_command(
+    model: Optional[Path] = typer.Option(None, "-m", "--model", metavar="FILE|DIR", rich_help_panel=MODEL, help="The model the tasks will run (as gvr upscale)."),
+    backend: str = typer.Option("auto", "--backend", metavar="NAME", rich_help_panel=MODEL, help="As gvr upscale."),
+    device: str = typer.Option("AUTO", "--device", metavar="DEVICE", rich_help_panel=MODEL, help="As gvr upscale."),
+    precision: Optional[str] = typer.Option(None, "--precision", metavar="TYPE", rich_help_panel=MODEL, help="As gvr upscale."),
+    trt_cache: Optional[Path] = typer.Option(None, "--trt-cache", metavar="DIR", rich_help_panel=MODEL, help="As gvr upscale."),
+    scale: Optional[float] = typer.Option(None, "-s", "--scale", metavar="RATIO", rich_help_panel=QUALITY, help="As gvr upscale."),
+    plan: Optional[Path] = typer.Option(None, "--plan", metavar="PLAN.json", rich_help_panel=FARM, help="Warm up for this plan's input size."),
+    input_size: str = typer.Option("960x540", "--input-size", metavar="WxH", rich_help_panel=FARM, help="The tasks' input frame size, without --plan."),
+    threads: int = typer.Option(0, "--threads", metavar="N", rich_help_panel=RESOURCES, help="As gvr upscale."),
+    tile: int = typer.Option(0, "-t", "--tile", metavar="PIXELS", rich_help_panel=RESOURCES, help="As gvr upscale."),
+    memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", metavar="MiB", rich_help_panel=RESOURCES, help="As gvr upscale."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=FARM, help="Print the result as one JSON object."),
+) -> None:
+    """Load and compile the model once for this worker (speed probe, compiled-graph caches), with
+    no input: one synthetic chunk at the tasks' frame size. For a farm's per-worker setup."""
+    from gvrcli.batch import UpscaleOptions
+    from gvrcli.farm.warmup import warmup
+
+    try:
+        if plan is not None:
+            from gvrcli.farm.ranges import read_plan
+
+            facts = read_plan(plan).input
+            width, height = facts["width"], facts["height"]
+        else:
+            width, height = _size(input_size)
+        options = UpscaleOptions(
+            output_dir=Path("."), model=model, backend=backend, device=device, precision=precision, trt_cache=trt_cache,
+            scale=scale, threads=threads, tile=tile, memory_budget_mb=memory_budget,
+        )
+        done = warmup(options, width, height)
+    except GvrError as e:
+        _error(str(e), as_json, e.exit_code)
+    if as_json:
+        sys.stdout.write(json.dumps({"event": "warmup", **done}) + "\n")
+    else:
+        sys.stdout.write(f"gvr: warm: {done['backend']} ({done['precision']}), a chunk of {done['frames']} frames at {width}x{height}, {done['seconds']} s\n")
+
+
 @app.command("join", cls=GvrCommand)
 def join_command(
     plan_path: Path = typer.Argument(..., metavar="PLAN.json", help="The plan the segments were made from."),

@@ -95,17 +95,19 @@ def window_of(a: int, b: int, frames: int, cuts: list[int], length: int, overlap
 
 
 def split(frames: int, cuts: list[int], length: int, overlap: int, segments: int) -> list[tuple[int, int]]:
-    """About ``segments`` ranges of about equal length, cut at shot boundaries where one is near
-    (within a chunk of the ideal place), else at chunk starts."""
+    """``segments`` ranges (fewer only when the video has fewer frames) of about equal length, cut at
+    shot boundaries where one is near (within a chunk of the ideal place), else at chunk starts,
+    else anywhere (a boundary inside a chunk costs the same context, the chunk computed twice)."""
     chunks = chunk_grid(frames, cuts, length, overlap)
-    candidates = {c: 0 for c in (ch.start for ch in chunks) if 0 < c < frames}
+    candidates = {c: 1 for c in range(1, frames)}  # any frame, last: exactly min(segments, frames) ranges
+    candidates.update({c: 0 for c in (ch.start for ch in chunks) if 0 < c < frames})
     candidates.update({c: -1 for c in cuts if 0 < c < frames})  # a cut costs no context
     bounds = {0, frames}
     for k in range(1, segments):
         ideal = k * frames / segments
         if not candidates:
             break
-        best = min(candidates, key=lambda c: (abs(c - ideal) + (0 if candidates[c] < 0 else length), c))
+        best = min(candidates, key=lambda c: (abs(c - ideal) + (candidates[c] + 1) * length, c))
         bounds.add(best)
         del candidates[best]
     edges = sorted(bounds)

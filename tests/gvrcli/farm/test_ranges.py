@@ -63,7 +63,7 @@ def test_every_range_reproduces_the_single_runs_frames_bit_for_bit(frames, lengt
     single, _ = run(frames, length, overlap, cuts)
     for segments in (2, 3, 5):
         parts = ranges.split(frames, cuts, length, overlap, segments)
-        assert parts[0][0] == 0 and parts[-1][1] == frames
+        assert parts[0][0] == 0 and parts[-1][1] == frames and len(parts) == min(segments, frames)
         for a, b in [*parts, (frames // 3, frames // 3 + 1), (1, frames)] if frames > 1 else parts:
             window = ranges.window_of(a, b, frames, cuts, length, overlap)
             got, _ = run(frames, length, overlap, cuts, window)
