@@ -6,7 +6,9 @@ through Open Job Description's own model, the Slurm script through bash with sta
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,63 @@ def test_slurm_array_script_passes_the_dirs_and_requeues_only_on_exit_75(tmp_pat
         calls = log.read_text().splitlines()
         assert calls[0] == "gvr upscale /mnt/in /mnt/out --json --threads 8"
         assert (calls[1:] == ["scontrol requeue 41_3"]) == requeued
+
+
+def gvr_wrapper(bin_dir: Path, log: Path) -> None:
+    """A ``gvr`` on PATH that logs its arguments and runs this checkout's CLI."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    repo = EXAMPLES.parent
+    path = bin_dir / "gvr"
+    path.write_text(f'#!/bin/sh\necho "gvr $*" >> "{log}"\nPYTHONPATH="{repo}" exec "{sys.executable}" -m gvrcli "$@"\n')
+    path.chmod(0o755)
+
+
+def test_openjd_ranges_bundle_declares_plan_ranges_join_with_a_warm_up_per_worker(tmp_path):
+    openjd = pytest.importorskip("openjd.model")
+    template_dir = EXAMPLES / "openjd"
+    template = openjd.decode_job_template(template=yaml.safe_load((template_dir / "gvr-ranges.template.yaml").read_text()))
+    values = openjd.preprocess_job_parameters(
+        job_template=template,
+        job_parameter_values={"Input": "/mnt/in/film.mp4", "Output": "/mnt/out/film.mp4", "Segments": "5"},
+        job_template_dir=template_dir.resolve(),
+        current_working_dir=tmp_path,
+    )
+    job = openjd.create_job(job_template=template, job_parameter_values=values)
+    assert [s.name for s in job.steps] == ["Plan", "Upscale", "Join"]
+    plan, upscale, join = job.steps
+    assert [d.dependsOn for d in upscale.dependencies] == ["Plan"] and [d.dependsOn for d in join.dependencies] == ["Upscale"]
+    tasks = [{k: v.value for k, v in t.items()} for t in openjd.StepParameterSpaceIterator(space=upscale.parameterSpace)]
+    assert [t["Range"] for t in tasks] == ["1", "2", "3", "4", "5"]
+    (warm,) = upscale.stepEnvironments
+    assert warm.script.actions.onEnter is not None and "gvr warmup" in warm.script.embeddedFiles[0].data
+
+
+@pytest.mark.skipif(shutil.which("openjd") is None, reason="the OpenJD command-line runner (pip install openjd-cli) is not installed")
+def test_openjd_run_of_the_ranges_bundle_joins_the_single_runs_output(tmp_path):
+    """``openjd run`` of the bundle on a tiny clip with a cut: exit 0, the joined output is the
+    single run's frames, and the warm-up ran once for the worker session's three tasks."""
+    sys.path.insert(0, str(EXAMPLES.parent))
+    from tests.clips import read_video, write_video
+    from tests.fake_model import build_fake_onnx
+    from tests.gvrcli.test_ranges_cli import BT709_TV, two_shots
+
+    clip = write_video(tmp_path / "clip.mp4", frames=24, size=(64, 48), content=two_shots(11), audio=True, colour=BT709_TV)
+    model = build_fake_onnx(tmp_path / "m" / "fake.onnx")
+    log = tmp_path / "calls.log"
+    gvr_wrapper(tmp_path / "bin", log)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    out = tmp_path / "out" / "film.mp4"
+    out.parent.mkdir()
+    done = subprocess.run(
+        ["openjd", "run", str(EXAMPLES / "openjd" / "gvr-ranges.template.yaml"), "-p", f"Input={clip}", "-p", f"Output={out}",
+         "-p", "Segments=3", "-p", f"Model={model}"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("openjd_progress: 100.0") == 3  # each range task ends at 100%
+    calls = log.read_text().splitlines()
+    assert [c.split()[1] for c in calls] == ["plan", "warmup", "upscale", "upscale", "upscale", "join"]
+    subprocess.run(["gvr", "upscale", str(clip), str(tmp_path / "single.mp4"), "-m", str(model)], env=env, check=True, capture_output=True)
+    joined, single = read_video(out), read_video(tmp_path / "single.mp4")
+    assert joined["times"] == single["times"] and joined["audio"] == single["audio"] and joined["colour"] == single["colour"]
+    assert all((a == b).all() for a, b in zip(joined["rgb"], single["rgb"])) and joined["frames"] == 24
