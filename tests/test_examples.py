@@ -24,6 +24,15 @@ def stub(bin_dir: Path, name: str, log: Path, exit_code: int = 0) -> None:
     path.chmod(0o755)
 
 
+def openjd_job(openjd, path: Path, params: dict, tmp_path: Path):
+    """The job a template makes with these parameters, through Open Job Description's own model."""
+    template = openjd.decode_job_template(template=yaml.safe_load(path.read_text()))
+    values = openjd.preprocess_job_parameters(
+        job_template=template, job_parameter_values=params, job_template_dir=path.parent.resolve(), current_working_dir=tmp_path,
+    )
+    return openjd.create_job(job_template=template, job_parameter_values=values)
+
+
 def test_kubernetes_indexed_job_is_valid_and_sizes_the_shards_from_its_completions():
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     job = yaml.safe_load((EXAMPLES / "kubernetes" / "gvr-upscale-indexed-job.yaml").read_text())
@@ -40,15 +49,7 @@ def test_kubernetes_indexed_job_is_valid_and_sizes_the_shards_from_its_completio
 
 def test_deadline_template_makes_one_task_per_shard_each_running_its_own_shard(tmp_path):
     openjd = pytest.importorskip("openjd.model")
-    template_dir = EXAMPLES / "deadline"
-    template = openjd.decode_job_template(template=yaml.safe_load((template_dir / "gvr-upscale.template.yaml").read_text()))
-    values = openjd.preprocess_job_parameters(
-        job_template=template,
-        job_parameter_values={"InputDir": "/mnt/in", "OutputDir": "/mnt/out", "Shards": "3"},
-        job_template_dir=template_dir.resolve(),
-        current_working_dir=tmp_path,
-    )
-    job = openjd.create_job(job_template=template, job_parameter_values=values)
+    job = openjd_job(openjd, EXAMPLES / "deadline" / "gvr-upscale.template.yaml", {"InputDir": "/mnt/in", "OutputDir": "/mnt/out", "Shards": "3"}, tmp_path)
     (step,) = job.steps
     tasks = [{k: v.value for k, v in t.items()} for t in openjd.StepParameterSpaceIterator(space=step.parameterSpace)]
     assert [t["Shard"] for t in tasks] == ["1", "2", "3"]
@@ -97,15 +98,8 @@ def gvr_wrapper(bin_dir: Path, log: Path) -> None:
 
 def test_openjd_ranges_bundle_declares_plan_ranges_join_with_a_warm_up_per_worker(tmp_path):
     openjd = pytest.importorskip("openjd.model")
-    template_dir = EXAMPLES / "openjd"
-    template = openjd.decode_job_template(template=yaml.safe_load((template_dir / "gvr-ranges.template.yaml").read_text()))
-    values = openjd.preprocess_job_parameters(
-        job_template=template,
-        job_parameter_values={"Input": "/mnt/in/film.mp4", "Output": "/mnt/out/film.mp4", "Segments": "5"},
-        job_template_dir=template_dir.resolve(),
-        current_working_dir=tmp_path,
-    )
-    job = openjd.create_job(job_template=template, job_parameter_values=values)
+    params = {"Input": "/mnt/in/film.mp4", "Output": "/mnt/out/film.mp4", "Segments": "5"}
+    job = openjd_job(openjd, EXAMPLES / "openjd" / "gvr-ranges.template.yaml", params, tmp_path)
     assert [s.name for s in job.steps] == ["Plan", "Upscale", "Join"]
     plan, upscale, join = job.steps
     assert [d.dependsOn for d in upscale.dependencies] == ["Plan"] and [d.dependsOn for d in join.dependencies] == ["Upscale"]
