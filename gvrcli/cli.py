@@ -127,15 +127,9 @@ def upscale(
     received = _install_signal_handlers(cancel)
     events = _events(as_json, progress_interval, openjd, "upscale")
     try:
-        chosen_shard = _shard(shard, events)
+        chosen_range, range_index = _frame_range(plan, frame_range, range_index, shard, events)
+        chosen_shard = _shard(shard, events) if plan is None else None  # one range of one file: no file sharding
         out_size = _size(size)
-        if (frame_range is not None or range_index is not None) and plan is None:
-            raise UsageError("--range/--range-index need --plan PLAN.json (from gvr plan)")
-        if frame_range is not None and range_index is not None:
-            raise UsageError("give one of --range and --range-index")
-        from gvrcli.farm.ranges import parse_range
-
-        chosen_range = parse_range(frame_range) if frame_range is not None else None
         options = UpscaleOptions(
             output_dir=output_dir,
             model=model,
@@ -214,6 +208,29 @@ def _shard(shard: Optional[str], events):
     if chosen and chosen.source != "--shard":
         events.message(f"gvr: shard {chosen.index}/{chosen.count} from {chosen.source}")
     return chosen
+
+
+def _frame_range(plan, frame_range, range_index, shard, events):
+    """(--range as (A, B), --range-index), the index from a job array's environment when --plan
+    has neither (Slurm, AWS Batch, a Kubernetes Indexed Job)."""
+    from gvrcli.farm.ranges import parse_range
+    from gvrcli.farm.shard import task_index_from_env
+
+    if plan is None:
+        if frame_range is not None or range_index is not None:
+            raise UsageError("--range/--range-index need --plan PLAN.json (from gvr plan)")
+        return None, None
+    if shard is not None:
+        raise UsageError("--shard splits a batch by file; with --plan give --range or --range-index")
+    if frame_range is not None and range_index is not None:
+        raise UsageError("give one of --range and --range-index")
+    if frame_range is None and range_index is None:
+        found = task_index_from_env()
+        if found is None:
+            raise UsageError("--plan needs --range A-B or --range-index K (or a job array's task index)")
+        range_index = found[0]
+        events.message(f"gvr: range index {range_index} from {found[1]}")
+    return (parse_range(frame_range) if frame_range is not None else None), range_index
 
 
 def _command(paths: list[str], usage: str, as_json: bool, events, run, after=None) -> None:

@@ -138,3 +138,61 @@ def test_openjd_run_of_the_ranges_bundle_joins_the_single_runs_output(tmp_path):
     joined, single = read_video(out), read_video(tmp_path / "single.mp4")
     assert joined["times"] == single["times"] and joined["audio"] == single["audio"] and joined["colour"] == single["colour"]
     assert all((a == b).all() for a, b in zip(joined["rgb"], single["rgb"])) and joined["frames"] == 24
+
+
+def test_kubernetes_ranges_job_fails_an_index_on_exit_2_and_retries_75():
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    job = yaml.safe_load((EXAMPLES / "kubernetes" / "gvr-ranges-indexed-job.yaml").read_text())
+    kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["backoffLimitPerIndex"] >= 1
+    (container,) = spec["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[:2] == ["gvr", "upscale"] and "--plan" in command and "--range-index" not in command  # JOB_COMPLETION_INDEX
+    rules = {rule["action"]: rule["onExitCodes"]["values"] for rule in spec["podFailurePolicy"]["rules"]}
+    assert 2 in rules["FailIndex"] and rules["Count"] == [75]
+
+
+def test_slurm_ranges_submit_chains_plan_array_join_and_each_step_runs_its_gvr(tmp_path):
+    submit, body = EXAMPLES / "slurm" / "gvr-ranges-submit.sh", EXAMPLES / "slurm" / "gvr-ranges.sbatch"
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\necho "sbatch $*" >> "{log}"\necho 7\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(submit), "/in/f.mp4", "/out/f.mp4", "4", "--steps", "2"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    plan, ranges, join = log.read_text().splitlines()
+    assert plan.endswith("gvr-ranges.sbatch plan /in/f.mp4 /out/f.mp4 --segments 4 --codec h264 --steps 2")
+    assert "--dependency=afterok:7 --array=0-3" in ranges and ranges.endswith("range /in/f.mp4 /out/f.mp4 --codec h264 --steps 2")
+    assert "--dependency=afterok:7" in join and join.endswith("join /in/f.mp4 /out/f.mp4 --codec h264")
+    for step, gvr_exit, expected, requeued in (
+        ("plan", 0, "gvr plan /in/f.mp4 /out/f.mp4.plan.json --segments 4", False),
+        ("range", 75, "gvr upscale /in/f.mp4 /out/f.mp4 --plan /out/f.mp4.plan.json --threads 8", True),
+        ("range", 2, "gvr upscale /in/f.mp4 /out/f.mp4 --plan /out/f.mp4.plan.json --threads 8", False),
+        ("join", 0, "gvr join /out/f.mp4.plan.json /out/f.mp4", False),
+    ):
+        calls = tmp_path / f"{step}{gvr_exit}.log"
+        stub(bin_dir, "gvr", calls, gvr_exit)
+        stub(bin_dir, "scontrol", calls)
+        task = {**env, "SLURM_JOB_ID": "9", "SLURM_ARRAY_JOB_ID": "8", "SLURM_ARRAY_TASK_ID": "2", "SLURM_CPUS_PER_TASK": "8"}
+        extra = ["--segments", "4"] if step == "plan" else []
+        assert subprocess.run(["bash", str(body), step, "/in/f.mp4", "/out/f.mp4", *extra], env=task).returncode == gvr_exit
+        lines = calls.read_text().splitlines()
+        assert lines[0] == expected and (lines[1:] == ["scontrol requeue 8_2"]) == requeued
+
+
+def test_gvr_warmup_needs_no_input_and_leaves_nothing_behind(tmp_path):
+    from tests.fake_model import build_fake_onnx
+
+    model = build_fake_onnx(tmp_path / "m" / "fake.onnx")
+    env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    done = subprocess.run([sys.executable, "-m", "gvrcli", "warmup", "-m", str(model), "--input-size", "40x32", "--json"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    event = json.loads(done.stdout.splitlines()[-1])
+    assert event["event"] == "warmup" and event["size"] == [40, 32] and event["frames"] == 8
+    assert list((tmp_path / "tmp").glob("gvr-warmup-*")) == [] and list(tmp_path.glob("*.mkv")) == []
