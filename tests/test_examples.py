@@ -26,7 +26,7 @@ def stub(bin_dir: Path, name: str, log: Path, exit_code: int = 0) -> None:
 
 def openjd_job(openjd, path: Path, params: dict, tmp_path: Path):
     """The job a template makes with these parameters, through Open Job Description's own model."""
-    template = openjd.decode_job_template(template=yaml.safe_load(path.read_text()))
+    template = openjd.decode_job_template(template=yaml.safe_load(path.read_text()), supported_extensions=["TASK_CHUNKING"])
     values = openjd.preprocess_job_parameters(
         job_template=template, job_parameter_values=params, job_template_dir=path.parent.resolve(), current_working_dir=tmp_path,
     )
@@ -98,21 +98,22 @@ def gvr_wrapper(bin_dir: Path, log: Path) -> None:
 
 def test_openjd_ranges_bundle_declares_plan_ranges_join_with_a_warm_up_per_worker(tmp_path):
     openjd = pytest.importorskip("openjd.model")
-    params = {"Input": "/mnt/in/film.mp4", "Output": "/mnt/out/film.mp4", "Segments": "5"}
+    params = {"Input": "/mnt/in/film.mp4", "Output": "/mnt/out/film.mp4", "Segments": "5", "RangesPerTask": "2"}
     job = openjd_job(openjd, EXAMPLES / "openjd" / "gvr-ranges.template.yaml", params, tmp_path)
     assert [s.name for s in job.steps] == ["Plan", "Upscale", "Join"]
     plan, upscale, join = job.steps
     assert [d.dependsOn for d in upscale.dependencies] == ["Plan"] and [d.dependsOn for d in join.dependencies] == ["Upscale"]
     tasks = [{k: v.value for k, v in t.items()} for t in openjd.StepParameterSpaceIterator(space=upscale.parameterSpace)]
-    assert [t["Range"] for t in tasks] == ["1", "2", "3", "4", "5"]
+    assert [t["Range"] for t in tasks] == ["1-2", "3-4", "5-5"]  # TASK_CHUNKING: RangesPerTask consecutive ranges
     (warm,) = upscale.stepEnvironments
     assert warm.script.actions.onEnter is not None and "gvr warmup" in warm.script.embeddedFiles[0].data
 
 
 @pytest.mark.skipif(shutil.which("openjd") is None, reason="the OpenJD command-line runner (pip install openjd-cli) is not installed")
 def test_openjd_run_of_the_ranges_bundle_joins_the_single_runs_output(tmp_path):
-    """``openjd run`` of the bundle on a tiny clip with a cut: exit 0, the joined output is the
-    single run's frames, and the warm-up ran once for the worker session's three tasks."""
+    """``openjd run`` of the bundle on a tiny clip with a cut, two ranges per task (TASK_CHUNKING):
+    exit 0, the joined output is the single run's frames, and the warm-up ran once for the worker
+    session's tasks."""
     sys.path.insert(0, str(EXAMPLES.parent))
     from tests.clips import read_video, write_video
     from tests.fake_model import build_fake_onnx
@@ -127,7 +128,7 @@ def test_openjd_run_of_the_ranges_bundle_joins_the_single_runs_output(tmp_path):
     out.parent.mkdir()
     done = subprocess.run(
         ["openjd", "run", str(EXAMPLES / "openjd" / "gvr-ranges.template.yaml"), "-p", f"Input={clip}", "-p", f"Output={out}",
-         "-p", "Segments=3", "-p", f"Model={model}"],
+         "-p", "Segments=3", "-p", "RangesPerTask=2", "-p", f"Model={model}"],
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
