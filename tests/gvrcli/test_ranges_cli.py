@@ -158,6 +158,32 @@ def test_a_killed_range_leaves_nothing_the_join_accepts_and_its_rerun_completes(
     assert out.exists()
 
 
+def test_a_range_killed_mid_way_leaves_no_segment_and_its_rerun_completes(tmp_path, fake_model, env):
+    import os
+    import signal
+    import time
+
+    clip = write_video(tmp_path / "clip.mp4", frames=240, size=(96, 64))
+    plan = tmp_path / "plan.json"
+    gvr("plan", clip, plan, "-m", fake_model, "--segments", 1, env=env)
+    out = tmp_path / "o" / "joined.mp4"
+    out.parent.mkdir()
+    task = subprocess.Popen([sys.executable, "-m", "gvrcli", "upscale", clip, out, "-m", fake_model, "--plan", plan, "--range-index", "0"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not [p for p in out.parent.iterdir() if ".gvr-partial-" in p.name] and task.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(task.pid, signal.SIGKILL)  # while the segment is being written
+    task.wait()
+    assert task.returncode == -signal.SIGKILL, "the range finished before it could be killed"
+    assert not list(out.parent.glob("joined.gvr-range-*.mkv")), "a killed range published no segment"
+    one_line_exit_2(gvr("join", plan, out, check=None, env=env), "missing")
+    gvr("upscale", clip, out, "-m", fake_model, "--plan", plan, "--range-index", 0, env=env)
+    assert not [p for p in out.parent.iterdir() if ".gvr-partial-" in p.name], "the rerun removed the killed task's partial"
+    gvr("join", plan, out, env=env)
+    assert out.exists()
+
+
 def test_a_bad_plan_is_one_line_exit_2(tmp_path, fake_model, env):
     clip = make_clip(tmp_path, frames=8, cut=4)
     bad = tmp_path / "bad.json"
