@@ -121,6 +121,9 @@ class UpscaleOptions(BatchOptions):
     scene_cuts: bool = True  # start a temporal chunk at each hard cut (gvrcli.media.scenes)
     sidecar: bool = False  # OUTPUT.gvr.json beside each output (gvrcli.farm.sidecar)
     save_latents: bool = False  # OUTPUT.latents.safetensors beside each output (a VAE bundle's HR latents)
+    plan: Path | None = None  # a plan from ``gvr plan``: run one of its frame ranges (gvrcli.farm.range_task)
+    frame_range: tuple[int, int] | None = None  # frames [A, B) of the plan
+    range_index: int | None = None  # or the plan's K-th range
 
 
 @dataclass(frozen=True)
@@ -261,8 +264,10 @@ def upscale(
     options: UpscaleOptions,
     events: BatchEvents | None = None,
     cancel: threading.Event | None = None,
+    session: dict | None = None,
 ) -> BatchReport:
-    """Upscale every video in ``inputs`` into ``options.output_dir``. Batch-wide errors (bad options,
+    """Upscale every video in ``inputs`` into ``options.output_dir``. ``session``: a dict in which
+    the loaded model is kept for the next call with the same model and runtime options. Batch-wide errors (bad options,
     bad model, missing GPU) are raised as GvrError before any input is opened; per-file failures
     are in the report."""
     events = events or SilentEvents()
@@ -278,10 +283,7 @@ def upscale(
         except ValueError:
             raise UsageError(f"unknown pixel format {options.pix_fmt!r}") from None
 
-    # The built-in default nearest the ratio asked for (x4 from x3 up), which runs at any ratio.
-    nominal = 4 if (options.scale or 2) >= 3 else 2
-    model_path = resolve_model_path(options.model) if options.model else resolve_default_model(nominal, say=lambda m: events.message(f"gvr: {m}"))
-    manifest = read_manifest(model_path)
+    model_path, manifest = find_model(options, events)
     vae = read_vae(model_path, manifest) if manifest.has_vae else None  # another VAE's files: exit 2 here
     if options.save_latents and vae is None:
         raise UsageError(f"--save-latents: model {model_path} is not a latent-cascade bundle (gvr export --vae)")
@@ -289,22 +291,13 @@ def upscale(
         # The denoiser's output is a latent grid the VAE decodes 8 px per cell: another size would
         # need resampling in pixels after the decode, which the cascade does not do (yet).
         raise UsageError(f"--size/--scale: the latent-cascade bundle {model_path} upscales x{manifest.scale} only")
-    settings = EngineSettings.from_manifest(
-        manifest,
-        scale=options.scale,
-        size=options.size,
-        size_multiple=size_multiple(options.codec, options.pix_fmt),
-        cfg=options.cfg,
-        steps=options.steps,
-        noise_aug=options.noise_aug,
-        seed=options.seed,
-        chunk_frames=options.chunk_frames,
-        chunk_overlap=options.chunk_overlap,
-        tile=options.tile,
-        tile_overlap=options.tile_overlap,
-        memory_budget_mb=options.memory_budget_mb,
-        jobs=options.jobs,
-    )
+    settings = engine_settings(options, manifest)
+    task = None
+    if options.plan is not None:  # one frame range of a plan (gvrcli.farm.range_task), into its segment
+        from gvrcli.farm.range_task import range_task
+
+        task = range_task(inputs, options, model_path, manifest, settings, events)
+        options, encode = task.options, task.encode
     report = BatchReport(model=str(model_path), precision=options.precision or manifest.precision, color_fix=options.color_fix)
     report.model_facts = {"untrained": manifest.untrained, "model_note": manifest.note or None}  # the plan and summary say it
     if vae is not None:
@@ -325,15 +318,23 @@ def upscale(
         choice.append(choose_cpu_backend(model_path, manifest, settings, workload, speed_cache, baseline_mb=baseline, probe=probe))
         return choice[0].backend, choice[0].reason
 
-    backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest, cpu_choice=cpu_choice, **gpu)
+    # A session (``gvrcli.api.Session``) keeps the loaded model from call to call.
+    key = (str(model_path), manifest.weights_sha256, options.backend, options.device, options.threads, options.precision, settings.chunk_frames, options.tile)
+    held = session.get(key) if session is not None and not options.dry_run else None
+    if held is None:
+        backend = make_backend(model_path, options.backend, options.device, options.threads, options.precision, manifest, cpu_choice=cpu_choice, **gpu)
+    else:
+        backend = held[0]
     speeds = choice[0].models if choice else machine_models(speed_cache)
     loaded = None
     if not options.dry_run:
         try:
-            loaded = load_watched(backend, manifest, vae, settings, model_path, options, cancel)
+            loaded = held[1] if held else load_watched(backend, manifest, vae, settings, model_path, options, cancel)
         except Cancelled:  # a signal during the load: nothing started, exit 130/143 with the summary
             report.seconds = time.monotonic() - started
             return report
+        if session is not None:
+            session[key] = (backend, loaded)
         report.backend, report.precision = loaded.description, loaded.precision
         why = f" (auto: {backend.reason})" if backend.reason else ""
         note = f"; {manifest.note}" if manifest.note else ""  # the start line says what runs, in one line
@@ -403,8 +404,9 @@ def upscale(
                 vae=vae,
                 keep_latents=options.save_latents,
                 input_tree=tree,
+                window=task.window if task else None,
             )
-            stats.sidecar = provenance
+            stats.sidecar = task.record(stats, partial, loaded) if task else provenance
             return stats
 
         return work
@@ -422,6 +424,34 @@ def upscale(
     report.seconds = time.monotonic() - started
     report.extra["peak_rss_mib"] = round(peak_resident_mb())
     return report
+
+
+def find_model(options: UpscaleOptions, events: BatchEvents):
+    """(path, manifest) of ``--model``, else of the built-in default nearest the ratio asked for
+    (x4 from x3 up), which runs at any ratio."""
+    nominal = 4 if (options.scale or 2) >= 3 else 2
+    model_path = resolve_model_path(options.model) if options.model else resolve_default_model(nominal, say=lambda m: events.message(f"gvr: {m}"))
+    return model_path, read_manifest(model_path)
+
+
+def engine_settings(options: UpscaleOptions, manifest) -> EngineSettings:
+    """The engine's settings for these options and this model (exit 2 on a bad value)."""
+    return EngineSettings.from_manifest(
+        manifest,
+        scale=options.scale,
+        size=options.size,
+        size_multiple=size_multiple(options.codec, options.pix_fmt),
+        cfg=options.cfg,
+        steps=options.steps,
+        noise_aug=options.noise_aug,
+        seed=options.seed,
+        chunk_frames=options.chunk_frames,
+        chunk_overlap=options.chunk_overlap,
+        tile=options.tile,
+        tile_overlap=options.tile_overlap,
+        memory_budget_mb=options.memory_budget_mb,
+        jobs=options.jobs,
+    )
 
 
 def first_workload(jobs: list[Job], options: BatchOptions, settings: EngineSettings) -> tuple[int, int, int]:

@@ -14,6 +14,7 @@ seconds it took: frames decoded and written here, the sampler's steps through th
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -85,6 +86,7 @@ def upscale_file(
     vae=None,
     keep_latents: bool = False,
     input_tree: Path | None = None,
+    window=None,
 ) -> FileStats:
     """Upscale ``info.path`` into ``partial``. Raises InputError/StalledError/Cancelled; the caller
     removes the partial on any exception.
@@ -104,10 +106,17 @@ def upscale_file(
 
     A model with a text path takes the prompt embeddings beside the video (``NAME.text.safetensors``,
     ``gvrcli.inference.text``); a bad one fails this file before anything is decoded, and so does one
-    that is a link out of ``input_tree`` (the tree the video was found in; None: links followed)."""
+    that is a link out of ``input_tree`` (the tree the video was found in; None: links followed).
+
+    ``window`` (a ``gvrcli.farm.ranges.Window``): only its frame range, from the plan's chunk grid
+    and cuts, into a video-only ``partial``; the frames' timestamps go in ``extra["pts"]``."""
     prompt = find_prompt(info.path, upscaler.manifest, input_tree) if upscaler.manifest.has_text else None
     cascade = LatentCascade(upscaler, vae, keep_latents) if upscaler.latent else None
     shots = ShotDetector(info.rate or 24.0, min_shot=upscaler.manifest.temporal_unit) if scene_cuts and cascade is None else None
+    if window is not None:
+        from gvrcli.farm.ranges import PlannedShots
+
+        shots, info = PlannedShots(window.cuts), dataclasses.replace(info, frames=window.stop - window.first)
     progress = progress or WorkLedger(info.frames)
     settings = upscaler.settings
     hr_pixels = info.width * info.height * upscaler.scale**2
@@ -124,6 +133,17 @@ def upscale_file(
     if prompt is not None and prompt.dropped:
         upscaler.warnings.append(f"prompt of {prompt.dropped + upscaler.manifest.text_tokens} tokens cut to the model's {upscaler.manifest.text_tokens}")
     streaming = cascade or StreamingUpscaler(upscaler)
+    pts: dict[int, int | None] = {}
+    draw = (lambda frame: None) if cascade else lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2])
+    if window is not None:
+        from gvrcli.farm.ranges import RangeStream
+
+        streaming = RangeStream(streaming, window)
+
+        def draw(frame, noise=draw):  # noqa: F811 (the range's frames' timestamps, for the join)
+            if window.a <= frame.index < window.b:
+                pts[frame.index] = frame.pts
+            return noise(frame)
     predicted = upscaler.predict_seconds(info.frames, info.height, info.width) if info.frames and cascade is None else None
     preparing = None
     if info.frames and cascade is None:  # the first chunk's graphs compile while its frames decode
@@ -138,13 +158,15 @@ def upscale_file(
             encode,
             # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
             # costs as much as decoding, converting and encoding together. (Latent noise is small.)
-            prepare=(lambda frame: None) if cascade else lambda frame: upscaler.frame_noise(frame.index, *frame.rgb.shape[:2]),
+            prepare=draw,
             queue_frames=upscaler.settings.chunk_frames + 2,
             cancel=cancel,
             progress=progress,
             stall_timeout=stall_timeout,
             post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix),
             shots=shots,
+            frames=(window.first, window.stop) if window is not None else (0, None),
+            copy_streams=window is None,
         )
     except NonFiniteOutput as e:
         raise InputError(f"{info.path}: {e}") from None
@@ -163,6 +185,8 @@ def upscale_file(
         extra["tiles"] = upscaler.tile_seams
     if upscaler.plan is not None:
         extra["memory"] = upscaler.plan.describe()
+    if window is not None:
+        extra["pts"] = [pts.get(i) for i in range(window.a, window.b)]
     if predicted is not None:
         extra["plan"] = plan_report(upscaler, info, predicted, upscaler.model_seconds - model_before)
     if upscaler.manifest.has_text:
@@ -259,6 +283,8 @@ def stream_file(
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     shots: ShotDetector | None = None,
+    frames: tuple[int, int | None] = (0, None),
+    copy_streams: bool = True,
 ) -> tuple[int, tuple[str, ...]]:
     """Decode ``info.path``, pass its frames through ``stream`` (``prepare(frame)`` runs in the
     decode thread and its result goes to ``push``), encode what comes out into ``partial``.
@@ -266,11 +292,14 @@ def stream_file(
     (held only until its output comes out). With ``shots`` the decode thread runs the shot detector
     and holds ``shots.lookahead`` frames back, so a cut is known before its frame reaches
     ``stream``, which is told with ``cut()``. ``progress`` is told of each frame decoded and
-    written, with the seconds each took (its weight). Returns (frames written, encoder warnings)."""
+    written, with the seconds each took (its weight). ``frames`` = (first, stop): only those are
+    decoded to RGB and passed on; ``copy_streams`` False writes the video alone (no audio or
+    subtitles). Returns (frames written, encoder warnings)."""
     progress = progress or WorkLedger(info.frames)
     progress.plan(DECODE, max(info.frames, 0), cost=DECODE_PRIOR * info.width * info.height)
     progress.plan(progress.output, max(info.frames, 0), cost=ENCODE_PRIOR * info.width * info.height)
     stop = threading.Event()  # tells our stages to quit (failure or cancel)
+    window = frames
     frames_in: queue.Queue = queue.Queue(maxsize=queue_frames)
     frames_out: queue.Queue = queue.Queue(maxsize=8)
     decoders: list[VideoDecoder] = []  # opened in the decode thread: opening can hang too
@@ -316,7 +345,7 @@ def stream_file(
 
         try:
             decoders.append(VideoDecoder(info))
-            frames = decoders[0].frames()
+            frames = decoders[0].frames(*window) if window != (0, None) else decoders[0].frames()
             while True:
                 started = time.perf_counter()
                 frame = next(frames, None)
@@ -355,7 +384,7 @@ def stream_file(
                 h, w = rgb.shape[1:]
                 encoder = VideoEncoder(
                     partial,
-                    info.path,
+                    info.path if copy_streams else None,
                     w,
                     h,
                     decoders[0].time_base,

@@ -87,3 +87,18 @@ def shard_from_env(env: dict[str, str] | None = None) -> Shard | None:
     except ValueError:
         raise UsageError("job-array environment variables are not integers (ASCII digits)") from None
     return None
+
+
+def task_index_from_env(env: dict[str, str] | None = None) -> tuple[int, str] | None:
+    """(0-based index, its source) of this task in a job array, without the array's size: what a
+    frame-range task (``--plan`` without ``--range``) takes as its range index. None outside one."""
+    env = os.environ if env is None else env
+    try:
+        if "SLURM_ARRAY_TASK_ID" in env:
+            return _index(env["SLURM_ARRAY_TASK_ID"]) - _index(env.get("SLURM_ARRAY_TASK_MIN", "0")), "SLURM_ARRAY_TASK_ID"
+        for index_var, _, source in INDEXED_ARRAYS:
+            if index_var in env:
+                return _index(env[index_var]), source
+    except ValueError:
+        raise UsageError("job-array environment variables are not integers (ASCII digits)") from None
+    return None

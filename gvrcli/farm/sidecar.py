@@ -41,7 +41,8 @@ def record(result: FileResult, provenance: dict) -> dict:
     return {
         "gvr_version": __version__,
         "source": str(Path(result.source).resolve()),
-        "source_sha256": file_sha256(result.source),
+        # A frame range's record carries the plan's fingerprint instead: no task reads a film whole for it.
+        "source_sha256": provenance["source_sha256"] if "source_sha256" in provenance else file_sha256(result.source),
         "output": str(result.output),
         **provenance,
         **{k: facts[k] for k in ("frames", "seconds", "model_seconds", "fps", "warnings", "color_fix") if k in facts},

@@ -74,11 +74,15 @@ class VideoDecoder:
     def time_base(self) -> Fraction:
         return self.stream.time_base
 
-    def frames(self) -> Iterator[DecodedFrame]:
+    def frames(self, first: int = 0, stop: int | None = None) -> Iterator[DecodedFrame]:
+        """Frames ``first`` .. ``stop - 1`` (all by default); those before ``first`` are decoded
+        but not converted (a frame range: ``gvrcli.farm.ranges``), and decoding ends at ``stop``."""
         path, expected = self.info.path, self.stream.frames
         index = 0
         try:
             for frame in self.container.decode(self.stream):
+                if stop is not None and index >= stop:
+                    return
                 if (frame.width, frame.height) != (self.info.width, self.info.height):
                     # Checked before the frame is converted or batched: a stream that grows mid-way
                     # (an MPEG-TS switching to 2048x2048) must not get past --max-pixels.
@@ -86,14 +90,17 @@ class VideoDecoder:
                         f"{path}: frame {index} is {frame.width}x{frame.height}, but the stream's header "
                         f"declares {self.info.width}x{self.info.height} (size changes mid-stream are not supported)"
                     )
+                if index < first:
+                    index += 1
+                    continue
                 if self.tags is None:
                     self.tags = colour_tags(frame)
                 yield DecodedFrame(index, frame.pts, to_float_rgb(frame, self.info.high_bit_depth))
                 index += 1
         except av.FFmpegError as e:
             raise InputError(f"{path}: decoding failed at frame {index} ({(e.strerror or str(e)).strip()})") from None
-        if index == 0:
-            raise InputError(f"{path}: no decodable video frames")
+        if index <= first:
+            raise InputError(f"{path}: no decodable video frames" + (f" from frame {first} on" if first else ""))
         # A header that promised more frames than the file holds means the file was cut short.
         if expected and index < expected:
             raise InputError(f"{path}: truncated (decoded {index} of the {expected} frames its header declares)")

@@ -113,15 +113,17 @@ class VideoEncoder:
     def write(self, planar: np.ndarray, pts: int | None) -> None:
         """One upscaled frame, planar (3, H, W) float32 in [0, 1]."""
         rgb = planar.transpose(1, 2, 0)  # (H, W, 3): the strided read happens here, in the encoder's thread
+        self.write_rgb(_quantise(rgb, 65535, np.uint16) if self._deep else _quantise(rgb, 255, np.uint8), pts)
+
+    def write_rgb(self, rgb: np.ndarray, pts: int | None) -> None:
+        """One frame already quantised as ``write`` does: (H, W, 3) uint16 for a deep pixel format,
+        else uint8 (``gvr join`` feeds a segment's frames back so, bit for bit)."""
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):
             # Missing or repeated timestamps: continue one frame duration after the last one.
             step = max(1, round(1 / (self.rate * self.time_base))) if self.rate else 1
             pts = 0 if self._last_pts is None else self._last_pts + step
         self._last_pts = pts
-        if self._deep:
-            frame = av.VideoFrame.from_ndarray(_quantise(rgb, 65535, np.uint16), format="rgb48le")
-        else:
-            frame = av.VideoFrame.from_ndarray(_quantise(rgb, 255, np.uint8), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if self._deep else "rgb24")
         t = self.tags
         frame = frame.reformat(
             format=self.pix_fmt,
