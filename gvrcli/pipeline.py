@@ -154,6 +154,9 @@ def upscale_file(
     extra["scenes"] = [0, *shots.cuts] if shots is not None else [0]
     if upscaler.plan is not None:
         extra["memory"] = upscaler.plan.describe()
+    if cascade is not None:  # the VAE's plan and stage seconds, beside the media's (docs/vae-tiling.md)
+        media = {"decode_video_s": round(progress.measured_seconds(DECODE), 3), "encode_video_s": round(progress.measured_seconds(progress.output), 3)}
+        extra["vae"] = {**cascade.report(), **media}
     if upscaler.manifest.has_text:
         extra["prompt"] = prompt.source if prompt is not None else None
     if shots is not None and shots.failed:
