@@ -42,8 +42,8 @@ VAE_FACTOR = {("onnxruntime", "vae_decoder"): 4800, ("onnxruntime", "vae_encoder
               ("openvino", "vae_decoder"): 4800, ("openvino", "vae_encoder"): 3600}
 BASE_DIM = 96  # the configuration the factors were fitted on
 GROUP = 4  # latent frames decoded (encoded) tile-major between two spills of a tile's caches
-DEFAULT_OVERLAP = 4  # latent cells (32 pixels) shared by neighbouring tiles, blended linearly
-MIN_TILE = 12  # latent cells: smaller tiles would be mostly overlap
+DEFAULT_OVERLAP = 8  # latent cells (64 pixels, as diffusers' 256-pixel tiles at a 192 stride) shared by neighbours
+MIN_TILE = 16  # latent cells: smaller tiles would be mostly overlap
 ROLES = ("vae_encoder", "vae_decoder")
 
 
