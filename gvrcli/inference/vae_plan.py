@@ -34,12 +34,14 @@ from dataclasses import dataclass
 
 # Working set of one chunk beyond the caches it takes and returns: fixed MiB + factor bytes per
 # frame-pixel (decoder: output pixels x 4 frames; encoder: input pixels x 4 frames), for the
-# Wan2.1 configuration (base_dim 96). Fitted by benchmarks/calibrate_vae_memory.py; see
-# docs/vae-tiling.md for the measured points and the CPU they came from.
-VAE_FIXED_MB = {("onnxruntime", "vae_decoder"): 200, ("onnxruntime", "vae_encoder"): 150,
-                ("openvino", "vae_decoder"): 200, ("openvino", "vae_encoder"): 150}
-VAE_FACTOR = {("onnxruntime", "vae_decoder"): 4800, ("onnxruntime", "vae_encoder"): 3600,
-              ("openvino", "vae_decoder"): 4800, ("openvino", "vae_encoder"): 3600}
+# Wan2.1 configuration (base_dim 96). Fitted by benchmarks/calibrate_vae_memory.py (grids of 8x8,
+# 16x16 and 28x28 latent cells, a line on or above every point) on a 2-core Intel Xeon: ONNX
+# Runtime encoder 30 / 214 / 715 MiB, decoder 83 / 362 / 1199 MiB; OpenVINO (which compiles per
+# shape, hence its fixed part) encoder 295 / 448 / 1047, decoder 427 / 768 / 1610 MiB.
+VAE_FIXED_MB = {("onnxruntime", "vae_decoder"): 0, ("onnxruntime", "vae_encoder"): 0,
+                ("openvino", "vae_decoder"): 351, ("openvino", "vae_encoder"): 227}
+VAE_FACTOR = {("onnxruntime", "vae_decoder"): 6380, ("onnxruntime", "vae_encoder"): 3893,
+              ("openvino", "vae_decoder"): 6685, ("openvino", "vae_encoder"): 4354}
 BASE_DIM = 96  # the configuration the factors were fitted on
 GROUP = 4  # latent frames decoded (encoded) tile-major between two spills of a tile's caches
 DEFAULT_OVERLAP = 8  # latent cells (64 pixels, as diffusers' 256-pixel tiles at a 192 stride) shared by neighbours
