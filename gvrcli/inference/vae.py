@@ -207,6 +207,10 @@ class _Runner:
             outs = [self.chain.run(x, cells, s) for x, s in zip(chunks, shapes)]
         else:
             outs = self.tiled.run_group(chunks, cells, shapes, keep)
+            release = getattr(self.tiled.model, "release", None)  # the planner counted the working set as transient
+            if release is not None:
+                for role in (self.tiled.role, f"{self.tiled.role}_first"):
+                    release(role)
         self.seconds += time.perf_counter() - started
         return outs
 

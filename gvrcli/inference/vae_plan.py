@@ -9,7 +9,12 @@ input pixel. What one chunk costs, in MiB, per role:
 * **caches**, held between chunks: ``cache_mb`` of the grid (two copies while a chunk runs);
 * **the working set of one chunk** on the runtime: ``fixed + factor x frame-pixels`` (the chunk's
   frames x its full-resolution side, pixels out for the decoder, in for the encoder), the
-  runtime's activations and its allocator's slack. ``VAE_FIXED_MB`` / ``VAE_FACTOR`` per backend
+  runtime's activations and its allocator's slack. The runtime keeps it once allocated (ONNX
+  Runtime's arena per session, OpenVINO's infer request per graph), so the four VAE graphs'
+  working sets add up in one piece: the step graph's plus ``FIRST_SHARE`` of it for the
+  first-chunk graph, per role, held to the end (measured: a 1440x720 cascade planned without this
+  peaked at 7 GiB under a 3000 MiB budget). Tiled runs give theirs back after each group
+  (``release`` on the loaded model), so there a working set is transient. ``VAE_FIXED_MB`` / ``VAE_FACTOR`` per backend
   and role, fitted by ``benchmarks/calibrate_vae_memory.py`` on the Wan2.1 configuration (base_dim
   96; another base_dim scales the factor, its activations' channels scale with it).
 
@@ -43,10 +48,11 @@ VAE_FIXED_MB = {("onnxruntime", "vae_decoder"): 0, ("onnxruntime", "vae_encoder"
 VAE_FACTOR = {("onnxruntime", "vae_decoder"): 6380, ("onnxruntime", "vae_encoder"): 3893,
               ("openvino", "vae_decoder"): 6685, ("openvino", "vae_encoder"): 4354}
 BASE_DIM = 96  # the configuration the factors were fitted on
-GROUP = 4  # latent frames decoded (encoded) tile-major between two spills of a tile's caches
+GROUP = 2  # latent frames decoded (encoded) tile-major between two spills of a tile's caches
 DEFAULT_OVERLAP = 8  # latent cells (64 pixels, as diffusers' 256-pixel tiles at a 192 stride) shared by neighbours
-MIN_TILE = 16  # latent cells: smaller tiles would be mostly overlap
+MIN_TILE = 12  # latent cells: smaller tiles would be mostly overlap
 ROLES = ("vae_encoder", "vae_decoder")
+FIRST_SHARE = 0.5  # the first-chunk graph's working set / the step graph's (1 frame in or out, not 4; rounded up)
 
 
 def runtime_of(model) -> str:
@@ -97,8 +103,8 @@ class RolePlan:
     overlap: int
     grid: tuple[int, int]
     spill: bool
-    held_mb: float  # between chunks: caches kept in memory
-    peak_mb: float  # while a chunk runs: held + its working set + a tile's cache copies + buffers
+    held_mb: float  # between chunks: caches kept in memory, and in one piece both graphs' working sets
+    peak_mb: float  # while a chunk runs: held + a tile's cache copies + the group's buffers
 
     @property
     def tiled(self) -> bool:
@@ -148,15 +154,16 @@ def role_options(cost: RoleCost, h: int, w: int, overlap: int = DEFAULT_OVERLAP)
         grid = (len(window_starts(h, th, overlap)), len(window_starts(w, tw, overlap)))
         if grid != (1, 1) and all(g[0] != (th, tw) for g in grids):
             grids.append(((th, tw), grid))
-    one = RolePlan(cost.role, (h, w), 0, (1, 1), False, cost.cache_mb(h, w), 2 * cost.cache_mb(h, w) + cost.work_mb(h, w))
+    work = (1 + FIRST_SHARE) * cost.work_mb(h, w)
+    one = RolePlan(cost.role, (h, w), 0, (1, 1), False, cost.cache_mb(h, w) + work, 2 * cost.cache_mb(h, w) + work)
     options = [one]
     for spill in (False, True):
         for (th, tw), grid in grids:
             tile_cache = cost.cache_mb(th, tw)
-            held = 0.0 if spill else grid[0] * grid[1] * tile_cache
-            # Running one tile: its caches in and out, its working set; spilled: the group's frames too.
+            held = 0.0 if spill else grid[0] * grid[1] * tile_cache  # working sets are released after each group
+            # Running one tile: its working set, its caches in and out (in memory: out only); spilled: the group's frames too.
             buffers = (GROUP * cost.frames + 1) * cost.frame_mb(h, w) if spill else 0.0
-            peak = held + (tile_cache if not spill else 2 * tile_cache) + cost.work_mb(th, tw) + buffers
+            peak = held + cost.work_mb(th, tw) + (2 * tile_cache if spill else tile_cache) + buffers
             options.append(RolePlan(cost.role, (th, tw), overlap, grid, spill, held, peak))
     return options
 
@@ -166,13 +173,13 @@ def plan_vae(
     *, budget_mb: float, baseline_mb: float, others_mb: float = 0.0, overlap: int = DEFAULT_OVERLAP,
 ) -> VaePlan:
     """The fastest pair of role plans whose peak stays within ``budget_mb``: the process holds
-    ``baseline_mb`` (runtimes and weights), ``others_mb`` (the denoiser's working set, which runs
-    between the two, never at once with either) and both roles' ``held_mb``; one role runs at a time."""
+    ``baseline_mb`` (runtimes and weights), ``others_mb`` (the denoiser's working set, kept by its
+    runtime too) and both roles' ``held_mb``; one role runs at a time."""
     enc_opts = role_options(encoder, *lr_cells, overlap)
     dec_opts = role_options(decoder, *hr_cells, overlap)
 
     def peak(e: RolePlan, d: RolePlan) -> float:
-        return baseline_mb + max(e.peak_mb + d.held_mb, d.peak_mb + e.held_mb, others_mb + e.held_mb + d.held_mb)
+        return baseline_mb + others_mb + max(e.peak_mb + d.held_mb, d.peak_mb + e.held_mb)
 
     def slowness(e: RolePlan, d: RolePlan) -> tuple:
         # spilling costs most, then each tile (its overlap is computed twice); the decoder is the bigger stage
