@@ -112,10 +112,11 @@ def cascade(tmp: Path, bundle: Path, args) -> None:
 def budget(tmp: Path, bundle: Path, args) -> dict:
     w, h = args.outputs[-1]
     clip = lr_clip(tmp, args.frames, w, h)
-    r = cascade_run(clip, tmp / "out-budget", bundle, "--memory-budget", str(args.budget))
+    extra = ("--backend", args.backend) if args.backend else ()
+    r = cascade_run(clip, tmp / "out-budget", bundle, "--memory-budget", str(args.budget), *extra)
     bar = args.budget * (1 + RSS_MARGIN)
     ok = r["frames"] == args.frames and r["rss"] <= bar
-    print(f"budget {args.budget} MiB at {w}x{h}: {r['frames']}/{args.frames} frames, peak {r['rss']:.0f} MiB (bar {bar:.0f}), "
+    print(f"budget {args.budget} MiB at {w}x{h} ({args.backend or 'default backend'}): {r['frames']}/{args.frames} frames, peak {r['rss']:.0f} MiB (bar {bar:.0f}), "
           f"wall {r['wall']:.1f} s -> {'PASS' if ok else 'FAIL'}", flush=True)
     print(f"  stages: {stages(r)}\n  plan: {r['vae']['plan']}", flush=True)
     for warning in r.get("warnings", []):
@@ -232,6 +233,7 @@ def main() -> None:
     ap.add_argument("--seam-size", type=size, help="output WxH of the seam measurement (default 512x320)")
     ap.add_argument("--vae-size", type=size, help="WxH of the eager comparison (default 320x192)")
     ap.add_argument("--only", default="cascade,budget,seam,eager")
+    ap.add_argument("--backend", help="gvr --backend of the budget run (default: gvr's own choice)")
     args = ap.parse_args()
     q = args.quick
     args.outputs = [size(s) for s in (args.outputs or ("256x128,384x192" if q else "960x480,1440x720")).split(",")]
