@@ -189,6 +189,9 @@ def upscale_file(
         extra["pts"] = [pts.get(i) for i in range(window.a, window.b)]
     if predicted is not None:
         extra["plan"] = plan_report(upscaler, info, predicted, upscaler.model_seconds - model_before)
+    if cascade is not None:  # the VAE's plan and stage seconds, beside the media's (docs/vae-tiling.md)
+        media = {"decode_video_s": round(progress.measured_seconds(DECODE), 3), "encode_video_s": round(progress.measured_seconds(progress.output), 3)}
+        extra["vae"] = {**cascade.report(), **media}
     if upscaler.manifest.has_text:
         extra["prompt"] = prompt.source if prompt is not None else None
     if shots is not None and shots.failed:

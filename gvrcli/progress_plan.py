@@ -124,6 +124,12 @@ class WorkLedger:
         self._last = name
         self._update()
 
+    def measured_seconds(self, name: str) -> float:
+        """The seconds stage ``name`` reported so far (0 for a stage never reported)."""
+        with self.lock:
+            s = self._stages.get(name)
+            return s.measured_seconds if s is not None else 0.0
+
     def frames_out(self, count: int = 1, seconds: float | None = None) -> None:
         """``count`` output frames done (written)."""
         self.advance(self.output, count, seconds)

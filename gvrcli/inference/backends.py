@@ -393,6 +393,12 @@ class OrtModel:
     device_id: int = 0
     lr_max: tuple[int, int] | None = None  # largest LR tile the graphs take (TensorRT's profile)
     _in_flight: set = field(default_factory=set, repr=False)
+    _shrink: set = field(default_factory=set, repr=False)  # roles whose runs give their arena memory back
+
+    def release(self, role: str) -> None:
+        """Let ``role``'s runs give their working memory back when they end (the arena shrinks to what
+        is in use), at some cost per run: for graphs run in bursts (the tiled VAE, gvrcli.inference.vae_plan)."""
+        self._shrink.add(role)
 
     def bind(self, role, inputs, outputs) -> "OrtBound":
         """An IOBinding: ORT reads the inputs and writes the outputs in place. A value is a host
@@ -409,7 +415,7 @@ class OrtModel:
                 binding.bind_output(name, "cpu", 0, np.float32, list(_f32(value).shape), value.ctypes.data)
             else:
                 binding.bind_ortvalue_output(name, value)
-        return OrtBound(self, session, binding)
+        return OrtBound(self, session, binding, role in self._shrink)
 
     def device_buffer(self, shape, values: np.ndarray | None = None):
         """A float32 ``OrtValue`` on this model's device (allocated once, reused by the engine),
@@ -430,11 +436,14 @@ class OrtBound:
     model: OrtModel
     session: object
     binding: object
+    shrink: bool = False
 
     def run(self) -> None:
         import onnxruntime as ort
 
         options = ort.RunOptions()
+        if self.shrink:
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.model._in_flight.add(options)
         try:
             self.session.run_with_iobinding(self.binding, options)
@@ -627,6 +636,14 @@ class OpenVinoModel:
             requests.pop(role, None)  # free the old activations before the new request allocates
             requests[role] = (compiled, compiled.create_infer_request())
         return requests[role][1]
+
+    def release(self, role: str) -> None:
+        """Free ``role``'s working memory now: this thread's infer request and the role's static
+        copy (the next run makes them again): for graphs run in bursts (the tiled VAE)."""
+        self._local.__dict__.get("requests", {}).pop(role, None)
+        with self._lock:
+            for key in [k for k in self._static if k[0] == role]:
+                del self._static[key]
 
     def interrupt(self) -> None:
         self._interrupted.set()

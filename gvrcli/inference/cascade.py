@@ -8,6 +8,12 @@ frames come back cropped to the input's size x scale and count (the encoder pads
 4n + 1 frames by repeating the last one; those extra frames are dropped). Every stage holds at most
 one chunk, so memory stays flat whatever the length.
 
+The VAE stages are planned with the rest of the process (``gvrcli.inference.vae_plan``) at the
+first frame, when the size is known: each runs one piece, in overlapping tiles, or in tiles whose
+causal caches wait on disk, whichever is fastest within ``--memory-budget``; the caches the VAE
+keeps between chunks are added to what the denoiser's own planner sees as already held. The plan
+and each VAE stage's seconds go in the file's report (``report``).
+
 Scene cuts are not honoured here: the VAE's latent frames each span 4 frames, and a cut inside one
 cannot be separated. ``upscale_latent_file`` runs a latent file (``gvrcli.media.latents``), the
 paper's own path, through the same engine and decoder, with no encode at all.
@@ -15,6 +21,7 @@ paper's own path, through the same engine and decoder, with no encode at all.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -24,7 +31,9 @@ import numpy as np
 
 from gvrcli.errors import Cancelled, InputError
 from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
+from gvrcli.inference.memory import ram_mb
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, VaeGraphs, pad_to_multiple
+from gvrcli.inference.vae_plan import RoleCost, VaePlan, plan_vae, runtime_of
 from gvrcli.media.decode import ColourTags
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.text import prompt_for_latents
@@ -36,9 +45,11 @@ class LatentCascade:
     ``keep_latents``: the HR latent frames are kept too (``hr_latents``, for ``--save-latents``)."""
 
     def __init__(self, upscaler: Upscaler, vae: VaeGraphs, keep_latents: bool = False):
-        self.encoder = ChunkedEncoder(upscaler.model, vae)
+        self.upscaler, self.vae = upscaler, vae
+        self.encoder: ChunkedEncoder | None = None  # made at the first frame, with the plan
+        self.decoder: ChunkedDecoder | None = None
+        self.plan: VaePlan | None = None
         self.denoiser = StreamingUpscaler(upscaler)
-        self.decoder = ChunkedDecoder(upscaler.model, vae)
         self.scale, self.multiple = upscaler.scale, vae.spatial_factor
         self.pushed = 0  # input frames so far: the output is cropped to these
         self.done_until = 0
@@ -49,10 +60,47 @@ class LatentCascade:
         self.size = rgb.shape[:2]
         self.pushed += 1
         frame = pad_to_multiple(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32), self.multiple)
+        if self.encoder is None:
+            self._start(*frame.shape[-2:])
         return self._through(self.encoder.push(frame))
 
     def finish(self) -> list[tuple[int, np.ndarray]]:
+        if self.encoder is None:
+            return []
         return self._through(self.encoder.finish(), last=True)
+
+    def _start(self, H: int, W: int) -> None:
+        """Plan the VAE stages for frames of H x W (padded) pixels and make their runners."""
+        up, s = self.upscaler, self.multiple
+        memory = getattr(up, "_memory_before_vae", up.memory)  # the engine's own, before any file's VAE
+        up._memory_before_vae = memory
+        lr, frames = (H // s, W // s), up.settings.chunk_frames
+        hr = (lr[0] * self.scale, lr[1] * self.scale)
+        runtime = runtime_of(up.model)
+        enc, dec = (RoleCost.of(self.vae.manifests[r], runtime) for r in ("vae_encoder", "vae_decoder"))
+        denoiser = memory.peak_mb(frames, *lr, *lr) - memory.baseline_mb  # its whole-frame working set
+        budget = up.settings.memory_budget_mb or ram_mb() / 2  # auto: at most half the RAM
+        self.plan = plan_vae(enc, dec, lr, hr, budget_mb=budget, baseline_mb=memory.baseline_mb, others_mb=denoiser)
+        # What the VAE keeps between chunks is held while the denoiser runs: its planner must see it.
+        up.memory = dataclasses.replace(memory, baseline_mb=memory.baseline_mb + self.plan.encoder.held_mb + self.plan.decoder.held_mb)
+        self.encoder = ChunkedEncoder(up.model, self.vae, self.plan.encoder)
+        self.decoder = ChunkedDecoder(up.model, self.vae, self.plan.decoder)
+        if not self.plan.fits:
+            up.warnings.append(
+                f"--memory-budget {budget:.0f} MiB is below what the VAE needs at {W}x{H} even in its smallest "
+                f"tiles with caches on disk ({self.plan.estimate_mb:.0f} MiB planned); raise the budget"
+            )
+
+    def report(self) -> dict:
+        """The file report's ``vae`` entry: the plan, and each VAE stage's seconds."""
+        if self.plan is None:
+            return {}
+        spill = sum(r.runner.tiled.spill_seconds for r in (self.encoder, self.decoder) if r.runner.tiled is not None)
+        return {
+            "plan": self.plan.describe(), "fits": self.plan.fits,
+            "encode": self.plan.encoder.to_dict(8), "decode": self.plan.decoder.to_dict(8),
+            "encode_s": round(self.encoder.seconds, 3), "decode_s": round(self.decoder.seconds, 3), "spill_s": round(spill, 3),
+        }
 
     def cut(self) -> list[tuple[int, np.ndarray]]:
         return []  # see the module docstring: the pipeline runs a bundle without shot detection
@@ -66,6 +114,8 @@ class LatentCascade:
             if self.hr_latents is not None:
                 self.hr_latents.append(z)
             frames += self.decoder.push(z)
+        if last:
+            frames += self.decoder.finish()
         return self._emit(frames)
 
     def _emit(self, frames: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
