@@ -77,10 +77,10 @@ def _error(message: str, as_json: bool, code: int) -> None:
 def upscale(
     # Plain strings, not typer Paths: Typer would refuse an unreadable input as a usage error for
     # the whole batch; gvr reports it as that one file's failure instead.
-    paths: list[str] = typer.Argument(..., metavar="INPUT... OUTPUT", help="Input videos or directories, then the output directory (last)."),
-    model: Optional[Path] = typer.Option(None, "-m", "--model", metavar="FILE|DIR", help="Exported model (.onnx, OpenVINO .xml, or a bundle folder from gvr export --vae). Default: built-in tiny model (untrained: a bilinear-equivalent upscale).", rich_help_panel=MODEL),
+    paths: list[str] = typer.Argument(..., metavar="INPUT... OUTPUT", help="Input videos or directories, then the output directory (last); one input file may go to an OUTPUT file (out.mp4)."),
+    model: Optional[Path] = typer.Option(None, "-m", "--model", metavar="FILE|DIR", help="Exported model: .onnx, OpenVINO .xml, or the folder gvr export wrote (one model, or a --vae bundle). Default: built-in tiny model (untrained: a bilinear-equivalent upscale).", rich_help_panel=MODEL),
     backend: str = typer.Option("auto", "--backend", metavar="NAME", rich_help_panel=MODEL, help="auto | ort-cuda | ort-tensorrt | ort-cpu | openvino."),
-    device: str = typer.Option("AUTO", "--device", metavar="DEVICE", rich_help_panel=MODEL, help="CPU | GPU | AUTO (OpenVINO device; GPU/CPU also pick the ONNX Runtime provider)."),
+    device: str = typer.Option("AUTO", "--device", metavar="DEVICE", rich_help_panel=MODEL, help="AUTO | CPU | GPU | NPU, numbered like GPU.1 (OpenVINO device; GPU/CPU also pick the ONNX Runtime provider)."),
     precision: Optional[str] = typer.Option(None, "--precision", metavar="TYPE", rich_help_panel=MODEL, help="fp32 | bf16 | fp16 | int8 (default: the model's, fp32 for every fp32 export). fp16/bf16/int8: artefacts exported so (bf16 also OpenVINO on a CPU with bf16)."),
     trt_cache: Optional[Path] = typer.Option(None, "--trt-cache", metavar="DIR", rich_help_panel=MODEL, help="ort-tensorrt: engine cache folder (default: $GVR_TRT_CACHE or ~/.cache/gvr/tensorrt)."),
     scale: Optional[float] = typer.Option(None, "-s", "--scale", metavar="RATIO", rich_help_panel=QUALITY, help="Output / input per side, any ratio, e.g. 2, 1.5, 2.8125 (default: the model's; picks the built-in default x2 or x4)."),
@@ -105,7 +105,7 @@ def upscale(
     tile: int = typer.Option(0, "-t", "--tile", metavar="PIXELS", rich_help_panel=RESOURCES, help="LR tile size in pixels (0 = whole frame, or the largest that fits --memory-budget)."),
     memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", metavar="MiB", rich_help_panel=RESOURCES, help="Peak MiB of this process; frames are tiled to fit (0 = auto: the chunk's buffers plus 1 GiB for the model, at most half the RAM)."),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", metavar="PIXELS", rich_help_panel=RESOURCES, help="Refuse inputs with more pixels per frame than this."),
-    stall_timeout: float = typer.Option(300.0, "--stall-timeout", metavar="SECONDS", rich_help_panel=RESOURCES, help="Fail a file after this many seconds without progress."),
+    stall_timeout: float = typer.Option(300.0, "--stall-timeout", metavar="SECONDS", rich_help_panel=RESOURCES, help="Fail a file (or the model load: exit 75) after this many seconds without progress; at most 30 days."),
     color_fix: str = typer.Option(DEFAULT_COLOR_FIX, "--color-fix", metavar="METHOD", rich_help_panel=QUALITY, help="Colour fix to the bilinear-upscaled input: wavelet | adain | lab | none."),
     scene_cuts: bool = typer.Option(True, "--scene-cuts/--no-scene-cuts", rich_help_panel=QUALITY, help="Start a new temporal chunk at each hard cut, so attention never mixes two shots."),
     sidecar: bool = typer.Option(False, "--sidecar", rich_help_panel=INPUTS, help="Write OUTPUT.gvr.json beside each output: source and model hashes, backend, precision, settings, timings."),
@@ -116,12 +116,12 @@ def upscale(
     frame_range: Optional[str] = typer.Option(None, "--range", metavar="A-B", rich_help_panel=FARM, help="With --plan: the range of frames A to B-1, as the plan lists it."),
     range_index: Optional[int] = typer.Option(None, "--range-index", metavar="K", rich_help_panel=FARM, help="With --plan: the plan's K-th range (0-based), e.g. a farm's task index."),
 ) -> None:
-    """Upscale every video under INPUT... into OUTPUT_DIR, mirroring the directory tree."""
+    """Upscale every video under INPUT... into the OUTPUT folder, mirroring the directory tree (or one file into an OUTPUT file)."""
     from gvrcli.batch import UpscaleOptions
     from gvrcli.batch import upscale as run_batch
 
     if len(paths) < 2:
-        _error("give at least one input and the output directory (gvr upscale INPUT... OUTPUT_DIR)", as_json, EXIT_USAGE)
+        _error("give at least one input and the output (gvr upscale INPUT... OUTPUT)", as_json, EXIT_USAGE)
     *inputs, output_dir = map(Path, paths)
     cancel = threading.Event()
     received = _install_signal_handlers(cancel)
@@ -403,7 +403,7 @@ def degrade(
     as_json: bool = typer.Option(False, "--json", rich_help_panel=FARM, help="One JSON object per line on stdout (events, with each clip's parameters, and a summary)."),
     dry_run: bool = typer.Option(False, "-n", "--dry-run", rich_help_panel=INPUTS, help="List what would be done; touch nothing."),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", metavar="PIXELS", rich_help_panel=RESOURCES, help="Refuse inputs with more pixels per frame than this."),
-    stall_timeout: float = typer.Option(300.0, "--stall-timeout", metavar="SECONDS", rich_help_panel=RESOURCES, help="Fail a file after this many seconds without progress."),
+    stall_timeout: float = typer.Option(300.0, "--stall-timeout", metavar="SECONDS", rich_help_panel=RESOURCES, help="Fail a file after this many seconds without progress; at most 30 days."),
     progress_interval: float = typer.Option(10.0, "--progress-interval", metavar="SECONDS", rich_help_panel=FARM, help="Heartbeat: a 'Progress:' line (or a JSON progress event) at least this often while work goes on, with the stage and ETA (0 = every 0.1 s)."),
     openjd: bool = typer.Option(False, "--openjd", rich_help_panel=FARM, help="Also print 'openjd_progress: N' lines (Open Job Description)."),
 ) -> None:

@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 import pytest

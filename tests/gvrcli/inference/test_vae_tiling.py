@@ -11,7 +11,7 @@ from gvrcli.inference.backends import OrtBackend
 from gvrcli.inference.modelfile import read_manifest, resolve_model_path
 from gvrcli.inference.tiling import window_starts
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, read_vae
-from gvrcli.inference.vae_plan import GROUP, ROLES, RoleCost, RolePlan, plan_vae
+from gvrcli.inference.vae_plan import GROUP, RoleCost, RolePlan, plan_vae
 from tests.clips import write_video
 from tests.seams import border_band, psnr, smooth_clip
 
