@@ -165,7 +165,7 @@ def upscale_file(
             stall_timeout=stall_timeout,
             post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix),
             shots=shots,
-            frames=(window.first, window.stop) if window is not None else (0, None),
+            frames=(window.first, window.stop, window.seek_pts) if window is not None else (0, None),
             copy_streams=window is None,
         )
     except NonFiniteOutput as e:

@@ -198,12 +198,12 @@ def make_plan(source: Path, plan_path: Path, options, segments: int | None, segm
         info = probe_video(source, options.max_pixels)
         shots = ShotDetector(info.rate or 24.0, min_shot=manifest.temporal_unit) if options.scene_cuts else None
         decoder = VideoDecoder(info)
-        frames = 0
+        pts: list[int | None] = []
         try:
             for frame in decoder.frames():
                 if shots is not None:
                     shots.push(frame.rgb)
-                frames += 1
+                pts.append(frame.pts)
         finally:
             decoder.close()
     except OSError as e:
@@ -216,11 +216,12 @@ def make_plan(source: Path, plan_path: Path, options, segments: int | None, segm
         cuts = list(shots.cuts)
         if shots.failed:
             events.warning(f"gvr: scene-cut detection stopped ({shots.failed}); chunks may span cuts")
-    length, overlap = settings.chunk_frames, settings.chunk_overlap
+    frames, length, overlap = len(pts), settings.chunk_frames, settings.chunk_overlap
     count = segments if segments is not None else math.ceil(frames / segment_frames)
     parts = ranges.split(frames, cuts, length, overlap, max(1, min(count, frames)))
     facts = {**fingerprint, "path": str(source.resolve()), "frames": frames, "width": info.width, "height": info.height, "bit_depth": info.bit_depth}
-    plan = ranges.Plan(facts, output_options(options, model_path, manifest, settings), (length, overlap), cuts, parts)
+    seek = ranges.seek_table(pts, (c.start for c in ranges.chunk_grid(frames, cuts, length, overlap)))
+    plan = ranges.Plan(facts, output_options(options, model_path, manifest, settings), (length, overlap), cuts, parts, seek=seek)
     plan.extra["cost"] = cost(plan)
     ranges.write_plan(plan_path, plan)
     return plan

@@ -21,6 +21,7 @@ fitting everywhere), since an automatic tile plan follows each machine's memory 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -80,6 +81,7 @@ class Window:
     shot: int
     cuts: tuple[int, ...]
     ends_in_cut: bool
+    seek_pts: int | None = None  # frame ``first``'s timestamp, where the plan records it: decoding seeks there
 
     @property
     def context(self) -> int:
@@ -137,6 +139,7 @@ class Plan:
     chunk: tuple[int, int]  # frames, overlap
     cuts: list[int]
     ranges: list[tuple[int, int]]
+    seek: dict[int, int] = field(default_factory=dict)  # chunk start -> its frame's timestamp (seeking)
     sha256: str = ""  # of the plan file's bytes (read_plan)
     path: Path | None = None
     extra: dict = field(default_factory=dict)
@@ -146,7 +149,8 @@ class Plan:
         return self.input["frames"]
 
     def window(self, a: int, b: int) -> Window:
-        return window_of(a, b, self.frames, self.cuts, *self.chunk)
+        window = window_of(a, b, self.frames, self.cuts, *self.chunk)
+        return dataclasses.replace(window, seek_pts=self.seek.get(window.first))
 
     def to_json(self) -> dict:
         return {
@@ -158,6 +162,7 @@ class Plan:
             "chunk": {"frames": self.chunk[0], "overlap": self.chunk[1]},
             "cuts": self.cuts,
             "ranges": [list(r) for r in self.ranges],
+            "seek": [[frame, pts] for frame, pts in sorted(self.seek.items())],
             **self.extra,
         }
 
@@ -239,7 +244,27 @@ def _parse_plan(body) -> Plan:
     edges = [_int(r[0], 0, frames) for r in ranges] + [_int(ranges[-1][1], 0, frames)]
     if edges[0] != 0 or edges[-1] != frames or any(r[1] != edges[k + 1] or r[1] <= r[0] for k, r in enumerate(ranges)):
         raise ValueError("ranges do not tile the video's frames in order")
-    return Plan(src, options, (length, overlap), list(cuts), [tuple(r) for r in ranges])
+    return Plan(src, options, (length, overlap), list(cuts), [tuple(r) for r in ranges], seek=_parse_seek(body.get("seek", []), frames))
+
+
+def _parse_seek(pairs, frames: int) -> dict[int, int]:
+    """``[[frame, pts], ...]``: frames inside the video and timestamps both strictly increasing (a
+    plan without it, or with an empty one, decodes every range from the start)."""
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise ValueError("seek is not a list of [frame, timestamp] pairs")
+    seek = {_int(f, 1, frames - 1): _int(t, -(1 << 62), 1 << 62) for f, t in pairs}
+    if list(seek) != sorted(seek) or len(seek) != len(pairs) or list(seek.values()) != sorted(set(seek.values())):
+        raise ValueError("seek's frames and timestamps are not both increasing")
+    return seek
+
+
+def seek_table(pts: list[int | None], starts) -> dict[int, int]:
+    """The timestamps of the frames in ``starts`` (chunk starts past 0), when the whole stream's
+    timestamps are known and strictly increasing (else none: seeking needs a frame's timestamp to
+    say which frame it is)."""
+    if any(p is None for p in pts) or any(b <= a for a, b in zip(pts, pts[1:])):
+        return {}
+    return {s: pts[s] for s in sorted(set(starts)) if 0 < s < len(pts)}
 
 
 def parse_range(text: str) -> tuple[int, int]:

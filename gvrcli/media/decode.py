@@ -9,6 +9,7 @@ default).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator
@@ -60,27 +61,36 @@ class VideoDecoder:
 
     def __init__(self, info: VideoInfo):
         self.info = info
+        self.tags: ColourTags | None = None
+        self.decoded = 0  # frames FFmpeg decoded (a seek saves those before it)
+        self._open()
+
+    def _open(self) -> None:
         try:
-            self.container = open_input(info.path)
+            self.container = open_input(self.info.path)
         except (av.FFmpegError, OSError) as e:
-            raise InputError(f"{info.path}: cannot open ({e})") from None
+            raise InputError(f"{self.info.path}: cannot open ({e})") from None
         self.stream = next(
             s for s in self.container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)
         )
         self.stream.codec_context.thread_type = "AUTO"  # FFmpeg frame + slice threads
-        self.tags: ColourTags | None = None
 
     @property
     def time_base(self) -> Fraction:
         return self.stream.time_base
 
-    def frames(self, first: int = 0, stop: int | None = None) -> Iterator[DecodedFrame]:
+    def frames(self, first: int = 0, stop: int | None = None, seek_pts: int | None = None) -> Iterator[DecodedFrame]:
         """Frames ``first`` .. ``stop - 1`` (all by default); those before ``first`` are decoded
-        but not converted (a frame range: ``gvrcli.farm.ranges``), and decoding ends at ``stop``."""
+        but not converted (a frame range: ``gvrcli.farm.ranges``), and decoding ends at ``stop``.
+        ``seek_pts``, frame ``first``'s timestamp (a plan records it): decoding starts at the key
+        frame before it rather than at the file's start (``_seek``)."""
         path, expected = self.info.path, self.stream.frames
-        index = 0
+        index, source = 0, None
+        if first > 0 and seek_pts is not None:
+            source = self._seek(seek_pts)
+            index = first if source is not None else 0
         try:
-            for frame in self.container.decode(self.stream):
+            for frame in source if source is not None else self._decode():
                 if stop is not None and index >= stop:
                     return
                 if (frame.width, frame.height) != (self.info.width, self.info.height):
@@ -104,6 +114,32 @@ class VideoDecoder:
         # A header that promised more frames than the file holds means the file was cut short.
         if expected and index < expected:
             raise InputError(f"{path}: truncated (decoded {index} of the {expected} frames its header declares)")
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        for frame in self.container.decode(self.stream):
+            self.decoded += 1
+            yield frame
+
+    def _seek(self, pts: int) -> Iterator[av.VideoFrame] | None:
+        """The stream from the frame whose timestamp is ``pts`` on, decoded from the key frame at or
+        before it; None (the input reopened at its start) when decoding from there does not reach
+        exactly that timestamp: a demuxer that cannot seek, frames without timestamps, a plan made
+        from another encoding. Frames before the target (an open GOP's leading frames among them)
+        are dropped, and the target frame is the key frame's GOP's, so every frame handed on
+        decodes as it does from the start."""
+        try:
+            self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
+            frames = self._decode()
+            for frame in frames:
+                if frame.pts is None or frame.pts > pts:
+                    break
+                if frame.pts == pts:
+                    return itertools.chain([frame], frames)
+        except av.FFmpegError:
+            pass
+        self.container.close()
+        self._open()
+        return None
 
     def close(self) -> None:
         self.container.close()

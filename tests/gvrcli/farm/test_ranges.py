@@ -107,6 +107,10 @@ def test_a_plan_round_trips_and_a_bad_one_is_one_usage_error(tmp_path):
     path.write_text("{" * 100000)
     with pytest.raises(UsageError, match="not a gvr plan"):
         ranges.read_plan(path)
+    for seek in ([[30, 100], [20, 200]], [[10, 200], [20, 100]], [[0, 5]], [[40, 5]], [[10, 5, 1]], [[10, "5"]], {"10": 5}):
+        path.write_text(json.dumps({**body, "seek": seek}))
+        with pytest.raises(UsageError, match="not a gvr plan"):
+            ranges.read_plan(path)
     with pytest.raises(UsageError, match="not a regular file"):
         ranges.read_plan(tmp_path)
 
@@ -115,3 +119,16 @@ def test_timestamps_are_stored_as_runs_and_come_back_exactly():
     for pts in ([0, 1, 2, 3], [0, 512, 1024, 1536, 3000, 3512, None, 9], [None, None], [5], [0, 0, 0]):
         assert ranges.decode_pts(ranges.encode_pts(pts), len(pts)) == pts
     assert len(ranges.encode_pts(list(range(0, 90000, 3000)))) == 1
+
+
+def test_a_plan_records_where_each_chunk_starts_so_a_range_can_seek():
+    plan = ranges.Plan(
+        {"path": "/x.mp4", "frames": 40, "width": 64, "height": 48, "bit_depth": 8, "size": 10, "mtime_ns": 1, "sample_sha256": "ab"},
+        {"seed": 1}, (10, 2), [25], [(0, 25), (25, 40)],
+        seek=ranges.seek_table([512 * i for i in range(40)], (c.start for c in ranges.chunk_grid(40, [25], 10, 2))),
+    )
+    assert plan.seek == {8: 4096, 16: 8192, 25: 12800, 33: 16896}
+    assert plan.window(30, 40).seek_pts == 12800 and plan.window(0, 25).seek_pts is None
+    # Timestamps that cannot name a frame (missing, repeated, going back) give no table: ranges decode from the start.
+    for pts in ([None] + [512 * i for i in range(1, 40)], [0, 0] + [512 * i for i in range(2, 40)]):
+        assert ranges.seek_table(pts, [8, 16]) == {}
