@@ -25,7 +25,8 @@ from gvrcli.errors import InputError, UsageError
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.media.formats import OutputCodec
 from gvrcli.media.probe import VideoInfo
-from gvrcli.pipeline import FileStats, stream_file
+from gvrcli.pipeline import FileStats
+from gvrcli.streaming import stream_file
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.quality.degrade import (
     X264_DETERMINISTIC,
@@ -57,7 +58,7 @@ class DegradeOptions(BatchOptions):
 
 
 class ClipDegrader:
-    """One clip's stages as a ``FrameStream`` for ``gvrcli.pipeline.stream_file``."""
+    """One clip's stages as a ``FrameStream`` for ``gvrcli.streaming.stream_file``."""
 
     def __init__(self, clip: str, info: VideoInfo, options: DegradeOptions):
         seed, scale = options.seed, options.scale
