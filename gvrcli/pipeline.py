@@ -28,7 +28,7 @@ from gvrcli.errors import InputError
 from gvrcli.media.probe import VideoInfo
 from gvrcli.media.scenes import ShotDetector
 from gvrcli.progress_plan import DECODE, SamplerWork, WorkLedger
-from gvrcli.streaming import DEFAULT_STALL_TIMEOUT, MODEL_PRIOR, FrameStream, stream_file
+from gvrcli.streaming import DEFAULT_STALL_TIMEOUT, MODEL_PRIOR, FrameStream, StreamJob, stream_file
 
 
 @dataclass
@@ -123,21 +123,23 @@ def upscale_file(
         preparing.start()
     try:
         frames, warnings = stream_file(
-            info,
-            partial,
-            _Planned(streaming, sampler),
-            encode,
-            # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
-            # costs as much as decoding, converting and encoding together. (Latent noise is small.)
-            prepare=draw,
-            queue_frames=upscaler.settings.chunk_frames + 2,
-            cancel=cancel,
-            progress=progress,
-            stall_timeout=stall_timeout,
-            post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix),
-            shots=shots,
-            frames=(window.first, window.stop) if window is not None else (0, None),
-            copy_streams=window is None,
+            StreamJob(
+                info,
+                partial,
+                _Planned(streaming, sampler),
+                encode,
+                # The frame's sampler noise is drawn in the decode thread, off the model's: at 960x540 it
+                # costs as much as decoding, converting and encoding together. (Latent noise is small.)
+                prepare=draw,
+                queue_frames=upscaler.settings.chunk_frames + 2,
+                cancel=cancel,
+                progress=progress,
+                stall_timeout=stall_timeout,
+                post=None if color_fix == "none" else lambda hr, lr: apply_color_fix(hr, lr, color_fix),
+                shots=shots,
+                frames=(window.first, window.stop) if window is not None else (0, None),
+                copy_streams=window is None,
+            )
         )
     except NonFiniteOutput as e:
         raise InputError(f"{info.path}: {e}") from None

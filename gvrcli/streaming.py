@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections import deque
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -68,31 +69,52 @@ class FrameStream(Protocol):
     def cut(self) -> list[tuple[int, np.ndarray]]: ...  # the next frame starts a new shot (with ``shots``)
 
 
-def stream_file(
-    info: VideoInfo,
-    partial: Path,
-    stream: FrameStream,
-    encode: EncodeSettings,
-    *,
-    cancel: threading.Event,
-    prepare: Callable[[DecodedFrame], object] = lambda frame: None,
-    queue_frames: int = 8,
-    progress: WorkLedger | None = None,
-    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
-    post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-    shots: ShotDetector | None = None,
-    frames: tuple[int, int | None] = (0, None),
-    copy_streams: bool = True,
-) -> tuple[int, tuple[str, ...]]:
-    """Decode ``info.path``, pass its frames through ``stream`` (``prepare(frame)`` runs in the
-    decode thread and its result goes to ``push``), encode what comes out into ``partial``.
-    ``post(out, frame_in)`` runs in the encode thread on each output frame with its input frame
-    (held only until its output comes out). With ``shots`` the decode thread runs the shot detector
-    and holds ``shots.lookahead`` frames back, so a cut is known before its frame reaches
-    ``stream``, which is told with ``cut()``. ``progress`` is told of each frame decoded and
-    written, with the seconds each took (its weight). ``frames`` = (first, stop): only those are
-    decoded to RGB and passed on; ``copy_streams`` False writes the video alone (no audio or
-    subtitles). Returns (frames written, encoder warnings)."""
+def _nothing(frame: DecodedFrame) -> None:
+    return None
+
+
+@dataclass
+class StreamJob:
+    """One file for ``stream_file``: what runs in each stage, and the limits they run under.
+
+    Decode (its own thread): ``info.path``'s frames ``frames`` = (first, stop) (only those are
+    decoded to RGB and passed on); ``prepare(frame)`` runs on each and its result goes to
+    ``stream.push`` with it. With ``shots`` this thread runs the shot detector and holds
+    ``shots.lookahead`` frames back, so a cut is known before its frame reaches ``stream``, which
+    is told with ``cut()``. Up to ``queue_frames`` decoded frames wait for the middle stage.
+
+    Middle (the calling thread): ``stream``, a ``FrameStream`` (the model, or a degrader).
+
+    Encode (its own thread): ``post(out, frame_in)`` runs on each output frame with its input frame
+    (held only until its output comes out); the frames go into ``partial`` with ``encode``;
+    ``copy_streams`` False writes the video alone (no audio or subtitles).
+
+    ``cancel`` stops the file; ``progress`` is told of each frame decoded and written, with the
+    seconds each took (its weight); ``stall_timeout`` bounds every wait but the model's."""
+
+    info: VideoInfo
+    partial: Path
+    stream: FrameStream
+    encode: EncodeSettings
+    _: KW_ONLY
+    cancel: threading.Event
+    prepare: Callable[[DecodedFrame], object] = _nothing
+    queue_frames: int = 8
+    progress: WorkLedger | None = None
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    shots: ShotDetector | None = None
+    frames: tuple[int, int | None] = (0, None)
+    copy_streams: bool = True
+
+
+def stream_file(job: StreamJob) -> tuple[int, tuple[str, ...]]:
+    """Decode ``job.info.path``, pass its frames through ``job.stream``, encode what comes out into
+    ``job.partial`` (``StreamJob`` says what runs where). Returns (frames written, encoder
+    warnings)."""
+    info, partial, stream, encode, cancel = job.info, job.partial, job.stream, job.encode, job.cancel
+    prepare, queue_frames, progress, stall_timeout = job.prepare, job.queue_frames, job.progress, job.stall_timeout
+    post, shots, frames, copy_streams = job.post, job.shots, job.frames, job.copy_streams
     progress = progress or WorkLedger(info.frames)
     progress.plan(DECODE, max(info.frames, 0), cost=DECODE_PRIOR * info.width * info.height)
     progress.plan(progress.output, max(info.frames, 0), cost=ENCODE_PRIOR * info.width * info.height)
