@@ -112,25 +112,178 @@ def stream_file(job: StreamJob) -> tuple[int, tuple[str, ...]]:
     """Decode ``job.info.path``, pass its frames through ``job.stream``, encode what comes out into
     ``job.partial`` (``StreamJob`` says what runs where). Returns (frames written, encoder
     warnings)."""
-    info, partial, stream, encode, cancel = job.info, job.partial, job.stream, job.encode, job.cancel
-    prepare, queue_frames, progress, stall_timeout = job.prepare, job.queue_frames, job.progress, job.stall_timeout
-    post, shots, frames, copy_streams = job.post, job.shots, job.frames, job.copy_streams
-    progress = progress or WorkLedger(info.frames)
+    run = _Run(job)
+    info, progress = job.info, run.progress
     progress.plan(DECODE, max(info.frames, 0), cost=DECODE_PRIOR * info.width * info.height)
     progress.plan(progress.output, max(info.frames, 0), cost=ENCODE_PRIOR * info.width * info.height)
-    stop = threading.Event()  # tells our stages to quit (failure or cancel)
-    window = frames
-    frames_in: queue.Queue = queue.Queue(maxsize=queue_frames)
-    frames_out: queue.Queue = queue.Queue(maxsize=8)
-    decoders: list[VideoDecoder] = []  # opened in the decode thread: opening can hang too
-    encoder_box: list[VideoEncoder] = []
+    decode_thread = _Stage("gvr-decode", lambda: _decode_stage(run))
+    encode_thread = _Stage("gvr-encode", lambda: _encode_stage(run))
+    try:
+        decode_thread.start()
+        encode_thread.start()
+        _middle_stage(run, decode_thread, encode_thread)
+        _wait_for_encoder(run, encode_thread)
+        warnings = tuple(run.encoders[0].warnings) if run.encoders else ()
+        return job.stream.done_until, warnings
+    except BaseException:
+        run.stop.set()
+        # Close the encoder only once its thread has let go of it (FFmpeg objects are not
+        # thread-safe); a thread stuck in a write keeps it, and the partial is deleted anyway.
+        encode_thread.join(timeout=5)
+        if not encode_thread.is_alive():
+            for enc in run.encoders:
+                enc.abort()
+        raise
+    finally:
+        run.stop.set()
+        decode_thread.join(timeout=2)
+        if not decode_thread.is_alive():
+            for decoder in run.decoders:
+                decoder.close()
 
-    def put(q: queue.Queue, item, consumer: "_Stage | None" = None) -> None:
+
+def _decode_stage(run: _Run) -> None:
+    """The decode thread: the job's frames to RGB, ``prepare`` on each, the shot detector over them
+    (holding ``lookahead`` frames back, so a cut's marker goes into the queue before its frame),
+    and the end marker last, whatever happened."""
+    job, shots = run.job, run.job.shots
+    held: deque = deque()  # frames the shot detector may still find a cut at
+
+    def forward(item) -> None:
+        if shots is not None and item[0].index in shots.cuts:
+            run.put(run.frames_in, _CUT)
+        run.put(run.frames_in, item)
+
+    try:
+        run.decoders.append(VideoDecoder(job.info))
+        frames = run.decoders[0].frames(*job.frames) if job.frames != (0, None) else run.decoders[0].frames()
+        while True:
+            started = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None or run.stop.is_set():
+                break
+            item = (frame, job.prepare(frame))
+            if shots is not None:
+                shots.push(frame.rgb)
+            run.progress.advance(DECODE, 1, seconds=time.perf_counter() - started)
+            if shots is None:
+                run.put(run.frames_in, item)
+                continue
+            held.append(item)
+            while len(held) > shots.lookahead:
+                forward(held.popleft())
+        if run.stop.is_set():
+            return
+        if shots is not None:
+            shots.finish()
+        while held and not run.stop.is_set():
+            forward(held.popleft())
+    finally:
+        run.put(run.frames_in, _END)
+
+
+def _middle_stage(run: _Run, decode_thread: _Stage, encode_thread: _Stage) -> None:
+    """The calling thread: each decoded frame into ``job.stream`` (a cut's marker as ``cut()``, the
+    end as ``finish()``), each frame it hands back to the encoder with its timestamp and, for
+    ``post``, its input frame; then the end marker. The decoder is watched; the stream (the model,
+    minutes a chunk) is not."""
+    job, progress = run.job, run.progress
+    pts_of: dict[int, int | None] = {}
+    input_of: dict[int, object] = {}  # input frames awaiting their output, for ``post``
+    pushed = 0
+    while True:
+        item = run.get(run.frames_in, producer=decode_thread)
+        if item is _CUT:
+            ready = job.stream.cut()
+        elif item is _END:
+            decode_thread.join(timeout=job.stall_timeout)  # it is past its last put: its error is being recorded
+            _check(decode_thread)
+            progress.plan(DECODE, pushed)  # the true count, whatever the probe said
+            progress.plan(progress.output, pushed)
+            ready = job.stream.finish()
+        else:
+            frame, prepared = item
+            pts_of[frame.index] = frame.pts
+            pushed += 1
+            if job.post is not None:
+                input_of[frame.index] = frame.rgb
+            ready = job.stream.push(frame.rgb, prepared)
+        for index, hr in ready:
+            run.put(run.frames_out, (hr, pts_of.pop(index), input_of.pop(index, None)), consumer=encode_thread)
+        if item is _END:
+            break
+    run.put(run.frames_out, _END, consumer=encode_thread)
+
+
+def _encode_stage(run: _Run) -> None:
+    """The encode thread: ``post`` on each finished frame, the encoder opened at the first (its size
+    is the stream's output size), each frame written; closed at the end unless the file stopped."""
+    job, info = run.job, run.job.info
+    encoder = None
+    while True:
+        item = run.get(run.frames_out)  # waits on the model: no watchdog here
+        if item is _END:
+            break
+        rgb, pts, frame_in = item  # planar (3, H, W), its timestamp, its input frame (h, w, 3) or None
+        started = time.perf_counter()
+        if frame_in is not None:
+            rgb = job.post(rgb, frame_in)
+        if encoder is None:
+            h, w = rgb.shape[1:]
+            encoder = VideoEncoder(
+                job.partial,
+                info.path if job.copy_streams else None,
+                w,
+                h,
+                run.decoders[0].time_base,
+                info.rate,
+                run.decoders[0].tags,
+                job.encode,
+                high_bit_depth=info.high_bit_depth,
+            )
+            run.encoders.append(encoder)
+        encoder.write(rgb, pts)
+        run.progress.frames_out(1, seconds=time.perf_counter() - started)
+    if encoder is not None and not run.stop.is_set():
+        encoder.close()
+
+
+def _wait_for_encoder(run: _Run, encode_thread: _Stage) -> None:
+    """The calling thread, after the end marker: the encoder's last frames and its close, under the
+    watchdog and the cancel; its failure re-raised here."""
+    job = run.job
+    deadline = time.monotonic() + job.stall_timeout
+    while encode_thread.is_alive():
+        encode_thread.join(timeout=0.2)
+        if job.cancel.is_set():
+            raise Cancelled()
+        if time.monotonic() > deadline:
+            raise StalledError(f"{job.info.path}: encoding stalled (no progress for {job.stall_timeout:.0f} s)")
+    _check(encode_thread)
+
+
+class _Run:
+    """What one ``stream_file`` call's stages share: the queue of decoded frames (to the middle
+    stage) and of finished ones (to the encoder), the flag that tells the stage threads to quit,
+    the decoder and encoder those threads open (closed by the calling thread once they let go), and
+    the watchdog's waits on the queues."""
+
+    def __init__(self, job: StreamJob):
+        self.job = job
+        self.progress = job.progress or WorkLedger(job.info.frames)
+        self.stop = threading.Event()  # tells our stages to quit (failure or cancel)
+        self.frames_in: queue.Queue = queue.Queue(maxsize=job.queue_frames)
+        self.frames_out: queue.Queue = queue.Queue(maxsize=8)
+        self.decoders: list[VideoDecoder] = []  # opened in the decode thread: opening can hang too
+        self.encoders: list[VideoEncoder] = []
+
+    def put(self, q: queue.Queue, item, consumer: _Stage | None = None) -> None:
         """Blocking put. With a ``consumer``, the watchdog applies: a consumer that died or made no
         room for ``stall_timeout`` fails the file. Without one (the decoder feeding the model) the
         wait is plain backpressure: a model may take minutes per chunk."""
+        stall_timeout = self.job.stall_timeout
         deadline = time.monotonic() + stall_timeout
-        while not stop.is_set():
+        while not self.stop.is_set():
             try:
                 q.put(item, timeout=0.2)
                 return
@@ -139,141 +292,22 @@ def stream_file(job: StreamJob) -> tuple[int, tuple[str, ...]]:
                     continue
                 _check(consumer)
                 if not consumer.is_alive() or time.monotonic() > deadline:
-                    raise StalledError(f"{info.path}: encoding stalled (no progress for {stall_timeout:.0f} s)") from None
+                    raise StalledError(f"{self.job.info.path}: encoding stalled (no progress for {stall_timeout:.0f} s)") from None
 
-    def get(q: queue.Queue, producer: "_Stage | None" = None):
+    def get(self, q: queue.Queue, producer: _Stage | None = None):
         """Blocking get; with a ``producer`` (the decoder), the watchdog applies to it."""
+        stall_timeout = self.job.stall_timeout
         deadline = time.monotonic() + stall_timeout
         while True:
-            if cancel.is_set():
+            if self.job.cancel.is_set():
                 raise Cancelled()
             try:
                 return q.get(timeout=0.2)
             except queue.Empty:
-                if stop.is_set():
+                if self.stop.is_set():
                     return _END
                 if producer is not None and time.monotonic() > deadline:
-                    raise StalledError(f"{info.path}: decoding stalled (no progress for {stall_timeout:.0f} s)") from None
-
-    def decode_stage() -> None:
-        held: deque = deque()  # frames the shot detector may still find a cut at
-
-        def forward(item) -> None:
-            if shots is not None and item[0].index in shots.cuts:
-                put(frames_in, _CUT)
-            put(frames_in, item)
-
-        try:
-            decoders.append(VideoDecoder(info))
-            frames = decoders[0].frames(*window) if window != (0, None) else decoders[0].frames()
-            while True:
-                started = time.perf_counter()
-                frame = next(frames, None)
-                if frame is None or stop.is_set():
-                    break
-                item = (frame, prepare(frame))
-                if shots is not None:
-                    shots.push(frame.rgb)
-                progress.advance(DECODE, 1, seconds=time.perf_counter() - started)
-                if shots is None:
-                    put(frames_in, item)
-                    continue
-                held.append(item)
-                while len(held) > shots.lookahead:
-                    forward(held.popleft())
-            if stop.is_set():
-                return
-            if shots is not None:
-                shots.finish()
-            while held and not stop.is_set():
-                forward(held.popleft())
-        finally:
-            put(frames_in, _END)
-
-    def encode_stage() -> None:
-        encoder = None
-        while True:
-            item = get(frames_out)  # waits on the model: no watchdog here
-            if item is _END:
-                break
-            rgb, pts, frame_in = item  # planar (3, H, W), its timestamp, its input frame (h, w, 3) or None
-            started = time.perf_counter()
-            if frame_in is not None:
-                rgb = post(rgb, frame_in)
-            if encoder is None:
-                h, w = rgb.shape[1:]
-                encoder = VideoEncoder(
-                    partial,
-                    info.path if copy_streams else None,
-                    w,
-                    h,
-                    decoders[0].time_base,
-                    info.rate,
-                    decoders[0].tags,
-                    encode,
-                    high_bit_depth=info.high_bit_depth,
-                )
-                encoder_box.append(encoder)
-            encoder.write(rgb, pts)
-            progress.frames_out(1, seconds=time.perf_counter() - started)
-        if encoder is not None and not stop.is_set():
-            encoder.close()
-
-    decode_thread = _Stage("gvr-decode", decode_stage)
-    encode_thread = _Stage("gvr-encode", encode_stage)
-    pts_of: dict[int, int | None] = {}
-    input_of: dict[int, object] = {}  # input frames awaiting their output, for ``post``
-    pushed = 0
-    try:
-        decode_thread.start()
-        encode_thread.start()
-        while True:
-            item = get(frames_in, producer=decode_thread)
-            if item is _CUT:
-                ready = stream.cut()
-            elif item is _END:
-                decode_thread.join(timeout=stall_timeout)  # it is past its last put: its error is being recorded
-                _check(decode_thread)
-                progress.plan(DECODE, pushed)  # the true count, whatever the probe said
-                progress.plan(progress.output, pushed)
-                ready = stream.finish()
-            else:
-                frame, prepared = item
-                pts_of[frame.index] = frame.pts
-                pushed += 1
-                if post is not None:
-                    input_of[frame.index] = frame.rgb
-                ready = stream.push(frame.rgb, prepared)
-            for index, hr in ready:
-                put(frames_out, (hr, pts_of.pop(index), input_of.pop(index, None)), consumer=encode_thread)
-            if item is _END:
-                break
-        put(frames_out, _END, consumer=encode_thread)
-        deadline = time.monotonic() + stall_timeout
-        while encode_thread.is_alive():
-            encode_thread.join(timeout=0.2)
-            if cancel.is_set():
-                raise Cancelled()
-            if time.monotonic() > deadline:
-                raise StalledError(f"{info.path}: encoding stalled (no progress for {stall_timeout:.0f} s)")
-        _check(encode_thread)
-        warnings = tuple(encoder_box[0].warnings) if encoder_box else ()
-        return stream.done_until, warnings
-    except BaseException:
-        stop.set()
-        # Close the encoder only once its thread has let go of it (FFmpeg objects are not
-        # thread-safe); a thread stuck in a write keeps it, and the partial is deleted anyway.
-        encode_thread.join(timeout=5)
-        if not encode_thread.is_alive():
-            for enc in encoder_box:
-                enc.abort()
-        raise
-    finally:
-        stop.set()
-        decode_thread.join(timeout=2)
-        if not decode_thread.is_alive():
-            for decoder in decoders:
-                decoder.close()
+                    raise StalledError(f"{self.job.info.path}: decoding stalled (no progress for {stall_timeout:.0f} s)") from None
 
 
 def _check(stage: _Stage) -> None:
