@@ -311,7 +311,7 @@ def decode_pts(runs, limit: int) -> list[int | None]:
 
 
 class PlannedShots:
-    """The plan's cuts inside a range's window, in the shape ``pipeline.stream_file`` reads a
+    """The plan's cuts inside a range's window, in the shape ``streaming.stream_file`` reads a
     ``ShotDetector`` (the range decodes only part of the video, so it cannot detect them itself)."""
 
     lookahead, failed = 0, ""

@@ -25,7 +25,8 @@ from gvrcli.errors import InputError, UsageError
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.media.formats import OutputCodec
 from gvrcli.media.probe import VideoInfo
-from gvrcli.pipeline import FileStats, stream_file
+from gvrcli.pipeline import FileStats
+from gvrcli.streaming import StreamJob, stream_file
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.quality.degrade import (
     X264_DETERMINISTIC,
@@ -57,7 +58,7 @@ class DegradeOptions(BatchOptions):
 
 
 class ClipDegrader:
-    """One clip's stages as a ``FrameStream`` for ``gvrcli.pipeline.stream_file``."""
+    """One clip's stages as a ``FrameStream`` for ``gvrcli.streaming.stream_file``."""
 
     def __init__(self, clip: str, info: VideoInfo, options: DegradeOptions):
         seed, scale = options.seed, options.scale
@@ -145,14 +146,7 @@ def degrade(
             raise InputError(f"{info.path}: {info.width}x{info.height} is too small for x{options.scale} (LQ under {MIN_LQ_SIDE} pixels)")
         clip = ClipDegrader(job.candidate.relative.as_posix(), info, options)
         frames, warnings = stream_file(
-            info,
-            partial,
-            clip,
-            encode,
-            prepare=clip.prepare,
-            cancel=cancel,
-            progress=progress,
-            stall_timeout=options.stall_timeout,
+            StreamJob(info, partial, clip, encode, prepare=clip.prepare, cancel=cancel, progress=progress, stall_timeout=options.stall_timeout)
         )
         return FileStats(frames, 0.0, warnings, extra=clip.report(options))
 
