@@ -156,8 +156,8 @@ def collect(model: Path | None = None) -> dict:
 
 
 def _caches() -> dict:
-    """Where the runtimes keep what they compiled (``backends.compiled_cache``), and its size now."""
-    from gvrcli.inference.backends import COMPILED_CACHES, compiled_cache
+    """Where the runtimes keep what they compiled (``gvrcli.inference.caches.compiled_cache``), and its size now."""
+    from gvrcli.inference.caches import COMPILED_CACHES, compiled_cache
 
     out = {}
     for name, (env, _) in COMPILED_CACHES.items():

@@ -18,9 +18,7 @@ Precision is explicit (``PRECISIONS``): OpenVINO always gets its
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,8 @@ import numpy as np
 from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 
 from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
-from gvrcli.inference.modelfile import cache_dir, graph_paths, read_manifest
+from gvrcli.inference.caches import compiled_cache, irregular_entry
+from gvrcli.inference.modelfile import graph_paths, read_manifest
 from gvrcli.inference.quiet_openvino import import_openvino
 
 BACKENDS = ("auto", "ort-cuda", "ort-tensorrt", "ort-cpu", "openvino")
@@ -125,43 +124,6 @@ ORT_PROVIDERS = {
     "cuda": ("CUDAExecutionProvider",),
     "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider"),  # CUDA runs what TensorRT does not take
 }
-
-
-# Runtime -> (environment variable, folder under ~/.cache/gvr) of its compiled-model cache.
-# "speed" is not a runtime's: the per-machine speed factors (gvrcli.inference.speed.MachineCache).
-COMPILED_CACHES = {"openvino": ("GVR_OV_CACHE", "openvino"), "tensorrt": ("GVR_TRT_CACHE", "tensorrt"), "speed": ("GVR_SPEED_CACHE", "speed")}
-
-
-def compiled_cache(runtime: str) -> Path | None:
-    """Where a runtime keeps what it compiled from a model, to load it next time instead of
-    compiling again: its variable's value (``off``: no cache), else ``~/.cache/gvr/<folder>``
-    (``$XDG_CACHE_HOME/gvr/<folder>``); see COMPILED_CACHES."""
-
-    env, folder = COMPILED_CACHES[runtime]
-    value = os.environ.get(env)
-    if value:
-        return None if value.lower() == "off" else Path(value)
-    return cache_dir() / folder
-
-
-def irregular_entry(folder: Path) -> str:
-    """'' when ``folder`` is a real folder holding only regular files (links followed), else what is
-    not, in words. Only names and types are read (``stat``, never ``open``): nothing here blocks."""
-    try:
-        if not stat.S_ISDIR(os.lstat(folder).st_mode):
-            return f"{folder} is not a folder"
-        with os.scandir(folder) as it:
-            names = sorted(e.name for e in it)
-    except OSError as e:
-        return f"{folder}: {e.strerror}"
-    for name in names:
-        try:
-            mode = os.stat(folder / name).st_mode
-        except OSError:
-            return f"{folder / name} is a dangling link"
-        if not stat.S_ISREG(mode):
-            return f"{folder / name} is not a regular file"
-    return ""
 
 
 def default_trt_cache() -> Path | None:
