@@ -85,7 +85,8 @@ def _backends(providers: list[str], openvino: bool) -> dict[str, str]:
     """Each ``--backend`` and whether it can run here, with the reason when it cannot. GPU providers
     are checked the way ``--backend ort-cuda`` checks them (provider built in, driver loads), without
     creating a session."""
-    from gvrcli.inference.backends import ORT_PROVIDERS, gpu_present
+    from gvrcli.inference.backends import ORT_PROVIDERS
+    from gvrcli.inference.gpu import gpu_present
 
     gpu = gpu_present()
 
@@ -132,7 +133,7 @@ def collect(model: Path | None = None) -> dict:
         facts["openvino"] = {"error": first_line(e)}
     facts["backends"] = _backends(providers, "error" not in facts["openvino"])
     if any(p != "CPUExecutionProvider" for p in providers):
-        from gvrcli.inference.backends import preload_cuda_libraries
+        from gvrcli.inference.gpu import preload_cuda_libraries
 
         preload_cuda_libraries(ort)  # what a GPU session would load, so the versions are the ones it gets
     facts["gpu_libraries"] = gpu_libraries()

@@ -29,6 +29,7 @@ from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 
 from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
 from gvrcli.inference.caches import compiled_cache, irregular_entry
+from gvrcli.inference.gpu import gpu_present, preload_cuda_libraries
 from gvrcli.inference.modelfile import graph_paths, read_manifest
 from gvrcli.inference.quiet_openvino import import_openvino
 
@@ -310,28 +311,6 @@ class OrtBackend:
         if compute_nodes:
             raise ModelError(explain_fallback(path, ORT_PROVIDERS[use][0], compute_nodes))
         return self._session(ort, path, providers, strict=False), len(shape_nodes)
-
-
-def preload_cuda_libraries(ort) -> str:
-    """Load the CUDA, cuBLAS and cuDNN libraries that pip installed (``onnxruntime-gpu[cuda,cudnn]``,
-    ``gvr[cuda]``) before the first GPU session: ONNX Runtime's CUDA provider links against them
-    but does not look in site-packages itself, and ``gvr`` never imports torch (which would have
-    loaded them). ``onnxruntime.preload_dlls`` (ONNX Runtime >= 1.21) does exactly this; it prints
-    what it could not load, which we keep off stdout (``--json``) and return. Libraries installed
-    system-wide (LD_LIBRARY_PATH, ldconfig) are found either way."""
-    import contextlib
-    import io
-
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is None:
-        return ""
-    said = io.StringIO()
-    with contextlib.redirect_stdout(said):
-        try:
-            preload(cuda=True, cudnn=True, msvc=True)
-        except (OSError, RuntimeError) as e:  # a missing folder is the provider's problem, said later
-            print(first_line(e))
-    return said.getvalue().strip()
 
 
 # ORT's message when a node lands on the CPU with fallback disabled (onnxruntime inference_session.cc).
@@ -691,27 +670,6 @@ def check_model(model: LoadedModel, source: Path) -> None:
         ) from None
     if not np.isfinite(out).all() or not all(np.isfinite(c).all() for c in conds.values()):
         raise ModelError(f"model {source}: a test step at the manifest's scale x{s} returns non-finite values")
-
-
-def gpu_present() -> bool:
-    """A GPU ONNX Runtime can use, without creating a session: the CUDA provider is built in and
-    the driver library loads (a few ms; no probing run)."""
-    import ctypes
-    import importlib.util
-
-    # Look for ORT's CUDA provider library rather than importing ORT (an OpenVINO run never needs it).
-    spec = importlib.util.find_spec("onnxruntime")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    capi = Path(next(iter(spec.submodule_search_locations))) / "capi"
-    if not any(capi.glob("libonnxruntime_providers_cuda*")):
-        return False
-
-    try:
-        ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return False
-    return True
 
 
 # --device: AUTO or a device kind OpenVINO names, optionally numbered (GPU.1). Anything else is a

@@ -16,7 +16,7 @@ from tests.clips import pattern
 from tests.fake_model import bilinear_up
 
 from gvrcli.errors import ModelError, RetryableError
-from gvrcli.inference import backends, placement
+from gvrcli.inference import backends, gpu, placement
 from gvrcli.inference.backends import OrtBackend, trt_profiles
 from gvrcli.inference.engine import EngineSettings, Upscaler
 from tests.tolerances import fake_model_atol
@@ -164,9 +164,9 @@ def test_cuda_libraries_are_preloaded_quietly_and_only_where_ort_can(capsys):
             assert kw == {"cuda": True, "cudnn": True, "msvc": True}
             print("Failed to load libcublasLt.so.13: cannot open shared object file")
 
-    said = backends.preload_cuda_libraries(Ort())
+    said = gpu.preload_cuda_libraries(Ort())
     assert said.startswith("Failed to load libcublasLt.so.13") and capsys.readouterr().out == ""
-    assert backends.preload_cuda_libraries(object()) == ""
+    assert gpu.preload_cuda_libraries(object()) == ""
 
 
 def test_cuda_provider_that_did_not_load_says_what_preload_could_not_find(fake_model, monkeypatch):
