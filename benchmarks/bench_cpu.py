@@ -113,7 +113,8 @@ def precision_rows(tmp: Path, repeats: int) -> list[tuple]:
     """(backend, precision, ms per step, rel L2 of the update vs fp32) on a random-weight tiny network."""
     from export import export_model
     from export.spec import DenoiserSpec, rel_l2
-    from gvrcli.inference.backends import OpenVinoBackend, OrtBackend, run_graph
+    from gvrcli.inference.backends import OpenVinoBackend, OrtBackend
+    from gvrcli.inference.loaded import run_graph
     from models.checkpoint import init_random_
 
     import models
@@ -211,7 +212,7 @@ def main() -> None:
         print(f"\nsgemm peak (numpy {2048}^3 fp32): {peak:.0f} GFLOP/s; one step = {flops['step'] / 1e9:.1f} GFLOP "
               f"({flops['step'] / 8e9:.2f} per output frame), the condition {flops['condition'] / 1e9:.1f} GFLOP once per clip")
 
-        from gvrcli.inference.backends import run_graph
+        from gvrcli.inference.loaded import run_graph
         from export.spec import DenoiserSpec
 
         feed = DenoiserSpec(3, 2).dummy_inputs("step", 8, H, W, seed=4)

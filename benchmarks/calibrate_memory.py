@@ -1,4 +1,4 @@
-"""Measure each backend's activation factor (``gvrcli.inference.backends.ACTIVATION_FACTOR``).
+"""Measure each backend's activation factor (``gvrcli.inference.loaded.ACTIVATION_FACTOR``).
 
     python benchmarks/calibrate_memory.py [--frames 8] [--size 480x270] [--tiles 0,270,144]
 

@@ -23,7 +23,8 @@ import av
 
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
 from gvrcli.farm import atomic, sidecar
-from gvrcli.inference.backends import check_model, make_backend
+from gvrcli.inference.backends import make_backend
+from gvrcli.inference.loaded import check_model
 from gvrcli.inference.caches import compiled_cache
 from gvrcli.farm.claims import ClaimBoard, ClaimError
 from gvrcli.farm.collisions import refuse_collisions

@@ -22,63 +22,19 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
-from models.manifest import CONDITION, STEP, TEXT, ModelManifest
+from models.manifest import STEP, ModelManifest
 
 from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
 from gvrcli.inference.caches import compiled_cache, irregular_entry
 from gvrcli.inference.gpu import gpu_present, preload_cuda_libraries
+from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, f32_buffer, raise_if_oom
 from gvrcli.inference.modelfile import graph_paths, read_manifest
 from gvrcli.inference.precision import PRECISIONS, artefact_precision
 from gvrcli.inference.quiet_openvino import import_openvino
 
 BACKENDS = ("auto", "ort-cuda", "ort-tensorrt", "ort-cpu", "openvino")
-
-# Memory of one tile through the model, beyond what the process held after loading it:
-# ACTIVATION_FIXED_MB + ACTIVATION_FACTOR x the tile's HR float32 latent (z_t), for the engine's
-# latent buffers (z ping-pong, cond, base), the runtime's activations and its allocator's slack.
-# Fitted to ``benchmarks/calibrate_memory.py`` (built-in tiny default, 8 frames 480x270 -> 960x540,
-# two chunks of two steps), a line on or above every measured tile: ONNX Runtime (arena on, memory
-# pattern off) 565 / 1628 / 2551 MB beyond load for 144x144 / 270x270 / whole-frame tiles (z = 7.6 /
-# 26.7 / 47.5 MB); OpenVINO, which compiles the engine's large clips for their static shape
-# (STATIC_MIN_ELEMENTS: the fixed part), 385 / 709 / 947 MB, and 1472 MB for 270x270 tiles of a
-# 20-frame chunk (z = 66.7 MB).
-# The memory planner (``gvrcli.inference.memory``) sizes tiles with them.
-ACTIVATION_FACTOR = {"onnxruntime": 50, "openvino": 18}
-ACTIVATION_FIXED_MB = {"onnxruntime": 300, "openvino": 256}
-
-
-class Bound(Protocol):
-    def run(self) -> None:
-        """Run the graph on the bound buffers (outputs written in place)."""
-
-
-class LoadedModel(Protocol):
-    manifest: ModelManifest
-    description: str  # e.g. "onnxruntime CPUExecutionProvider"
-    precision: str  # what it computes in: one of PRECISIONS
-    note: str  # a fallback worth telling the user about, or ""
-    activation_factor: float  # see ACTIVATION_FACTOR
-    activation_fixed_mb: float  # see ACTIVATION_FIXED_MB
-
-    def bind(self, role: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> Bound: ...
-
-    def interrupt(self) -> None:
-        """Abort the runs in flight (from another thread): SIGTERM must not wait out a long step."""
-
-
-_OOM_MARKERS = ("out of memory", "failed to allocate", "bad_alloc", "cudaerrormemoryallocation")
-
-
-def _raise_if_oom(e: Exception) -> None:
-    if any(m in str(e).lower() for m in _OOM_MARKERS):
-        raise RetryableError(
-            f"device out of memory ({first_line(e)}); "
-            "retry, or lower --memory-budget / --tile"
-        ) from None
-
 
 # --------------------------------------------------------------------------------------------------
 # ONNX Runtime
@@ -234,7 +190,7 @@ class OrtBackend:
         except Exception as e:  # ORT raises its own exception types for unloadable graphs
             if strict and CPU_FALLBACK_MARKER in str(e):
                 raise CpuFallback(str(e)) from None
-            _raise_if_oom(e)
+            raise_if_oom(e)
             raise ModelError(f"model {path}: ONNX Runtime cannot load it ({first_line(e)})") from None
 
     def _provider_list(self, use: str, manifest: ModelManifest, role: str, precision: str) -> list:
@@ -314,12 +270,12 @@ class OrtModel:
         binding = session.io_binding()
         for name, value in inputs.items():
             if isinstance(value, np.ndarray):
-                binding.bind_cpu_input(name, _f32(value))
+                binding.bind_cpu_input(name, f32_buffer(value))
             else:
                 binding.bind_ortvalue_input(name, value)
         for name, value in outputs.items():
             if isinstance(value, np.ndarray):
-                binding.bind_output(name, "cpu", 0, np.float32, list(_f32(value).shape), value.ctypes.data)
+                binding.bind_output(name, "cpu", 0, np.float32, list(f32_buffer(value).shape), value.ctypes.data)
             else:
                 binding.bind_ortvalue_output(name, value)
         return OrtBound(self, session, binding, role in self._shrink)
@@ -330,7 +286,7 @@ class OrtModel:
         import onnxruntime as ort
 
         if values is not None:
-            return ort.OrtValue.ortvalue_from_numpy(_f32(np.ascontiguousarray(values)), self.latent_device, self.device_id)
+            return ort.OrtValue.ortvalue_from_numpy(f32_buffer(np.ascontiguousarray(values)), self.latent_device, self.device_id)
         return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.float32, self.latent_device, self.device_id)
 
     def interrupt(self) -> None:
@@ -355,16 +311,10 @@ class OrtBound:
         try:
             self.session.run_with_iobinding(self.binding, options)
         except Exception as e:
-            _raise_if_oom(e)
+            raise_if_oom(e)
             raise
         finally:
             self.model._in_flight.discard(options)
-
-
-def _f32(value: np.ndarray) -> np.ndarray:
-    if value.dtype != np.float32 or not value.flags.c_contiguous:
-        raise ValueError("bound buffers must be C-contiguous float32")  # a copy would silently unbind them
-    return value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -511,7 +461,7 @@ class OpenVinoModel:
         import openvino as ov
 
         compiled = self._compiled_for(role, {k: v.shape for k, v in inputs.items()})
-        tensors = {name: ov.Tensor(_f32(value), shared_memory=True) for name, value in {**inputs, **outputs}.items()}
+        tensors = {name: ov.Tensor(f32_buffer(value), shared_memory=True) for name, value in {**inputs, **outputs}.items()}
         return OpenVinoBound(self, role, compiled, tensors, tuple(outputs), {k: v.shape for k, v in outputs.items()})
 
     def prepare(self, role: str, shapes: dict[str, tuple]) -> None:
@@ -586,7 +536,7 @@ class OpenVinoBound:
                     request.cancel()
                     raise RuntimeError("inference cancelled")
         except RuntimeError as e:
-            _raise_if_oom(e)
+            raise_if_oom(e)
             raise
         for name in self.outputs:  # OpenVINO shrinks a bound tensor to fit a smaller result, silently
             shape = tuple(request.get_tensor(compiled.output(name)).shape)
@@ -597,45 +547,6 @@ class OpenVinoBound:
 # --------------------------------------------------------------------------------------------------
 # Checks and choice
 # --------------------------------------------------------------------------------------------------
-
-
-def run_graph(model: LoadedModel, role: str, inputs: dict[str, np.ndarray], output_shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
-    """Run one graph once on fresh output buffers (tests, checks; the engine binds its own)."""
-    outputs = {name: np.empty(shape, dtype=np.float32) for name, shape in output_shapes.items()}
-    model.bind(role, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}, outputs).run()
-    return outputs
-
-
-def check_model(model: LoadedModel, source: Path) -> None:
-    """Every graph once on a small input before any video: a graph that disagrees with its manifest
-    (another scale, other channels, another text width) is a model error (exit 2), not a failure
-    of every file."""
-    m = model.manifest
-    C, T, h, w, s = m.latent_channels, 1, m.patch * m.window[0], m.patch * m.window[1], m.scale
-    rng = np.random.default_rng(0)
-    lr = rng.standard_normal((1, C, T, h, w), dtype=np.float32)
-    level = np.array([m.noise_aug], dtype=np.float32)
-    hr = (1, C, T, h * s, w * s)
-    try:
-        grid = np.zeros((1, 1, 1, *hr[-2:]), np.float32)
-        conds = run_graph(model, CONDITION, {"lr": lr, "lr_noise": lr, "noise_aug": level, "hr_grid": grid}, {"cond": hr, **({"base": hr} if "base" in m.inputs else {})})
-        if m.has_text:
-            dim = int(m.config["dim"])
-            prompt = rng.standard_normal((1, 2, m.text_dim), dtype=np.float32)
-            texts = run_graph(model, TEXT, {"prompt": prompt}, {"text": (1, 2, dim), "text_null": (1, m.text_tokens, dim)})
-            conds["text"] = texts["text_null"]
-        z = rng.standard_normal(hr, dtype=np.float32)
-        feeds = {"z_t": z, "t": np.array([1.0], np.float32), "t_next": np.array([0.5], np.float32), "noise_aug": level, **conds}
-        out = run_graph(model, STEP, feeds, {"z_next": hr})["z_next"]
-    except RetryableError:
-        raise
-    except Exception as e:
-        raise ModelError(
-            f"model {source}: a test step at the manifest's scale x{s} fails; the graphs do not match "
-            f"its manifest ({first_line(e)})"
-        ) from None
-    if not np.isfinite(out).all() or not all(np.isfinite(c).all() for c in conds.values()):
-        raise ModelError(f"model {source}: a test step at the manifest's scale x{s} returns non-finite values")
 
 
 # --device: AUTO or a device kind OpenVINO names, optionally numbered (GPU.1). Anything else is a

@@ -44,7 +44,7 @@ from models.codec import get_codec
 from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 from models.rectified_flow import timesteps
 
-from gvrcli.inference.backends import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, LoadedModel
+from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, LoadedModel
 from gvrcli.inference.memory import MemoryModel, MemoryPlan, plan_tiles, resident_mb
 from gvrcli.inference.speed import SpeedModel, Timing, predict_file_seconds, table_model, window_of
 from gvrcli.errors import Cancelled, GvrError, ModelError, UsageError

@@ -9,7 +9,8 @@ import onnx
 import pytest
 from tests.fake_model import build_fake_onnx, fake_manifest
 
-from gvrcli.inference.backends import OpenVinoBackend, OrtBackend, make_backend, run_graph
+from gvrcli.inference.backends import OpenVinoBackend, OrtBackend, make_backend
+from gvrcli.inference.loaded import run_graph
 from gvrcli.errors import EXIT_RETRY, EXIT_USAGE, ModelError, RetryableError, UsageError
 from gvrcli.inference.modelfile import read_manifest
 from models.manifest import MANIFEST_KEY, graph_sha256
@@ -230,7 +231,7 @@ def test_openvino_ir_upscales_a_video_like_onnx_runtime(tmp_path, fake_model, op
 
 
 def test_a_graph_that_disagrees_with_its_manifest_is_refused_before_any_video(tmp_path):
-    from gvrcli.inference.backends import check_model
+    from gvrcli.inference.loaded import check_model
 
     # The output size is an input (any ratio), so a graph can no longer lie about its scale; it can
     # about its channels: graphs of 3, manifest of 4.
