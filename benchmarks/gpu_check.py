@@ -272,7 +272,7 @@ def no_gpu_reason() -> str | None:
 def strict_placement(path: Path) -> dict:
     """gvr's own ``--backend ort-cuda`` loader on an artefact: every node on the GPU, or its refusal."""
     from gvrcli.errors import GvrError
-    from gvrcli.inference.backends import OrtBackend
+    from gvrcli.inference.ort_backend import OrtBackend
 
     try:
         model = OrtBackend(path, provider="cuda").load()

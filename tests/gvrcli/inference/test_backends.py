@@ -9,7 +9,8 @@ import onnx
 import pytest
 from tests.fake_model import build_fake_onnx, fake_manifest
 
-from gvrcli.inference.backends import OpenVinoBackend, OrtBackend, make_backend
+from gvrcli.inference.backends import OpenVinoBackend, make_backend
+from gvrcli.inference.ort_backend import OrtBackend
 from gvrcli.inference.loaded import run_graph
 from gvrcli.errors import EXIT_RETRY, EXIT_USAGE, ModelError, RetryableError, UsageError
 from gvrcli.inference.modelfile import read_manifest

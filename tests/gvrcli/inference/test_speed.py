@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gvrcli.inference import speed
-from gvrcli.inference.backends import OrtBackend
+from gvrcli.inference.ort_backend import OrtBackend
 from gvrcli.inference.engine import EngineSettings, Upscaler
 from gvrcli.inference.memory import MemoryModel, plan_tiles
 from gvrcli.inference.modelfile import read_manifest
