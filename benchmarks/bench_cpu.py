@@ -113,8 +113,8 @@ def precision_rows(tmp: Path, repeats: int) -> list[tuple]:
     """(backend, precision, ms per step, rel L2 of the update vs fp32) on a random-weight tiny network."""
     from export import export_model
     from export.spec import DenoiserSpec, rel_l2
-    from gvrcli.inference.backends import OpenVinoBackend
     from gvrcli.inference.loaded import run_graph
+    from gvrcli.inference.openvino_backend import OpenVinoBackend
     from gvrcli.inference.ort_backend import OrtBackend
     from models.checkpoint import init_random_
 
@@ -159,7 +159,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="rounds of each timing (best is reported)")
     ap.add_argument("--skip-precision", action="store_true", help="skip the bf16/int8 rows (they export 4 models)")
     args = ap.parse_args()
-    from gvrcli.inference.backends import OpenVinoBackend
+    from gvrcli.inference.openvino_backend import OpenVinoBackend
     from gvrcli.inference.ort_backend import OrtBackend
     from gvrcli.inference.modelfile import ASSETS_DIR
     from models.flops import graph_flops

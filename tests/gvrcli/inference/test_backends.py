@@ -9,7 +9,8 @@ import onnx
 import pytest
 from tests.fake_model import build_fake_onnx, fake_manifest
 
-from gvrcli.inference.backends import OpenVinoBackend, make_backend
+from gvrcli.inference.backends import make_backend
+from gvrcli.inference.openvino_backend import OpenVinoBackend
 from gvrcli.inference.ort_backend import OrtBackend
 from gvrcli.inference.loaded import run_graph
 from gvrcli.errors import EXIT_RETRY, EXIT_USAGE, ModelError, RetryableError, UsageError
@@ -98,7 +99,7 @@ def test_openvino_loads_its_compiled_graphs_from_the_cache_with_the_same_results
 
 
 def test_precision_is_explicit_and_refused_where_unsupported(fake_model, monkeypatch):
-    from gvrcli.inference import backends
+    from gvrcli.inference import openvino_backend
 
     assert make_backend(fake_model, "ort-cpu").load().precision == "fp32"
     with pytest.raises(UsageError, match="CPU provider has no bf16 kernels.*--backend openvino --precision bf16"):
@@ -108,7 +109,7 @@ def test_precision_is_explicit_and_refused_where_unsupported(fake_model, monkeyp
             OrtBackend(fake_model, provider="cpu", precision=precision).load()
     with pytest.raises(UsageError, match="must be one of"):
         make_backend(fake_model, precision="fp8")
-    monkeypatch.setattr(backends, "_capabilities", lambda core, device: ["FP32", "INT8"])
+    monkeypatch.setattr(openvino_backend, "_capabilities", lambda core, device: ["FP32", "INT8"])
     with pytest.raises(UsageError, match="does not compute in bf16"):
         OpenVinoBackend(fake_model, device="CPU", precision="bf16").load()
 

@@ -394,7 +394,7 @@ def test_guidance_combines_the_null_and_prompt_steps_exactly(cfg):
 def test_prepare_compiles_exactly_what_the_first_chunk_runs(fake_model, tile, h, w):
     """OpenVINO compiles a copy per clip shape: ``prepare`` (run while the clip decodes) must make
     the very copies the chunk then binds, or the compile it was meant to hide happens anyway."""
-    from gvrcli.inference.backends import OpenVinoBackend
+    from gvrcli.inference.openvino_backend import OpenVinoBackend
 
     model = OpenVinoBackend(fake_model, device="CPU").load()
     up = Upscaler(model, EngineSettings.from_manifest(model.manifest, tile=tile, memory_budget_mb=100000))
