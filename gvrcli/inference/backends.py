@@ -1,19 +1,12 @@
-"""Inference backends: one small dataclass per runtime, each loading *all* of a model's graphs.
+"""The ``--backend`` choice: which runtime's backend dataclass runs a model here, and why.
 
-A loaded model (``LoadedModel``) runs its graphs by role (``models.manifest.graph_io``): the
-condition graph once per clip, the step graph once per sampler step. The engine binds its own
-preallocated float32 numpy buffers to a graph's inputs and outputs once (``bind``) and then runs
-the binding as often as it likes (``Bound.run``): the runtime reads the inputs and writes the
-outputs in place, so a sampler step allocates nothing and copies nothing on the host. (The same
-seam takes device-resident buffers on a GPU.)
-
-Each backend checks that the provider or device it was asked for really loaded: ONNX Runtime
-silently falls back to CPU when CUDA libraries are missing, which on a farm would turn a GPU job
-into a 50x slower one without a word. A requested GPU that is not there is exit 75 (retry
-elsewhere). On a GPU provider every node runs on the GPU or the model is refused, naming the nodes
-(``gvrcli.inference.placement``), and the sampler's latents stay on the device (``device_buffer``).
-Precision is explicit (``PRECISIONS``): OpenVINO always gets its
-``INFERENCE_PRECISION_HINT``, so the same command computes the same numbers on every CPU.
+One small dataclass per runtime, each loading *all* of a model's graphs into a ``LoadedModel``
+(``gvrcli.inference.loaded``): ``OrtBackend`` (``gvrcli.inference.ort_backend``: CPU, CUDA,
+TensorRT) and ``OpenVinoBackend`` (``gvrcli.inference.openvino_backend``). This module only
+chooses between them. ``auto`` decides without loading or probing anything heavy: OpenVINO for an
+IR file, a GPU provider when a GPU is present (``gvrcli.inference.gpu``), else the CPU backend
+predicted fastest for the workload. A misspelt ``--device`` or ``--precision`` is a usage error
+here (exit 2), before any runtime is imported.
 """
 
 from __future__ import annotations
@@ -30,11 +23,6 @@ from gvrcli.inference.ort_backend import OrtBackend
 from gvrcli.inference.precision import PRECISIONS
 
 BACKENDS = ("auto", "ort-cuda", "ort-tensorrt", "ort-cpu", "openvino")
-
-
-# --------------------------------------------------------------------------------------------------
-# Checks and choice
-# --------------------------------------------------------------------------------------------------
 
 
 # --device: AUTO or a device kind OpenVINO names, optionally numbered (GPU.1). Anything else is a
