@@ -95,7 +95,8 @@ def gvr_run(clip: Path, out: Path, backend: str | None, extra=(), steps: int | N
 
 def steady_step_ms(backend, lr_shape, repeats: int = 5) -> tuple[float, object]:
     """Median step time of a loaded model alone, after warm-up, on the bound engine buffers."""
-    from gvrcli.inference.engine import EngineSettings, Upscaler
+    from gvrcli.inference.engine import Upscaler
+    from gvrcli.inference.settings import EngineSettings
 
     model = backend.load()
     up = Upscaler(model, EngineSettings.from_manifest(model.manifest, steps=STEPS))

@@ -21,7 +21,8 @@ CHILD = r"""
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
 from gvrcli.inference.backends import make_backend
-from gvrcli.inference.engine import EngineSettings, Upscaler
+from gvrcli.inference.engine import Upscaler
+from gvrcli.inference.settings import EngineSettings
 from gvrcli.inference.memory import peak_resident_mb, resident_mb
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model
 

@@ -44,7 +44,8 @@ def test_the_default_runs_one_step_and_gets_what_four_give():
     import numpy as np
 
     from gvrcli.inference.ort_backend import OrtBackend
-    from gvrcli.inference.engine import EngineSettings, Upscaler
+    from gvrcli.inference.engine import Upscaler
+    from gvrcli.inference.settings import EngineSettings
 
     model = OrtBackend(asset_path(2), provider="cpu").load()
     rng = np.random.default_rng(0)

@@ -18,7 +18,8 @@ from tests.fake_model import bilinear_up
 from gvrcli.errors import ModelError, RetryableError
 from gvrcli.inference import gpu, ort_backend, placement
 from gvrcli.inference.ort_backend import OrtBackend, trt_profiles
-from gvrcli.inference.engine import EngineSettings, Upscaler
+from gvrcli.inference.engine import Upscaler
+from gvrcli.inference.settings import EngineSettings
 from tests.tolerances import fake_model_atol
 
 
