@@ -47,26 +47,10 @@ from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, Load
 from gvrcli.inference.memory import MemoryModel, MemoryPlan, plan_tiles, resident_mb
 from gvrcli.inference.speed import SpeedModel, Timing, predict_file_seconds, table_model, window_of
 from gvrcli.errors import Cancelled, GvrError, ModelError
+from gvrcli.inference.noise import FrameNoise
 from gvrcli.inference.settings import EngineSettings
 from gvrcli.inference.text import PromptEmbeds
 from gvrcli.inference.tiling import ramp, window_starts
-
-
-class FrameNoise:
-    """Standard-normal noise for frame ``i``, the same whichever chunk or tile asks for it."""
-
-    HR, LR = 0, 1  # stream ids: the sampler's starting noise and the condition's augmentation noise
-
-    def __init__(self, seed: int, channels: int):
-        self.seed, self.channels = seed, channels
-
-    def frame(self, stream: int, index: int, height: int, width: int) -> np.ndarray:
-        rng = np.random.default_rng((self.seed, index, stream))
-        return rng.standard_normal((self.channels, height, width), dtype=np.float32)  # (C, H, W)
-
-    def draw(self, stream: int, first: int, count: int, height: int, width: int) -> np.ndarray:
-        """Frames ``first .. first+count-1`` stacked: (C, T, H, W)."""
-        return np.stack([self.frame(stream, first + k, height, width) for k in range(count)], axis=1)
 
 
 def speed_backend(model: LoadedModel) -> str:
