@@ -29,7 +29,8 @@ from gvrcli.inference.colorfix import color_fix as apply_color_fix
 from gvrcli.media.decode import DecodedFrame, VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.cascade import LatentCascade
-from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
+from gvrcli.inference.engine import NonFiniteOutput, Upscaler
+from gvrcli.inference.streaming import StreamingUpscaler
 from gvrcli.inference.text import find_prompt
 from gvrcli.errors import Cancelled, InputError, StalledError
 from gvrcli.media.probe import VideoInfo

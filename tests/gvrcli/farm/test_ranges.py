@@ -10,7 +10,7 @@ import pytest
 
 from gvrcli.errors import UsageError
 from gvrcli.farm import ranges
-from gvrcli.inference.engine import StreamingUpscaler
+from gvrcli.inference.streaming import StreamingUpscaler
 from gvrcli.inference.settings import EngineSettings
 
 CASES = [(1, 20, 5, []), (20, 20, 5, []), (21, 20, 5, []), (36, 20, 5, []), (50, 20, 5, [20]), (50, 20, 5, [7, 30]),

@@ -10,7 +10,8 @@ from tests.clips import pattern
 from tests.fake_model import bilinear_up, fake_manifest
 
 from gvrcli.inference.colorfix import bilinear_upsample
-from gvrcli.inference.engine import StreamingUpscaler, Upscaler
+from gvrcli.inference.engine import Upscaler
+from gvrcli.inference.streaming import StreamingUpscaler
 from gvrcli.inference.noise import FrameNoise
 from gvrcli.inference.settings import EngineSettings
 from gvrcli.inference.text import PromptEmbeds
