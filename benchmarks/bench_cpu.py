@@ -20,11 +20,9 @@ Timings are the best of ``--repeats`` interleaved rounds. Not a test: the number
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time

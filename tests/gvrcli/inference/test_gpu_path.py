@@ -8,7 +8,6 @@ gets shape profiles that cover the runtime's chunks and tiles, and the engine ke
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
