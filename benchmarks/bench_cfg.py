@@ -1,6 +1,6 @@
 """Guidance: two batch-1 step calls (null, prompt) vs one batch-2 call, on CPU.
 
-The runtime runs the step graph twice per guided step (``gvrcli.inference.engine``); this measures
+The runtime runs the step graph twice per guided step (``gvrcli.inference.sampler``); this measures
 whether one call on a batch of two would be faster. PyTorch eager on CPU (the exported graphs are
 batch 1, so ONNX Runtime/OpenVINO cannot be asked for batch 2 without a second export); the same
 network, threads and inputs in both arms, median of ``--repeat`` runs after a warm-up.

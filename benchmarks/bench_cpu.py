@@ -20,11 +20,9 @@ Timings are the best of ``--repeats`` interleaved rounds. Not a test: the number
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -95,7 +93,8 @@ def gvr_run(clip: Path, out: Path, backend: str | None, extra=(), steps: int | N
 
 def steady_step_ms(backend, lr_shape, repeats: int = 5) -> tuple[float, object]:
     """Median step time of a loaded model alone, after warm-up, on the bound engine buffers."""
-    from gvrcli.inference.engine import EngineSettings, Upscaler
+    from gvrcli.inference.engine import Upscaler
+    from gvrcli.inference.settings import EngineSettings
 
     model = backend.load()
     up = Upscaler(model, EngineSettings.from_manifest(model.manifest, steps=STEPS))
@@ -113,7 +112,9 @@ def precision_rows(tmp: Path, repeats: int) -> list[tuple]:
     """(backend, precision, ms per step, rel L2 of the update vs fp32) on a random-weight tiny network."""
     from export import export_model
     from export.spec import DenoiserSpec, rel_l2
-    from gvrcli.inference.backends import OpenVinoBackend, OrtBackend, run_graph
+    from gvrcli.inference.loaded import run_graph
+    from gvrcli.inference.openvino_backend import OpenVinoBackend
+    from gvrcli.inference.ort_backend import OrtBackend
     from models.checkpoint import init_random_
 
     import models
@@ -157,7 +158,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="rounds of each timing (best is reported)")
     ap.add_argument("--skip-precision", action="store_true", help="skip the bf16/int8 rows (they export 4 models)")
     args = ap.parse_args()
-    from gvrcli.inference.backends import OpenVinoBackend, OrtBackend
+    from gvrcli.inference.openvino_backend import OpenVinoBackend
+    from gvrcli.inference.ort_backend import OrtBackend
     from gvrcli.inference.modelfile import ASSETS_DIR
     from models.flops import graph_flops
 
@@ -211,7 +213,7 @@ def main() -> None:
         print(f"\nsgemm peak (numpy {2048}^3 fp32): {peak:.0f} GFLOP/s; one step = {flops['step'] / 1e9:.1f} GFLOP "
               f"({flops['step'] / 8e9:.2f} per output frame), the condition {flops['condition'] / 1e9:.1f} GFLOP once per clip")
 
-        from gvrcli.inference.backends import run_graph
+        from gvrcli.inference.loaded import run_graph
         from export.spec import DenoiserSpec
 
         feed = DenoiserSpec(3, 2).dummy_inputs("step", 8, H, W, seed=4)

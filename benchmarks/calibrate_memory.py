@@ -1,4 +1,4 @@
-"""Measure each backend's activation factor (``gvrcli.inference.backends.ACTIVATION_FACTOR``).
+"""Measure each backend's activation factor (``gvrcli.inference.loaded.ACTIVATION_FACTOR``).
 
     python benchmarks/calibrate_memory.py [--frames 8] [--size 480x270] [--tiles 0,270,144]
 
@@ -21,7 +21,8 @@ CHILD = r"""
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
 from gvrcli.inference.backends import make_backend
-from gvrcli.inference.engine import EngineSettings, Upscaler
+from gvrcli.inference.engine import Upscaler
+from gvrcli.inference.settings import EngineSettings
 from gvrcli.inference.memory import peak_resident_mb, resident_mb
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model
 

@@ -42,7 +42,8 @@ def status_mib(key: str) -> float:
 
 def child(bundle: Path, backend: str, role: str, cells: int) -> dict:
     """One measurement, in this (fresh) process."""
-    from gvrcli.inference.backends import make_backend, run_graph
+    from gvrcli.inference.backends import make_backend
+    from gvrcli.inference.loaded import run_graph
     from gvrcli.inference.modelfile import read_manifest, resolve_model_path
     from gvrcli.inference.vae import read_vae
 

@@ -258,7 +258,7 @@ def install(work: Path, plan: dict) -> Path | None:
 def no_gpu_reason() -> str | None:
     """Why nothing can be measured here, or None. The driver first, without importing onnxruntime
     (a dry run elsewhere installs the device's CPython 3.12 build, which this Python cannot import)."""
-    from gvrcli.inference.backends import gpu_present
+    from gvrcli.inference.gpu import gpu_present
 
     if not gpu_present():
         return "no NVIDIA driver loads here (or this onnxruntime has no CUDA provider library)"
@@ -272,7 +272,7 @@ def no_gpu_reason() -> str | None:
 def strict_placement(path: Path) -> dict:
     """gvr's own ``--backend ort-cuda`` loader on an artefact: every node on the GPU, or its refusal."""
     from gvrcli.errors import GvrError
-    from gvrcli.inference.backends import OrtBackend
+    from gvrcli.inference.ort_backend import OrtBackend
 
     try:
         model = OrtBackend(path, provider="cuda").load()

@@ -23,14 +23,17 @@ import av
 
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
 from gvrcli.farm import atomic, sidecar
-from gvrcli.inference.backends import check_model, compiled_cache, make_backend
+from gvrcli.inference.backends import make_backend
+from gvrcli.inference.loaded import check_model
+from gvrcli.inference.caches import compiled_cache
 from gvrcli.farm.claims import ClaimBoard, ClaimError
 from gvrcli.farm.collisions import refuse_collisions
 from gvrcli.farm.discovery import Candidate, Territory, check_output_dir, find_candidates
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.memory import peak_resident_mb, resident_mb
 from gvrcli.inference.speed import Choice, MachineCache, choose_cpu_backend, machine_key, machine_models, run_probe
-from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
+from gvrcli.inference.engine import Upscaler
+from gvrcli.inference.settings import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError, first_line
 from gvrcli.media.formats import VIDEO_EXTENSIONS, OutputCodec, check_output_container, get_codec, output_relative_path
 from gvrcli.inference.cascade import upscale_latent_file

@@ -19,7 +19,7 @@ import typer
 
 from gvrcli.cli_help import ENCODING, FARM, INPUTS, MODEL, QUALITY, RESOURCES, GvrCommand, GvrGroup
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
-from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
+from gvrcli.inference.settings import DEFAULT_MEMORY_BUDGET_MB
 from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, Cancelled, GvrError, UsageError, exit_with_error
 
 app = typer.Typer(

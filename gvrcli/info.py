@@ -85,7 +85,8 @@ def _backends(providers: list[str], openvino: bool) -> dict[str, str]:
     """Each ``--backend`` and whether it can run here, with the reason when it cannot. GPU providers
     are checked the way ``--backend ort-cuda`` checks them (provider built in, driver loads), without
     creating a session."""
-    from gvrcli.inference.backends import ORT_PROVIDERS, gpu_present
+    from gvrcli.inference.ort_backend import ORT_PROVIDERS
+    from gvrcli.inference.gpu import gpu_present
 
     gpu = gpu_present()
 
@@ -132,7 +133,7 @@ def collect(model: Path | None = None) -> dict:
         facts["openvino"] = {"error": first_line(e)}
     facts["backends"] = _backends(providers, "error" not in facts["openvino"])
     if any(p != "CPUExecutionProvider" for p in providers):
-        from gvrcli.inference.backends import preload_cuda_libraries
+        from gvrcli.inference.gpu import preload_cuda_libraries
 
         preload_cuda_libraries(ort)  # what a GPU session would load, so the versions are the ones it gets
     facts["gpu_libraries"] = gpu_libraries()
@@ -156,8 +157,8 @@ def collect(model: Path | None = None) -> dict:
 
 
 def _caches() -> dict:
-    """Where the runtimes keep what they compiled (``backends.compiled_cache``), and its size now."""
-    from gvrcli.inference.backends import COMPILED_CACHES, compiled_cache
+    """Where the runtimes keep what they compiled (``gvrcli.inference.caches.compiled_cache``), and its size now."""
+    from gvrcli.inference.caches import COMPILED_CACHES, compiled_cache
 
     out = {}
     for name, (env, _) in COMPILED_CACHES.items():

@@ -23,7 +23,8 @@ import numpy as np
 from gvrcli.inference.colorfix import color_fix as apply_color_fix
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.cascade import LatentCascade
-from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
+from gvrcli.inference.engine import NonFiniteOutput, Upscaler
+from gvrcli.inference.streaming import StreamingUpscaler
 from gvrcli.inference.text import PromptEmbeds, find_prompt
 from gvrcli.errors import InputError
 from gvrcli.media.probe import VideoInfo

@@ -17,9 +17,9 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session", autouse=True)
 def compiled_caches(tmp_path_factory):
-    """The runtimes' compiled-model caches (``gvrcli.inference.backends.COMPILED_CACHES``) in this
+    """The runtimes' compiled-model caches (``gvrcli.inference.caches.COMPILED_CACHES``) in this
     session's temporary folder, for every ``gvr`` the tests start too: never the user's home."""
-    from gvrcli.inference.backends import COMPILED_CACHES
+    from gvrcli.inference.caches import COMPILED_CACHES
 
     folder = tmp_path_factory.mktemp("compiled-caches")
     with pytest.MonkeyPatch.context() as env:

@@ -2,7 +2,7 @@
 bit-identical to a single run's, and the checks the join makes on their segments.
 
 Why a range can be exact: the engine's output for a frame is the ramp-blended sum of the temporal
-chunks covering it (``gvrcli.inference.engine.StreamingUpscaler``), each chunk computed from its
+chunks covering it (``gvrcli.inference.streaming.StreamingUpscaler``), each chunk computed from its
 own LR frames and from noise drawn per *video* frame index (``FrameNoise``), never from what an
 earlier chunk did. So the chunk grid (``chunk_grid``: where each chunk starts and ends, fixed by
 the shot cuts, the frame count and the chunk length/overlap) is all a range needs: it starts a

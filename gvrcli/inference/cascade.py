@@ -30,7 +30,8 @@ from typing import Callable
 import numpy as np
 
 from gvrcli.errors import Cancelled, InputError
-from gvrcli.inference.engine import NonFiniteOutput, StreamingUpscaler, Upscaler
+from gvrcli.inference.engine import NonFiniteOutput, Upscaler
+from gvrcli.inference.streaming import StreamingUpscaler
 from gvrcli.inference.memory import ram_mb
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, VaeGraphs, pad_to_multiple
 from gvrcli.inference.vae_plan import RoleCost, VaePlan, plan_vae, runtime_of

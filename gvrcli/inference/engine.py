@@ -1,18 +1,14 @@
-"""The upscaling engine: rectified-flow sampling over temporal chunks and spatial tiles.
+"""The upscaling engine: one temporal chunk at a time, cut into spatial tiles that fit the budget.
 
-Frames stream in and out (``StreamingUpscaler``): at most one chunk of LR frames, its HR output
-and the overlap tail are held, so memory is bounded whatever the video's length.
+``Upscaler`` takes a chunk of LR frames and returns its HR frames. Which chunks run, and how
+overlapping chunks blend, is ``gvrcli.inference.streaming``; how one clip is integrated step by
+step is ``gvrcli.inference.sampler`` (an ``Upscaler`` is a ``Sampler``). Here:
 
-* Temporal chunks of ``chunk_frames`` overlap by ``chunk_overlap`` frames; the model's own
-  interleaved temporal units run inside each chunk.
-* A frame whose chunk would exceed the memory budget is cut into overlapping spatial tiles.
-* Per clip (chunk or tile) the model's condition graph runs once; the step graph then runs once per
-  sampler step, reading and writing two preallocated latent buffers in turn (ping-pong), so the
-  sampler loop allocates and copies nothing. On a GPU provider those buffers live on the device
-  (``_integrate_on_device``): only the LR clip goes in and the result comes out.
-* Noise is drawn per frame from ``(seed, frame index)``, full-frame, then cropped: overlapping
-  chunks and tiles see exactly the same noise for the same pixel, so where they overlap they
-  compute the same thing and the ramp blend (``gvrcli.inference.tiling``) leaves no seam.
+* A frame whose chunk would exceed the memory budget is cut into overlapping spatial tiles, the
+  grid the planner predicts fastest (``gvrcli.inference.memory``, ``gvrcli.inference.speed``); the
+  first chunk's measured steps correct the speed model once. Tiles overlap and blend by ramps
+  (``gvrcli.inference.tiling``), and since noise is drawn per frame and cropped
+  (``gvrcli.inference.noise``) they compute the same thing where they overlap: no seam.
 * A model in a compressing VAE's latent space (a bundle, ``Upscaler.latent``) is fed latents, not
   pixels: then every "frame" here is a latent frame (C, h, w), chunks count latent frames, tiles and
   overlaps are latent cells, and the output is HR latents, which the bundle's VAE decoder turns into
@@ -21,123 +17,28 @@ and the overlap tail are held, so memory is bounded whatever the video's length.
   LR tile [y, y + th) maps to the output rows [round(y H / h), round((y + th) H / h)), so at a
   non-integer ratio tiles meet on whole output pixels (each tile's own interpolation grid may sit
   up to half an output pixel off the whole frame's; the ramps blend that away).
-* A model with a text path takes the video's prompt (``gvrcli.inference.text``): its text graph
-  runs once per video. Guidance (``--cfg S``, S != 1, with a prompt) runs the step graph twice per
-  step, null and prompt tokens, and combines the two results as the velocities combine
-  (``models.rectified_flow.guided``; the Euler update is affine in the velocity, so this is the
-  guided step). Two calls, not one batched call: the graphs are exported at batch 1, and a batch
-  of two holds twice the activations for a gain within noise on CPU (README, bench_cfg.py).
+* No NaN or Inf leaves: every clip's result is checked; a reduced-precision one is recomputed at
+  fp32, and one still non-finite raises ``NonFiniteOutput``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from models.codec import get_codec
-from models.manifest import CONDITION, STEP, TEXT, ModelManifest
-from models.rectified_flow import timesteps
+from models.manifest import CONDITION, STEP
 
-from gvrcli.inference.backends import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, LoadedModel
+from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, LoadedModel
 from gvrcli.inference.memory import MemoryModel, MemoryPlan, plan_tiles, resident_mb
 from gvrcli.inference.speed import SpeedModel, Timing, predict_file_seconds, table_model, window_of
-from gvrcli.errors import Cancelled, GvrError, ModelError, UsageError
-from gvrcli.inference.text import PromptEmbeds
+from gvrcli.errors import GvrError, ModelError
+from gvrcli.inference.noise import FrameNoise
+from gvrcli.inference.sampler import Sampler
+from gvrcli.inference.settings import EngineSettings
 from gvrcli.inference.tiling import ramp, window_starts
-
-
-DEFAULT_MEMORY_BUDGET_MB = 0  # 0 = auto (gvrcli.inference.memory)
-# 16 LR pixels of overlap: a ramp 32 px wide at x2 output, wider than the tiny preset's 3x3x3
-# upsampler convs reach, so tile edges never show.
-DEFAULT_TILE_OVERLAP = 16
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    steps: int
-    noise_aug: float
-    seed: int = 0
-    chunk_frames: int = 20
-    chunk_overlap: int = 5
-    tile: int = 0  # LR tile side in pixels; 0 = largest that fits the memory budget
-    tile_overlap: int = DEFAULT_TILE_OVERLAP
-    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB  # the whole process's peak; 0 = auto
-    jobs: int = 1  # files worked on at once, each with its own chunk (they share the budget)
-    scale: float = 2.0  # output / input, per side (the model's nominal ratio unless asked)
-    size: tuple[int, int] | None = None  # (width, height) of every output; overrides scale
-    size_multiple: tuple[int, int] = (1, 1)  # a scaled (width, height) is rounded down to these (chroma subsampling)
-    cfg: float = 1.0  # classifier-free guidance scale; 1 = none (one step-graph call per step)
-    shift: float = 1.0  # SD3 timestep shift of the schedule (the model's)
-
-    @classmethod
-    def from_manifest(cls, manifest: ModelManifest, **overrides) -> "EngineSettings":
-        """Defaults from the model: its sampler steps and noise level; chunks of four temporal units
-        (the paper trains on 20 frames = 4 units of 5) overlapping by one unit, so a frame near a
-        chunk seam still sees a whole unit of context on its side."""
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        unit = manifest.temporal_unit
-        settings = cls(
-            steps=overrides.pop("steps", manifest.steps),
-            noise_aug=overrides.pop("noise_aug", manifest.noise_aug),
-            scale=overrides.pop("scale", manifest.scale),
-            shift=manifest.shift,
-            chunk_frames=overrides.pop("chunk_frames", 4 * unit),
-            chunk_overlap=overrides.pop("chunk_overlap", unit),
-            **overrides,
-        )
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        if self.steps < 1:
-            raise UsageError(f"--steps must be >= 1 (got {self.steps})")
-        if not 0.0 <= self.noise_aug <= 1.0:
-            raise UsageError(f"--noise-aug must be within [0, 1] (got {self.noise_aug})")
-        if self.chunk_frames < 1 or not 0 <= self.chunk_overlap < self.chunk_frames:
-            raise UsageError(
-                f"chunk of {self.chunk_frames} frames with overlap {self.chunk_overlap}: need 0 <= overlap < chunk"
-            )
-        if self.tile and not 0 <= self.tile_overlap < self.tile:
-            raise UsageError(f"--tile {self.tile} must be larger than its overlap {self.tile_overlap}")
-        if not (math.isfinite(self.scale) and self.scale > 0):
-            raise UsageError(f"--scale must be a finite number > 0 (got {self.scale})")
-        if self.size is not None and min(self.size) < 1:
-            raise UsageError(f"--size {self.size[0]}x{self.size[1]}: both sides must be >= 1")
-        if not math.isfinite(self.cfg):
-            raise UsageError(f"--cfg must be a finite number (got {self.cfg})")
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """(H, W) of the output for an input of ``height`` x ``width``: ``size`` exactly, else each
-        side x ``scale`` rounded to the nearest integer, then down to its ``size_multiple`` (an even
-        size for 4:2:0 output), at least one multiple."""
-        if self.size is not None:
-            return self.size[1], self.size[0]
-        mw, mh = self.size_multiple
-        fit = lambda n, m: max(m, int(n * self.scale + 0.5) // m * m)  # noqa: E731
-        return fit(height, mh), fit(width, mw)
-
-
-class FrameNoise:
-    """Standard-normal noise for frame ``i``, the same whichever chunk or tile asks for it."""
-
-    HR, LR = 0, 1  # stream ids: the sampler's starting noise and the condition's augmentation noise
-
-    def __init__(self, seed: int, channels: int):
-        self.seed, self.channels = seed, channels
-
-    def frame(self, stream: int, index: int, height: int, width: int) -> np.ndarray:
-        rng = np.random.default_rng((self.seed, index, stream))
-        return rng.standard_normal((self.channels, height, width), dtype=np.float32)  # (C, H, W)
-
-    def draw(self, stream: int, first: int, count: int, height: int, width: int) -> np.ndarray:
-        """Frames ``first .. first+count-1`` stacked: (C, T, H, W)."""
-        return np.stack([self.frame(stream, first + k, height, width) for k in range(count)], axis=1)
 
 
 def speed_backend(model: LoadedModel) -> str:
@@ -167,7 +68,7 @@ def to_output(v: int, n: int, N: int) -> int:
     return (v * N + n // 2) // n
 
 
-class Upscaler:
+class Upscaler(Sampler):
     """Upscales chunks of frames with a loaded model: ``(T, h, w, 3)`` [0, 1] -> ``(T, s*h, s*w, 3)``.
 
     ``on_step(step, steps)``, if set, is called after each sampler step (1-based), and
@@ -196,13 +97,9 @@ class Upscaler:
             )
         if not m.dynamic:
             raise ModelError("static-shape models are not supported by the batch runtime; export with --dynamic")
+        super().__init__(settings, self.codec, self.latent)
         self.noise = FrameNoise(settings.seed, self.codec.channels)
-        self.model_seconds = 0.0  # time inside the model's graphs, for the outside-the-model share
-        self.step_seconds: list[float] = []  # each sampler step's time (for the overhead checks)
-        self.cancel: threading.Event | None = None  # set: stop before the next sampler step
-        self.on_step: Callable[[int, int], None] | None = None
         self.on_tile: Callable[[int, int, int], None] | None = None
-        self._buffers: dict[str, np.ndarray] = {}
         self.plan = None  # the last memory plan (gvrcli.inference.memory), for the file's report
         self.tile_seams: dict | None = None  # output rows/columns where tiles start (``gvr eval``'s seams, via --sidecar)
         # The backend's speed model (gvrcli.inference.speed): the planner picks the fastest grid by
@@ -214,18 +111,11 @@ class Upscaler:
         factor = getattr(model, "activation_factor", max(ACTIVATION_FACTOR.values()))
         fixed = getattr(model, "activation_fixed_mb", max(ACTIVATION_FIXED_MB.values()))
         self.memory = MemoryModel(self.scale, self.codec.channels, factor, fixed, resident_mb(), settings.jobs)
-        self.set_prompt(None)
-        self._device: tuple | None = None  # (key, device latents) of the last clip shape, see _device_buffers
 
     def frame_noise(self, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """(HR noise (C, H, W), LR noise (C, h, w)) for video frame ``index`` of LR size h x w."""
         H, W = self.settings.output_size(height, width)
         return self.noise.frame(FrameNoise.HR, index, H, W), self.noise.frame(FrameNoise.LR, index, height, width)
-
-    def set_prompt(self, prompt: PromptEmbeds | None) -> None:
-        """The prompt of the next video(s) (``gvrcli.inference.text``); None = no prompt (the null
-        embedding). Its text graph runs on first use, once per model."""
-        self.prompt, self._texts = prompt, {}
 
     def tile_size(self, frames: int, height: int, width: int, area_ratio: float | None = None) -> tuple[int, int]:
         """LR tile (rows, cols): ``--tile``, else the grid ``gvrcli.inference.memory`` plans within
@@ -406,227 +296,3 @@ class Upscaler:
             frames.append(np.clip(pixels, 0.0, 1.0, out=pixels))
         return frames
 
-    def _integrate(self, model: LoadedModel, lr: np.ndarray, lr_noise: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """The condition graph once, then ``steps`` step graphs ping-ponging between ``z`` and one
-        reused buffer; returns the final latent (1, C, T, H, W) (one of the two buffers).
-
-        Guided (a prompt and cfg != 1): each step runs twice, with the null tokens into the target
-        buffer and with the prompt's into a third, then target += cfg * (third - target).
-
-        On a GPU provider (``OrtModel.latent_device``) an unguided run keeps its latents on the
-        device (``_integrate_on_device``); a guided one combines the two steps' outputs here, on
-        the host, so it runs this path."""
-        m = model.manifest
-        if getattr(model, "latent_device", None) and not (m.has_text and len(self._text_tokens(model)) == 2):
-            return self._integrate_on_device(model, lr, lr_noise, z)
-        lat = (lr if self.latent else self.codec.encode(lr))[None]  # (1, C, T, h, w)
-        lr_noise = lr_noise[None]
-        z = z[None]  # (1, C, T, H, W)
-        other = self._buffer("z", z.shape)
-        conds = {name: self._buffer(name, z.shape) for name in ("cond", "base") if name in m.inputs}
-        level = self._buffer("noise_aug", (1,))
-        level[0] = self.settings.noise_aug
-        t, t_next = self._buffer("t", (1,)), self._buffer("t_next", (1,))
-        hr_grid = self._buffer("hr_grid", (1, 1, 1, *z.shape[-2:]))  # its shape is the output size
-        self._check_cancel()
-        self._timed(model.bind(CONDITION, {"lr": lat, "lr_noise": lr_noise, "noise_aug": level, "hr_grid": hr_grid}, conds))
-        shared = {"t": t, "t_next": t_next, "noise_aug": level, **conds}
-        texts = self._text_tokens(model) if m.has_text else [{}]  # [null, prompt] when guided
-        guided = self._buffer("z_guided", z.shape) if len(texts) == 2 else None
-        ping_pong = [  # step k reads z_t from one buffer and writes z_next into the other
-            [model.bind(STEP, {"z_t": src, **shared, **text}, {"z_next": out}) for text, out in zip(texts, (dst, guided))]
-            for src, dst in ((z, other), (other, z))
-        ]
-        ts = timesteps(self.settings.steps, self.settings.shift)
-        for k, (now, then) in enumerate(zip(ts[:-1], ts[1:])):
-            t[0], t_next[0] = now, then  # bound by address: the runtime reads them in place
-            self._check_cancel()
-            self.step_seconds.append(sum(self._timed(bound) for bound in ping_pong[k % 2]))
-            if guided is not None:  # z_null + cfg * (z_prompt - z_null), in place
-                target = other if k % 2 == 0 else z
-                guided -= target
-                guided *= np.float32(self.settings.cfg)
-                target += guided
-            if self.on_step is not None:
-                self.on_step(k + 1, self.settings.steps)
-        return other if self.settings.steps % 2 else z
-
-    def _text_tokens(self, model: LoadedModel) -> list[dict[str, np.ndarray]]:
-        """The step's ``text`` input(s) for this model and prompt: [prompt or null], or [null,
-        prompt] when guided. The text graph runs once per model and prompt (``set_prompt``)."""
-        key = id(model)
-        if key not in self._texts:
-            m = model.manifest
-            N, dim = m.text_tokens, int(m.config["dim"])
-            prompt = self.prompt.tokens[None] if self.prompt is not None else np.zeros((1, 1, m.text_dim), np.float32)
-            L = prompt.shape[1]
-            out = {"text": np.empty((1, L, dim), np.float32), "text_null": np.empty((1, N, dim), np.float32)}
-            self._timed(model.bind(TEXT, {"prompt": np.ascontiguousarray(prompt)}, out))
-            null = out["text_null"]
-            if self.prompt is None:
-                self._texts[key] = [{"text": null}]
-            else:  # the projection is per token: pad the prompt's tokens with the null's after them
-                text = np.ascontiguousarray(np.concatenate([out["text"], null[:, L:]], axis=1))
-                self._texts[key] = [{"text": null}, {"text": text}] if self.settings.cfg != 1.0 else [{"text": text}]
-        return self._texts[key]
-
-    def _integrate_on_device(self, model, lr: np.ndarray, lr_noise: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """``_integrate`` with the latents on the model's device (ONNX Runtime IOBinding of
-        ``OrtValue``s): the LR clip and its noise go in once (the condition graph's host inputs),
-        the starting noise once, cond/base and both z buffers stay on the device through every
-        step (the Euler update is inside the step graph), and the timesteps are device scalars
-        made once per clip. The result comes back once, into ``z`` (the HR out)."""
-        m = model.manifest
-        lat = (lr if self.latent else self.codec.encode(lr))[None]  # (1, C, T, h, w), host
-        lr_noise = lr_noise[None]
-        shape = (1, *z.shape)
-        buffers = self._device_buffers(model, shape, [name for name in ("cond", "base") if name in m.inputs])
-        a, b = buffers["z"], buffers["other"]
-        a.update_inplace(z[None])  # the clip's starting noise, host -> device once
-        level = model.device_buffer((1,), np.array([self.settings.noise_aug], np.float32))
-        conds = {name: buffers[name] for name in ("cond", "base") if name in buffers}
-        self._check_cancel()
-        grid = {"hr_grid": buffers["hr_grid"]}  # its shape is the output size
-        self._timed(model.bind(CONDITION, {"lr": lat, "lr_noise": lr_noise, "noise_aug": level, **grid}, conds))
-        texts = self._text_tokens(model) if m.has_text else [{}]  # unguided here: one set of tokens
-        text = {k: model.device_buffer(v.shape, v) for k, v in texts[0].items()}
-        ts = timesteps(self.settings.steps, self.settings.shift)
-        scalars = [model.device_buffer((1,), np.array([v], np.float32)) for v in ts]
-        for k in range(self.settings.steps):
-            self._check_cancel()
-            inputs = {"z_t": a, "t": scalars[k], "t_next": scalars[k + 1], "noise_aug": level, **conds, **text}
-            bound = model.bind(STEP, inputs, {"z_next": b})
-            self.step_seconds.append(self._timed(bound))
-            if self.on_step is not None:
-                self.on_step(k + 1, self.settings.steps)
-            a, b = b, a
-        z[...] = a.numpy()[0]  # device -> host once: the HR out
-        return z[None]
-
-    def _device_buffers(self, model, shape: tuple[int, ...], conds: list[str]) -> dict:
-        """The clip's device latents (z ping-pong pair, cond, base), kept while the shape repeats."""
-        key = (id(model), shape)
-        if self._device is None or self._device[0] != key:
-            self._device = None  # free the old clip's device memory first
-            held = {name: model.device_buffer(shape) for name in ("z", "other", *conds)}
-            held["hr_grid"] = model.device_buffer((1, 1, 1, *shape[-2:]))
-            self._device = (key, held)
-        return self._device[1]
-
-    def _timed(self, bound) -> float:
-        started = time.perf_counter()
-        try:
-            bound.run()
-        except Exception:
-            self._check_cancel()  # a run aborted by LoadedModel.interrupt() is a cancel, not a failure
-            raise
-        seconds = time.perf_counter() - started
-        self.model_seconds += seconds
-        return seconds
-
-    def _check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled()
-
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A float32 buffer kept from tile to tile (reallocated only when the shape changes)."""
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != shape:
-            buf = self._buffers[name] = np.empty(shape, dtype=np.float32)
-        return buf
-
-
-class StreamingUpscaler:
-    """Feeds frames through ``Upscaler`` chunk by chunk; HR frames come out in order as soon as
-    no later chunk can change them.
-
-    ``push(frame, noise)`` and ``finish()`` return lists of ``(index, hr_frame)``, ``hr_frame``
-    planar (3, H, W) float32 in [0, 1]; in latent mode frames are planar latents (C, h, w) in and
-    (C, H, W) out. ``noise`` is the frame's ``(hr, lr)`` pair from
-    ``Upscaler.frame_noise``; the pipeline draws it in the decode thread, off the model's path.
-    """
-
-    def __init__(self, upscaler: Upscaler):
-        self.up = upscaler
-        self.length = upscaler.settings.chunk_frames
-        self.overlap = upscaler.settings.chunk_overlap
-        self.window: deque[tuple] = deque()  # (LR frame, HR noise, LR noise) from index self.start on
-        self.start = 0  # video index of self.window[0]
-        self.done_until = 0  # frames below this index are already inside an upscaled chunk
-        self.acc: dict[int, list] = {}  # index -> [weighted sum (C, H, W), weight]
-        self._buffers: dict[str, np.ndarray] = {}  # chunk inputs, reused from chunk to chunk
-        self.shot_start = 0  # first frame of the current shot: no chunk reaches back past it
-        self.chunk_starts: list[int] = []  # first frame of each chunk run (``gvr eval``'s boundaries, via --sidecar)
-
-    def push(self, frame: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None = None):
-        if noise is None:
-            size = frame.shape[1:] if self.up.latent else frame.shape[:2]
-            noise = self.up.frame_noise(self.start + len(self.window), *size)
-        self.window.append((frame, *noise))
-        if len(self.window) < self.length:
-            return []
-        return self._run_chunk(last=False)
-
-    def finish(self) -> list[tuple[int, np.ndarray]]:
-        if self.start + len(self.window) > self.done_until:
-            return self._run_chunk(last=True)
-        return self._emit(until=self.start + len(self.window))
-
-    def cut(self) -> list[tuple[int, np.ndarray]]:
-        """A hard cut: the next frame pushed starts a new shot (``gvrcli.media.scenes``). The frames
-        held are finished as this shot's last chunk (frames an earlier chunk left fading out are run
-        again, fading in, so their weights still sum to one), and the next chunk starts afresh at
-        the cut: no chunk, and so no attention, spans two shots."""
-        ready = self._run_chunk(last=True) if self.window else []
-        self.start += len(self.window)
-        self.window.clear()
-        self.done_until = self.shot_start = self.start
-        return ready
-
-    def _gather(self, name: str, item: int, planar: bool) -> np.ndarray:
-        """The window's frames as one (C, T, H, W) array, written into a buffer kept between chunks."""
-        first = self.window[0][item]
-        C, H, W = (first.shape[2], *first.shape[:2]) if not planar else first.shape
-        shape = (C, len(self.window), H, W)
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != shape:
-            buf = self._buffers[name] = np.empty(shape, dtype=np.float32)
-        for k, entry in enumerate(self.window):
-            buf[:, k] = entry[item] if planar else entry[item].transpose(2, 0, 1)
-        return buf
-
-    def _run_chunk(self, last: bool) -> list[tuple[int, np.ndarray]]:
-        n = len(self.window)
-        lr = self._gather("lr", 0, planar=self.up.latent)
-        hr_noise, lr_noise = self._gather("hr_noise", 1, planar=True), self._gather("lr_noise", 2, planar=True)
-        frames = self.up.upscale_planar(lr, lr_noise, hr_noise)
-        self.chunk_starts.append(self.start)
-        fade_in = self.overlap if self.start > self.shot_start else 0
-        weights = ramp(n, fade_in, 0 if last else self.overlap)
-        for k, frame in enumerate(frames):
-            w = float(weights[k])
-            if w != 1.0:
-                frame *= np.float32(w)
-            entry = self.acc.get(self.start + k)
-            if entry is None:
-                self.acc[self.start + k] = [frame, w]
-            else:
-                entry[0] += frame
-                entry[1] += w
-        self.done_until = self.start + n
-        if last:
-            return self._emit(until=self.done_until)
-        keep = self.overlap  # the next chunk starts with the last `overlap` frames of this one
-        for _ in range(n - keep):
-            self.window.popleft()
-        self.start += n - keep
-        return self._emit(until=self.start)
-
-    def _emit(self, until: int) -> list[tuple[int, np.ndarray]]:
-        ready = []
-        for i in sorted(k for k in self.acc if k < until):
-            total, weight = self.acc.pop(i)
-            if weight != 1.0:
-                total /= np.float32(weight)
-            ready.append((i, total))
-        return ready

@@ -368,7 +368,7 @@ def choose_cpu_backend(
 
 
 def _predict(model: SpeedModel, manifest, settings, workload: tuple[int, int, int], baseline_mb: float) -> float:
-    from gvrcli.inference.backends import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB
+    from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB
     from gvrcli.inference.memory import MemoryModel
 
     runtime = "openvino" if model.backend == "openvino" else "onnxruntime"

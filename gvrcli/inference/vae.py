@@ -24,7 +24,7 @@ from models.manifest import ManifestError, ModelManifest
 from models.vae_manifest import GRAPH_ROLES, VaeManifest
 
 from gvrcli.errors import ModelError, RetryableError, first_line
-from gvrcli.inference.backends import LoadedModel, run_graph
+from gvrcli.inference.loaded import LoadedModel, run_graph
 from gvrcli.inference.modelfile import graph_paths, read_graph
 from gvrcli.inference.tiling import ramp, window_starts
 from gvrcli.inference.vae_plan import GROUP, RolePlan

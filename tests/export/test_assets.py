@@ -43,8 +43,9 @@ def test_the_default_runs_one_step_and_gets_what_four_give():
     through the runtime, 1 and 4 steps give the same frames."""
     import numpy as np
 
-    from gvrcli.inference.backends import OrtBackend
-    from gvrcli.inference.engine import EngineSettings, Upscaler
+    from gvrcli.inference.ort_backend import OrtBackend
+    from gvrcli.inference.engine import Upscaler
+    from gvrcli.inference.settings import EngineSettings
 
     model = OrtBackend(asset_path(2), provider="cpu").load()
     rng = np.random.default_rng(0)

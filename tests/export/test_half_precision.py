@@ -84,7 +84,7 @@ def test_gvr_upscale_runs_the_fp16_export_on_onnx_runtime_and_openvino(fp16_onnx
 
 def test_an_fp16_graph_refuses_to_run_as_fp32(fp16_onnx):
     from gvrcli.errors import UsageError
-    from gvrcli.inference.backends import OrtBackend
+    from gvrcli.inference.ort_backend import OrtBackend
 
     with pytest.raises(UsageError, match="fp16 artefact"):
         OrtBackend(fp16_onnx.main_file, provider="cpu", precision="fp32").load()

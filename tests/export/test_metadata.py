@@ -49,7 +49,8 @@ def test_companion_graphs_are_named_and_hashed(dynamic_onnx, openvino_ir):
 def test_runtime_runs_the_openvino_ir(openvino_ir):
     """The default OpenVINO route (PyTorch frontend) names its outputs like the ONNX graphs, so
     ``gvr upscale`` can run it (the runtime's load-time test step passes)."""
-    from gvrcli.inference.backends import check_model, make_backend
+    from gvrcli.inference.backends import make_backend
+    from gvrcli.inference.loaded import check_model
 
     xml = openvino_ir.path / "ir.xml"
     check_model(make_backend(xml, threads=1).load(read_manifest(xml)), xml)

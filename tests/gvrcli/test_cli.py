@@ -132,7 +132,7 @@ def test_exit_2_for_usage_and_model_errors_before_any_video(gvr_cmd, cli_env, tm
 def test_exit_75_when_a_requested_gpu_provider_is_missing(gvr_cmd, cli_env, tmp_path, fake_model, backend):
     import onnxruntime as ort
 
-    from gvrcli.inference.backends import OrtBackend
+    from gvrcli.inference.ort_backend import OrtBackend
     from gvrcli.errors import RetryableError
 
     try:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gvrcli.inference.engine import EngineSettings, StreamingUpscaler
+from gvrcli.inference.streaming import StreamingUpscaler
+from gvrcli.inference.settings import EngineSettings
 from gvrcli.progress_plan import DECODE, ENCODE, MODEL, BatchLedger, SamplerWork, WorkLedger, chunk_sizes
 
 

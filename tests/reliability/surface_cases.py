@@ -79,8 +79,8 @@ def declared_length_bomb(duration_ms: float):
 # the load blocks inside OpenVINO, so the watchdog and the signal handling must end it.
 _LOOK_MISSES = [sys.executable, "-c", """
 import sys
-import gvrcli.inference.backends as backends
-backends.irregular_entry = lambda folder: ""
+import gvrcli.inference.openvino_backend as openvino_backend
+openvino_backend.irregular_entry = lambda folder: ""
 from gvrcli.cli import main
 sys.argv = ["gvr", *sys.argv[1:]]
 main()

@@ -10,7 +10,8 @@ import pytest
 
 from gvrcli.errors import UsageError
 from gvrcli.farm import ranges
-from gvrcli.inference.engine import EngineSettings, StreamingUpscaler
+from gvrcli.inference.streaming import StreamingUpscaler
+from gvrcli.inference.settings import EngineSettings
 
 CASES = [(1, 20, 5, []), (20, 20, 5, []), (21, 20, 5, []), (36, 20, 5, []), (50, 20, 5, [20]), (50, 20, 5, [7, 30]),
          (40, 10, 0, [10, 25]), (60, 20, 5, [35, 50]), (45, 8, 3, [16, 17 + 8])]

@@ -9,7 +9,10 @@ import onnx
 import pytest
 from tests.fake_model import build_fake_onnx, fake_manifest
 
-from gvrcli.inference.backends import OpenVinoBackend, OrtBackend, make_backend, run_graph
+from gvrcli.inference.backends import make_backend
+from gvrcli.inference.openvino_backend import OpenVinoBackend
+from gvrcli.inference.ort_backend import OrtBackend
+from gvrcli.inference.loaded import run_graph
 from gvrcli.errors import EXIT_RETRY, EXIT_USAGE, ModelError, RetryableError, UsageError
 from gvrcli.inference.modelfile import read_manifest
 from models.manifest import MANIFEST_KEY, graph_sha256
@@ -96,7 +99,7 @@ def test_openvino_loads_its_compiled_graphs_from_the_cache_with_the_same_results
 
 
 def test_precision_is_explicit_and_refused_where_unsupported(fake_model, monkeypatch):
-    from gvrcli.inference import backends
+    from gvrcli.inference import openvino_backend
 
     assert make_backend(fake_model, "ort-cpu").load().precision == "fp32"
     with pytest.raises(UsageError, match="CPU provider has no bf16 kernels.*--backend openvino --precision bf16"):
@@ -106,7 +109,7 @@ def test_precision_is_explicit_and_refused_where_unsupported(fake_model, monkeyp
             OrtBackend(fake_model, provider="cpu", precision=precision).load()
     with pytest.raises(UsageError, match="must be one of"):
         make_backend(fake_model, precision="fp8")
-    monkeypatch.setattr(backends, "_capabilities", lambda core, device: ["FP32", "INT8"])
+    monkeypatch.setattr(openvino_backend, "_capabilities", lambda core, device: ["FP32", "INT8"])
     with pytest.raises(UsageError, match="does not compute in bf16"):
         OpenVinoBackend(fake_model, device="CPU", precision="bf16").load()
 
@@ -230,7 +233,7 @@ def test_openvino_ir_upscales_a_video_like_onnx_runtime(tmp_path, fake_model, op
 
 
 def test_a_graph_that_disagrees_with_its_manifest_is_refused_before_any_video(tmp_path):
-    from gvrcli.inference.backends import check_model
+    from gvrcli.inference.loaded import check_model
 
     # The output size is an input (any ratio), so a graph can no longer lie about its scale; it can
     # about its channels: graphs of 3, manifest of 4.

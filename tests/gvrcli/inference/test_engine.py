@@ -10,7 +10,10 @@ from tests.clips import pattern
 from tests.fake_model import bilinear_up, fake_manifest
 
 from gvrcli.inference.colorfix import bilinear_upsample
-from gvrcli.inference.engine import EngineSettings, FrameNoise, StreamingUpscaler, Upscaler
+from gvrcli.inference.engine import Upscaler
+from gvrcli.inference.streaming import StreamingUpscaler
+from gvrcli.inference.noise import FrameNoise
+from gvrcli.inference.settings import EngineSettings
 from gvrcli.inference.text import PromptEmbeds
 from gvrcli.inference.tiling import ramp, window_starts
 from models.manifest import ModelManifest
@@ -394,7 +397,7 @@ def test_guidance_combines_the_null_and_prompt_steps_exactly(cfg):
 def test_prepare_compiles_exactly_what_the_first_chunk_runs(fake_model, tile, h, w):
     """OpenVINO compiles a copy per clip shape: ``prepare`` (run while the clip decodes) must make
     the very copies the chunk then binds, or the compile it was meant to hide happens anyway."""
-    from gvrcli.inference.backends import OpenVinoBackend
+    from gvrcli.inference.openvino_backend import OpenVinoBackend
 
     model = OpenVinoBackend(fake_model, device="CPU").load()
     up = Upscaler(model, EngineSettings.from_manifest(model.manifest, tile=tile, memory_budget_mb=100000))

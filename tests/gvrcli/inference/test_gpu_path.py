@@ -8,7 +8,6 @@ gets shape profiles that cover the runtime's chunks and tiles, and the engine ke
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -16,9 +15,10 @@ from tests.clips import pattern
 from tests.fake_model import bilinear_up
 
 from gvrcli.errors import ModelError, RetryableError
-from gvrcli.inference import backends, placement
-from gvrcli.inference.backends import OrtBackend, trt_profiles
-from gvrcli.inference.engine import EngineSettings, Upscaler
+from gvrcli.inference import gpu, ort_backend, placement
+from gvrcli.inference.ort_backend import OrtBackend, trt_profiles
+from gvrcli.inference.engine import Upscaler
+from gvrcli.inference.settings import EngineSettings
 from tests.tolerances import fake_model_atol
 
 
@@ -46,13 +46,13 @@ def test_device_resident_sampling_equals_the_host_sampler(fake_model):
 
 @pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
 def test_a_requested_gpu_provider_without_a_gpu_is_retryable(fake_model, monkeypatch, provider):
-    monkeypatch.setattr(backends, "gpu_present", lambda: False)
+    monkeypatch.setattr(ort_backend, "gpu_present", lambda: False)
     with pytest.raises(RetryableError, match=f"ort-{provider}.*GPU"):
         OrtBackend(fake_model, provider=provider).load()
 
 
 def test_auto_without_a_gpu_runs_on_the_cpu_with_host_buffers(fake_model, monkeypatch):
-    monkeypatch.setattr(backends, "gpu_present", lambda: False)
+    monkeypatch.setattr(ort_backend, "gpu_present", lambda: False)
     model = OrtBackend(fake_model, provider="auto").load()
     assert model.description == "onnxruntime CPUExecutionProvider" and model.latent_device is None
 
@@ -101,7 +101,7 @@ def test_a_gpu_session_refused_for_fallback_names_the_nodes_or_allows_shape_math
 
     def session(ort_, path, providers, strict, verbose=False):
         if strict:
-            raise backends.CpuFallback("fallback to CPU EP has been explicitly disabled")
+            raise ort_backend.CpuFallback("fallback to CPU EP has been explicitly disabled")
         sessions.append(providers)
         return "session"
 
@@ -139,9 +139,9 @@ def test_the_engine_tiles_to_a_tensorrt_profile(fake_model):
 def test_tensorrt_cache_defaults_to_the_user_cache_and_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("GVR_TRT_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert backends.default_trt_cache() == tmp_path / "gvr" / "tensorrt"
+    assert ort_backend.default_trt_cache() == tmp_path / "gvr" / "tensorrt"
     monkeypatch.setenv("GVR_TRT_CACHE", str(tmp_path / "trt"))
-    assert backends.default_trt_cache() == tmp_path / "trt"
+    assert ort_backend.default_trt_cache() == tmp_path / "trt"
 
 
 @pytest.mark.parametrize("precision, fp16, bf16", [("fp32", False, False), ("fp16", True, False), ("bf16", False, True)])
@@ -164,17 +164,17 @@ def test_cuda_libraries_are_preloaded_quietly_and_only_where_ort_can(capsys):
             assert kw == {"cuda": True, "cudnn": True, "msvc": True}
             print("Failed to load libcublasLt.so.13: cannot open shared object file")
 
-    said = backends.preload_cuda_libraries(Ort())
+    said = gpu.preload_cuda_libraries(Ort())
     assert said.startswith("Failed to load libcublasLt.so.13") and capsys.readouterr().out == ""
-    assert backends.preload_cuda_libraries(object()) == ""
+    assert gpu.preload_cuda_libraries(object()) == ""
 
 
 def test_cuda_provider_that_did_not_load_says_what_preload_could_not_find(fake_model, monkeypatch):
     import onnxruntime as ort
 
-    monkeypatch.setattr(backends, "gpu_present", lambda: True)
+    monkeypatch.setattr(ort_backend, "gpu_present", lambda: True)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(backends, "preload_cuda_libraries", lambda _: "Failed to load libcublasLt.so.13: missing")
+    monkeypatch.setattr(ort_backend, "preload_cuda_libraries", lambda _: "Failed to load libcublasLt.so.13: missing")
     backend = OrtBackend(fake_model, provider="cuda")
     monkeypatch.setattr(OrtBackend, "_gpu_session", lambda self, ort_, path, *a: (ort_.InferenceSession(str(path), providers=["CPUExecutionProvider"]), 0))
     with pytest.raises(RetryableError, match="did not load.*libcublasLt.so.13.*gvr\\[cuda\\]"):

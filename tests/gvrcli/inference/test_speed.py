@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from gvrcli.inference import speed
-from gvrcli.inference.backends import OrtBackend
-from gvrcli.inference.engine import EngineSettings, Upscaler
+from gvrcli.inference.ort_backend import OrtBackend
+from gvrcli.inference.engine import Upscaler
+from gvrcli.inference.settings import EngineSettings
 from gvrcli.inference.memory import MemoryModel, plan_tiles
 from gvrcli.inference.modelfile import read_manifest
 from gvrcli.inference.speed import MachineCache, SpeedModel, Timing, chunk_lengths, choose_cpu_backend

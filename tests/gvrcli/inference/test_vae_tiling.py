@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gvrcli.batch import UpscaleOptions, upscale
-from gvrcli.inference.backends import OrtBackend
+from gvrcli.inference.ort_backend import OrtBackend
 from gvrcli.inference.modelfile import read_manifest, resolve_model_path
 from gvrcli.inference.tiling import window_starts
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, read_vae
