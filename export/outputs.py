@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from export.errors import ExportError
-from gvrcli.errors import first_line
+from gvrbase.errors import first_line
 from gvrcli.farm import atomic
 
 

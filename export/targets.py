@@ -20,7 +20,7 @@ from typing import Callable
 from export.errors import ExportError
 from export.progress import OnStage, silent
 from export.spec import DEFAULT_OPSET, DENOISER_PRECISIONS, MIN_OPSET, TRACE_HR, TRACE_SHAPE, DenoiserSpec
-from gvrcli.errors import first_line
+from gvrbase.errors import first_line
 from models.manifest import STEP, companion_name, graph_sha256
 
 OV_SOURCES = ("torch", "onnx")

@@ -31,7 +31,8 @@ from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.memory import peak_resident_mb, resident_mb
 from gvrcli.inference.speed import Choice, MachineCache, choose_cpu_backend, machine_key, machine_models, run_probe
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
-from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError, first_line
+from gvrbase.errors import first_line
+from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError
 from gvrcli.media.formats import VIDEO_EXTENSIONS, OutputCodec, check_output_container, get_codec, output_relative_path
 from gvrcli.inference.cascade import upscale_latent_file
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model, resolve_model_path

@@ -215,7 +215,7 @@ def export_command(
         except typer.Exit:
             raise
         except Exception as e:  # a fault no check foresaw: still one line, the JSON summary and exit 1
-            from gvrcli.errors import first_line
+            from gvrbase.errors import first_line
 
             events.fail(f"internal error ({first_line(e)})", 1)
         events.finish({**summary, "exit_code": 0 if ok else 1, "error": None if ok else VERIFY_FAILED}, lines)

@@ -6,7 +6,7 @@ import dataclasses
 import platform
 from pathlib import Path
 
-from gvrcli.errors import first_line
+from gvrbase.errors import first_line
 from gvrcli.media.formats import CODECS
 from gvrcli.inference.modelfile import ASSETS_DIR, cache_dir, default_model_name, read_manifest
 

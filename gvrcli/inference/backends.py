@@ -29,7 +29,8 @@ from typing import Protocol
 import numpy as np
 from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 
-from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
+from gvrbase.errors import first_line
+from gvrcli.errors import ModelError, RetryableError, UsageError
 from gvrcli.inference.modelfile import cache_dir, graph_paths, read_manifest
 from gvrcli.inference.quiet_openvino import import_openvino
 

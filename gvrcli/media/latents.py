@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gvrcli.errors import InputError, first_line
+from gvrbase.errors import first_line
+from gvrcli.errors import InputError
 
 SUFFIX = ".safetensors"
 TENSOR = "latents"
