@@ -21,3 +21,20 @@ def first_line(e: BaseException) -> str:
         message = str(e).strip()
         text = f"{type(e).__name__}: {message.splitlines()[0]}" if message else type(e).__name__
     return text if len(text) <= FIRST_LINE_CHARS else text[: FIRST_LINE_CHARS - 1] + "…"
+
+
+def one_line(text: str) -> str:
+    """``text`` kept on one line for the scripts that parse a report: file names may hold newlines
+    and carriage returns, so they are escaped (``\\n``, ``\\r``), not dropped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def error_line(message: object) -> str:
+    """The one line (no newline at its end) a refused or failed command writes to stderr:
+    ``gvr: error: MESSAGE``, whichever command and floor the message comes from."""
+    return f"gvr: error: {one_line(str(message))}"
+
+
+def error_summary(message: object, code: int) -> dict:
+    """The JSON ``summary`` event that goes with ``error_line`` on stdout under ``--json``."""
+    return {"event": "summary", "error": message, "exit_code": code}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
+from gvrbase.errors import error_line, error_summary
+
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
@@ -54,10 +56,9 @@ class Cancelled(Exception):
 def exit_with_error(message: str, code: int = EXIT_USAGE, as_json: bool = False) -> None:
     """End a command with one ``gvr: error:`` line on stderr (and, with ``--json``, the summary event
     on stdout) and ``code``. Newlines in the message (file names may hold them) are escaped."""
-    line = str(message).replace("\r", "\\r").replace("\n", "\\n")
-    sys.stderr.write(f"gvr: error: {line}\n")
+    sys.stderr.write(error_line(message) + "\n")
     sys.stderr.flush()
     if as_json:
-        sys.stdout.write(json.dumps({"event": "summary", "error": message, "exit_code": code}) + "\n")
+        sys.stdout.write(json.dumps(error_summary(message, code)) + "\n")
         sys.stdout.flush()
     raise SystemExit(code)

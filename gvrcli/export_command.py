@@ -30,6 +30,7 @@ from typing import Optional
 
 import typer
 
+from gvrbase.errors import error_line, error_summary
 from gvrcli.cli_help import EXPORT, FARM, MODEL, QUALITY
 
 
@@ -96,9 +97,9 @@ class ExportEvents:
     def fail(self, message: str, code: int) -> None:
         """A refusal or failure: one ``gvr: error:`` line (stderr) and, with JSON, the summary."""
         self.heartbeat.stop()
-        self._line(f"gvr: error: {' '.join(str(message).split())}", self.err)
+        self._line(error_line(message), self.err)
         if self.as_json:
-            self._emit({"event": "summary", "error": message, "exit_code": code})
+            self._emit(error_summary(message, code))
         self.closed = True
         raise typer.Exit(code)
 
@@ -220,7 +221,7 @@ def export_command(
             events.fail(f"internal error ({first_line(e)})", 1)
         events.finish({**summary, "exit_code": 0 if ok else 1, "error": None if ok else VERIFY_FAILED}, lines)
     if not ok:
-        sys.stderr.write(f"gvr: error: {VERIFY_FAILED}\n")
+        sys.stderr.write(error_line(VERIFY_FAILED) + "\n")
         raise typer.Exit(1)
 
 
