@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
+from gvrbase.filemode import publish_mode
 from models import __version__
-from models.filemode import publish_mode
 from models.simplegvr import GVRConfig, SimpleGVR
 
 FORMAT = "simplegvr"

@@ -33,7 +33,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from models.filemode import publish_mode
+from gvrbase.filemode import publish_mode
 
 PARTIAL_MARK = ".gvr-partial-"
 TOKEN_CHARS = 12

@@ -133,7 +133,7 @@ def test_saved_latents_and_checkpoints_get_the_users_umask(umask, tmp_path):
     """safetensors and mkstemp create 0600; what gvr publishes is 0666 & ~umask, as from open()."""
     from gvrcli.farm import atomic
     from gvrcli.media.latents import latents_path, write_latents
-    from models.filemode import umask as read_umask
+    from gvrbase.filemode import umask as read_umask
 
     assert read_umask() == umask
     target = latents_path(tmp_path / "clip.mp4")
