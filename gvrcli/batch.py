@@ -22,7 +22,7 @@ from typing import Callable
 import av
 
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
-from gvrcli.farm import atomic, sidecar
+from gvrcli.farm import sidecar
 from gvrcli.inference.backends import check_model, compiled_cache, make_backend
 from gvrcli.farm.claims import ClaimBoard, ClaimError
 from gvrcli.farm.collisions import refuse_collisions
@@ -31,6 +31,7 @@ from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.memory import peak_resident_mb, resident_mb
 from gvrcli.inference.speed import Choice, MachineCache, choose_cpu_backend, machine_key, machine_models, run_probe
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings, Upscaler
+from gvrbase import atomic
 from gvrbase.errors import first_line
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError
 from gvrcli.media.formats import VIDEO_EXTENSIONS, OutputCodec, check_output_container, get_codec, output_relative_path

@@ -120,7 +120,7 @@ def _stop_on_signals():
     """SIGINT/SIGTERM end an export with exit 128 + signal and nothing left beside ``--out``: the
     handler removes this process's staging folders (``.NAME.*.part/``) itself and exits, since an
     exception raised from it inside the exporter's C++ callbacks may be swallowed there."""
-    from gvrcli.farm import atomic
+    from gvrbase import atomic
 
     def handler(signum, frame):
         atomic.remove_staging()
