@@ -85,7 +85,8 @@ def _backends(providers: list[str], openvino: bool) -> dict[str, str]:
     """Each ``--backend`` and whether it can run here, with the reason when it cannot. GPU providers
     are checked the way ``--backend ort-cuda`` checks them (provider built in, driver loads), without
     creating a session."""
-    from gvrcli.inference.backends import ORT_PROVIDERS, gpu_present
+    from gvrbase.devices import gpu_present
+    from gvrcli.inference.backends import ORT_PROVIDERS
 
     gpu = gpu_present()
 

@@ -29,6 +29,7 @@ from typing import Protocol
 import numpy as np
 from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 
+from gvrbase.devices import gpu_present
 from gvrbase.errors import first_line
 from gvrcli.errors import ModelError, RetryableError, UsageError
 from gvrcli.inference.modelfile import cache_dir, graph_paths, read_manifest
@@ -730,27 +731,6 @@ def check_model(model: LoadedModel, source: Path) -> None:
         ) from None
     if not np.isfinite(out).all() or not all(np.isfinite(c).all() for c in conds.values()):
         raise ModelError(f"model {source}: a test step at the manifest's scale x{s} returns non-finite values")
-
-
-def gpu_present() -> bool:
-    """A GPU ONNX Runtime can use, without creating a session: the CUDA provider is built in and
-    the driver library loads (a few ms; no probing run)."""
-    import ctypes
-    import importlib.util
-
-    # Look for ORT's CUDA provider library rather than importing ORT (an OpenVINO run never needs it).
-    spec = importlib.util.find_spec("onnxruntime")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    capi = Path(next(iter(spec.submodule_search_locations))) / "capi"
-    if not any(capi.glob("libonnxruntime_providers_cuda*")):
-        return False
-
-    try:
-        ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return False
-    return True
 
 
 # --device: AUTO or a device kind OpenVINO names, optionally numbered (GPU.1). Anything else is a
