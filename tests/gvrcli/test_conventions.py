@@ -146,7 +146,7 @@ def test_saved_latents_and_checkpoints_get_the_users_umask(umask, tmp_path):
 
     import torch
 
-    from models.checkpoint import save_tensors
+    from models.tensorfile import save_tensors
 
     saved = save_tensors({"w": torch.zeros(3)}, tmp_path / "model.safetensors", {"format": "simplegvr"})
     assert (saved.stat().st_mode & 0o777) == 0o666 & ~umask
