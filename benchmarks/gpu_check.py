@@ -258,7 +258,7 @@ def install(work: Path, plan: dict) -> Path | None:
 def no_gpu_reason() -> str | None:
     """Why nothing can be measured here, or None. The driver first, without importing onnxruntime
     (a dry run elsewhere installs the device's CPython 3.12 build, which this Python cannot import)."""
-    from gvrcli.inference.gpu import gpu_present
+    from gvrbase.devices import gpu_present
 
     if not gpu_present():
         return "no NVIDIA driver loads here (or this onnxruntime has no CUDA provider library)"

@@ -9,8 +9,8 @@ every artefact (``export.metadata``). ``export_vae(...)`` exports the Wan2.1 VAE
 
 from export.errors import ExportError, VerifyError
 from export.spec import MIN_OPSET, PRECISIONS, TOLERANCE, DenoiserSpec
-from export.targets import OV_SOURCES, TARGETS, ExportReport, export_model
-from export.verify import VerifyReport, compare, verify_export
+from export.targets import OV_SOURCES, TARGETS, ExportReport, export_model, verify_export
+from export.verify import VerifyReport, compare
 from export.vae import VaeExportReport, export_vae, verify_vae_export
 
 __all__ = [

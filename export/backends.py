@@ -61,8 +61,8 @@ class OrtBackend:
 
 def cuda_usable() -> bool:
     """True when ONNX Runtime's CUDA provider is built in *and* a GPU answers (not just listed):
-    the runtime's own check, ``gvrcli.inference.gpu.gpu_present``."""
-    from gvrcli.inference.gpu import gpu_present
+    the runtime's own check, ``gvrbase.devices.gpu_present``."""
+    from gvrbase.devices import gpu_present
 
     return gpu_present()
 

@@ -1,7 +1,7 @@
 """The gvr manifest inside every artefact: ONNX ``metadata_props`` and OpenVINO ``rt_info``.
 
 Same key (``models.manifest.MANIFEST_KEY``) and same JSON in both, so the runtime reads either
-with one function (``gvrcli.inference.modelfile.read_manifest``) and refuses a model whose manifest is missing or inconsistent.
+with one function (the runtime's manifest reader, ``read_manifest``) and refuses a model whose manifest is missing or inconsistent.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Where the exporter may write, and how a refusal reads: an existing output is refused without
 ``--force``, an unwritable folder before any work starts. The writing itself is
-``gvrcli.farm.atomic``'s (the runtime's atomic outputs: staged beside the output, flushed, renamed,
-links never followed), so an artefact is never seen half-written, whichever side wrote it."""
+``gvrbase.atomic``'s, the same atomic outputs the runtime writes (staged beside the output, flushed,
+renamed, links never followed), so an artefact is never seen half-written, whichever side wrote it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 from export.errors import ExportError
-from gvrcli.errors import first_line
-from gvrcli.farm import atomic
+from gvrbase import atomic
+from gvrbase.errors import first_line
 
 
 def check_writable(out: Path, force: bool) -> None:

@@ -1,7 +1,7 @@
 """How a long export tells its caller what it is doing, without knowing who listens.
 
 A dynamic trace takes minutes and a verified bundle ten; ``gvr export`` shows each stage, a
-heartbeat and JSON events (``gvrcli.export_command``). The exporter must not import the CLI
+heartbeat and JSON events (the CLI's export command). The exporter must not import the CLI
 (imports point down), so every export function takes an ``on_stage`` callable instead:
 
     on_stage(name, done=0, total=0)

@@ -59,8 +59,9 @@ def load_source(config: str | None = None, weights: str | None = None, scale: in
     default). With ``weights``: the checkpoint, its config from its metadata unless ``config`` is given,
     in which case both must describe the same architecture."""
     import models
-    from models.checkpoint import CheckpointError, read_config
+    from models.checkpoint import read_config
     from models.simplegvr import GVRConfig
+    from models.tensorfile import CheckpointError
 
     from export.errors import ExportError
 

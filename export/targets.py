@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Callable
 
 from export.errors import ExportError
-from export.progress import OnStage, silent
-from export.spec import DEFAULT_OPSET, DENOISER_PRECISIONS, MIN_OPSET, TRACE_HR, TRACE_SHAPE, DenoiserSpec
-from gvrcli.errors import first_line
+from export.progress import OnStage, prefixed, silent
+from export.spec import DEFAULT_OPSET, DENOISER_PRECISIONS, MIN_OPSET, TRACE_HR, TRACE_SHAPE, VERIFY_SHAPES, DenoiserSpec
+from export.verify import VerifyReport, backends_for, compare, graph_files
+from gvrbase.errors import first_line
 from models.manifest import STEP, companion_name, graph_sha256
 
 OV_SOURCES = ("torch", "onnx")
@@ -489,8 +490,6 @@ def export_model(
         files = sorted({*companions, *(p for p in out.parent.iterdir() if p.name.startswith(out.name))})
     report_verify = None
     if verify:
-        from export.verify import verify_export
-
         report_verify = verify_export(target, model, on_stage=on_stage, **kwargs)
     return ExportReport(
         target=target,
@@ -508,3 +507,27 @@ def export_model(
         options=options,
         verify=report_verify,
     )
+
+
+def verify_export(
+    target: str, model, *, seed: int = 0, shapes=None, threads: int = 0, on_stage: OnStage = silent, **export_kwargs
+) -> VerifyReport:
+    """Export a random-weight copy of ``model`` like ``export_model`` would and compare backends."""
+    import copy
+
+    from models.checkpoint import init_random_
+
+    randomised = init_random_(copy.deepcopy(model), seed=seed).eval()
+    dynamic = export_kwargs.get("dynamic", True)
+    shapes = shapes or (VERIFY_SHAPES if dynamic else (export_kwargs["static_shape"],))
+    spec = TARGETS[target]
+    with tempfile.TemporaryDirectory(prefix="gvr-verify-") as tmp:
+        stage = Path(tmp) / ("model" if spec.is_dir else "model.onnx")
+        spec.run(randomised, stage, stem="model", on_stage=prefixed(on_stage, "verify: "), **export_kwargs)
+        on_stage("verify: loading runtimes")
+        graphs, skipped = {}, {}
+        for role, path in graph_files(target, stage).items():
+            graphs[role], skipped_here = backends_for(target, path, threads, export_kwargs.get("precision", "fp32"))
+            for backend, why in skipped_here.items():  # per graph where the reasons differ
+                skipped[backend] = why if skipped.get(backend, why) == why else f"{skipped[backend]}; {role} graph: {why}"
+        return compare(randomised, graphs, shapes, export_kwargs.get("precision", "fp32"), seed, skipped, on_stage)

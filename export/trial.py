@@ -9,7 +9,7 @@ architectures, named for what they are:
   (``base_dim`` 16, one residual block per level: the size the tests use), in ``save_vae``'s format;
 - ``untrained-latent-sr.safetensors``: a latent SimpleGVR (codec ``wan2.1``, 2x2 patches, x2) with
   the untrained default's initialisation, so it upsamples the latent bilinearly, and small;
-- ``latents/sample.safetensors``: a latent input as ``gvrcli.media.latents`` reads it (tensor
+- ``latents/sample.safetensors``: a latent input as the runtime's latent reader takes it (tensor
   ``latents`` (C, T, h, w), metadata ``fps``), seeded standard-normal values: Wan pipelines'
   latents are normalised per channel to about N(0, 1), which is what the bundle's VAE expects.
 

@@ -34,7 +34,7 @@ import numpy as np
 from export.errors import ExportError
 from export.progress import OnStage, silent
 from export.spec import DEFAULT_OPSET, PRECISIONS, TOLERANCE, rel_l2
-from gvrcli.errors import first_line
+from gvrbase.errors import first_line
 from models.vae_manifest import CACHE_OUT_SUFFIX
 
 # --------------------------------------------------------------------------------------------------

@@ -1,23 +1,23 @@
 """Does the exported graph compute what the PyTorch network computes?
 
-``verify_export`` gives a copy of the network random weights (``models.init_random_``: every
-parameter, the zero-initialised head included, so the whole transformer is exercised, not just the
-untrained default's identity path), exports it exactly as asked into a temporary folder and runs
-PyTorch, ONNX Runtime (CPU; CUDA too when a GPU answers) and OpenVINO CPU on the same random inputs
-at two shapes, reporting max abs and relative L2 errors against PyTorch.
+``export.targets.verify_export`` gives a copy of the network random weights (``models.init_random_``:
+every parameter, the zero-initialised head included, so the whole transformer is exercised, not
+just the untrained default's identity path) and exports it exactly as asked into a temporary
+folder; this module runs PyTorch, ONNX Runtime (CPU; CUDA too when a GPU answers) and OpenVINO CPU
+on the same random inputs at two shapes (``compare``), reporting max abs and relative L2 errors
+against PyTorch. The VAE's verification (``export.vae.verify_vae_export``) uses the same report.
+Nothing here imports the exporters, so both (``export.targets``, ``export.vae``) import it downward.
 """
 
 from __future__ import annotations
 
-import copy
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from export.progress import OnStage, prefixed, silent
-from export.spec import TOLERANCE, VERIFY_HR, VERIFY_SHAPES, DenoiserSpec, rel_l2
+from export.progress import OnStage, silent
+from export.spec import TOLERANCE, VERIFY_HR, DenoiserSpec, rel_l2
 
 
 @dataclass
@@ -126,27 +126,3 @@ def compare(model, graphs: dict, shapes, precision: str = "fp32", seed: int = 0,
                 report.checks.append(Check(f"{backend.name} {role}", tuple(shape), float(np.abs(a - e).max()), rel_l2(a, e), TOLERANCE[precision]))
                 on_stage("verifying", len(report.checks), total)
     return report
-
-
-def verify_export(
-    target: str, model, *, seed: int = 0, shapes=None, threads: int = 0, on_stage: OnStage = silent, **export_kwargs
-) -> VerifyReport:
-    """Export a random-weight copy of ``model`` like ``export_model`` would and compare backends."""
-    from models.checkpoint import init_random_
-
-    from export.targets import TARGETS
-
-    randomised = init_random_(copy.deepcopy(model), seed=seed).eval()
-    dynamic = export_kwargs.get("dynamic", True)
-    shapes = shapes or (VERIFY_SHAPES if dynamic else (export_kwargs["static_shape"],))
-    spec = TARGETS[target]
-    with tempfile.TemporaryDirectory(prefix="gvr-verify-") as tmp:
-        stage = Path(tmp) / ("model" if spec.is_dir else "model.onnx")
-        spec.run(randomised, stage, stem="model", on_stage=prefixed(on_stage, "verify: "), **export_kwargs)
-        on_stage("verify: loading runtimes")
-        graphs, skipped = {}, {}
-        for role, path in graph_files(target, stage).items():
-            graphs[role], skipped_here = backends_for(target, path, threads, export_kwargs.get("precision", "fp32"))
-            for backend, why in skipped_here.items():  # per graph where the reasons differ
-                skipped[backend] = why if skipped.get(backend, why) == why else f"{skipped[backend]}; {role} graph: {why}"
-        return compare(randomised, graphs, shapes, export_kwargs.get("precision", "fp32"), seed, skipped, on_stage)

@@ -22,7 +22,7 @@ from typing import Callable
 import av
 
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX, check_method
-from gvrcli.farm import atomic, sidecar
+from gvrcli.farm import sidecar
 from gvrcli.inference.backends import make_backend
 from gvrcli.inference.loaded import check_model
 from gvrcli.inference.caches import compiled_cache
@@ -34,7 +34,9 @@ from gvrcli.inference.memory import peak_resident_mb, resident_mb
 from gvrcli.inference.speed import Choice, MachineCache, choose_cpu_backend, machine_key, machine_models, run_probe
 from gvrcli.inference.engine import Upscaler
 from gvrcli.inference.settings import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP, EngineSettings
-from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError, first_line
+from gvrbase import atomic
+from gvrbase.errors import first_line
+from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError
 from gvrcli.media.formats import VIDEO_EXTENSIONS, OutputCodec, check_output_container, get_codec, output_relative_path
 from gvrcli.inference.cascade import upscale_latent_file
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model, resolve_model_path

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
+from gvrbase.errors import error_line, error_summary
+
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
@@ -51,30 +53,12 @@ class Cancelled(Exception):
     """SIGINT/SIGTERM arrived: stop, remove partial outputs, release claims."""
 
 
-FIRST_LINE_CHARS = 200  # a converter's or runtime's message can run to pages; one line is the report
-
-
-def first_line(e: BaseException) -> str:
-    """A foreign exception (FFmpeg, ONNX Runtime, OpenVINO, the ONNX exporter, the OS) as one line
-    for a one-line error: an OS or FFmpeg error's own words (``strerror``: the caller names the
-    file), else the exception's type and the first line of its message, at most 200 characters.
-    The type stays because a bare message can mean nothing alone (``KeyError: 'lr'``)."""
-    strerror = getattr(e, "strerror", None)
-    if isinstance(strerror, str) and strerror.strip():
-        text = strerror.strip().splitlines()[0]
-    else:
-        message = str(e).strip()
-        text = f"{type(e).__name__}: {message.splitlines()[0]}" if message else type(e).__name__
-    return text if len(text) <= FIRST_LINE_CHARS else text[: FIRST_LINE_CHARS - 1] + "…"
-
-
 def exit_with_error(message: str, code: int = EXIT_USAGE, as_json: bool = False) -> None:
     """End a command with one ``gvr: error:`` line on stderr (and, with ``--json``, the summary event
     on stdout) and ``code``. Newlines in the message (file names may hold them) are escaped."""
-    line = str(message).replace("\r", "\\r").replace("\n", "\\n")
-    sys.stderr.write(f"gvr: error: {line}\n")
+    sys.stderr.write(error_line(message) + "\n")
     sys.stderr.flush()
     if as_json:
-        sys.stdout.write(json.dumps({"event": "summary", "error": message, "exit_code": code}) + "\n")
+        sys.stdout.write(json.dumps(error_summary(message, code)) + "\n")
         sys.stdout.flush()
     raise SystemExit(code)

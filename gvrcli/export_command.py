@@ -30,6 +30,7 @@ from typing import Optional
 
 import typer
 
+from gvrbase.errors import error_line, error_summary
 from gvrcli.cli_help import EXPORT, FARM, MODEL, QUALITY
 
 
@@ -96,9 +97,9 @@ class ExportEvents:
     def fail(self, message: str, code: int) -> None:
         """A refusal or failure: one ``gvr: error:`` line (stderr) and, with JSON, the summary."""
         self.heartbeat.stop()
-        self._line(f"gvr: error: {' '.join(str(message).split())}", self.err)
+        self._line(error_line(message), self.err)
         if self.as_json:
-            self._emit({"event": "summary", "error": message, "exit_code": code})
+            self._emit(error_summary(message, code))
         self.closed = True
         raise typer.Exit(code)
 
@@ -119,7 +120,7 @@ def _stop_on_signals():
     """SIGINT/SIGTERM end an export with exit 128 + signal and nothing left beside ``--out``: the
     handler removes this process's staging folders (``.NAME.*.part/``) itself and exits, since an
     exception raised from it inside the exporter's C++ callbacks may be swallowed there."""
-    from gvrcli.farm import atomic
+    from gvrbase import atomic
 
     def handler(signum, frame):
         atomic.remove_staging()
@@ -215,12 +216,12 @@ def export_command(
         except typer.Exit:
             raise
         except Exception as e:  # a fault no check foresaw: still one line, the JSON summary and exit 1
-            from gvrcli.errors import first_line
+            from gvrbase.errors import first_line
 
             events.fail(f"internal error ({first_line(e)})", 1)
         events.finish({**summary, "exit_code": 0 if ok else 1, "error": None if ok else VERIFY_FAILED}, lines)
     if not ok:
-        sys.stderr.write(f"gvr: error: {VERIFY_FAILED}\n")
+        sys.stderr.write(error_line(VERIFY_FAILED) + "\n")
         raise typer.Exit(1)
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import platform
 from pathlib import Path
 
-from gvrcli.errors import first_line
+from gvrbase.errors import first_line
 from gvrcli.media.formats import CODECS
 from gvrcli.inference.modelfile import ASSETS_DIR, cache_dir, default_model_name, read_manifest
 
@@ -85,8 +85,8 @@ def _backends(providers: list[str], openvino: bool) -> dict[str, str]:
     """Each ``--backend`` and whether it can run here, with the reason when it cannot. GPU providers
     are checked the way ``--backend ort-cuda`` checks them (provider built in, driver loads), without
     creating a session."""
+    from gvrbase.devices import gpu_present
     from gvrcli.inference.ort_backend import ORT_PROVIDERS
-    from gvrcli.inference.gpu import gpu_present
 
     gpu = gpu_present()
 

@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from gvrbase.errors import one_line
 from gvrcli.progress_plan import ENCODE, BatchLedger, BatchSnapshot, FileSnapshot, WorkLedger
 from gvrcli.report import FAILED, BatchReport, FileResult
 
@@ -168,11 +169,6 @@ def _status_lines(snap: BatchSnapshot) -> list[str]:
     if not snap.in_flight:
         return [f"{snap.files_done}/{snap.files} files done{batch}"]
     return [f"{f.source.name if f.source else ''}: {file_status(f)}{batch}" for f in snap.in_flight]
-
-
-def one_line(text: str) -> str:
-    """File names may hold newlines; a report line must stay one line for the scripts that parse it."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _failure_line(result: FileResult) -> str:

@@ -1,53 +1,31 @@
 """Self-describing checkpoints: safetensors weights with the GVRConfig in the file's metadata.
 
 No pickle. ``load_model`` rebuilds the network from the stored config and checks every key and
-shape, naming what is missing, unexpected or mismatched.
+shape, naming what is missing, unexpected or mismatched. The file format itself (atomic writes,
+metadata, tensors, the key and shape check, the weights hash) is ``models.tensorfile``, shared
+with the VAE.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from models import __version__
-from models.filemode import publish_mode
 from models.simplegvr import GVRConfig, SimpleGVR
+from models.tensorfile import CheckpointError, check_tensors, read_metadata, read_tensors, save_tensors
 
 FORMAT = "simplegvr"
 CONFIG_KEY = "gvr.config"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded as a SimpleGVR network."""
 
 
 def save_model(model: SimpleGVR, path: str | os.PathLike) -> Path:
     """Write weights + config atomically (temp file in the same folder, then rename)."""
     meta = {"format": FORMAT, "gvr_version": __version__, CONFIG_KEY: json.dumps(model.config.to_dict())}
     return save_tensors(model.state_dict(), path, meta)
-
-
-def save_tensors(state: dict, path: str | os.PathLike, meta: dict) -> Path:
-    """Write a state dict + string metadata as safetensors atomically (temp file in the same folder, then rename)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        publish_mode(tmp)  # mkstemp and safetensors make 0600; a checkpoint is 0666 & ~umask like any file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def read_config(path: str | os.PathLike) -> GVRConfig:
@@ -60,19 +38,6 @@ def read_config(path: str | os.PathLike) -> GVRConfig:
         return GVRConfig.from_dict(json.loads(meta[CONFIG_KEY]))
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: bad config in metadata ({e})") from None
-
-
-def read_metadata(path: Path) -> dict:
-    """The string metadata of a safetensors file ({} when it has none)."""
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return f.metadata() or {}
-    except Exception as e:  # safetensors raises several types for a damaged header
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def load_model(path: str | os.PathLike, **overrides) -> SimpleGVR:
@@ -88,38 +53,6 @@ def load_model(path: str | os.PathLike, **overrides) -> SimpleGVR:
     check_tensors(path, model.state_dict(), stored, "its config")
     model.load_state_dict(stored, strict=True)
     return model.eval()
-
-
-def read_tensors(path: Path) -> dict:
-    """Every tensor of a safetensors file; a damaged file is a CheckpointError naming it."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise CheckpointError(f"{path}: damaged tensor data ({e})") from None
-
-
-def check_tensors(path: Path, expected: dict, stored: dict, against: str) -> None:
-    """Refuse ``stored`` unless it has exactly ``expected``'s keys and shapes, naming every difference."""
-    problems = []
-    missing = sorted(set(expected) - set(stored))
-    unexpected = sorted(set(stored) - set(expected))
-    if missing:
-        problems.append(f"missing {_some(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_some(unexpected)}")
-    for k in sorted(set(expected) & set(stored)):
-        if stored[k].shape != expected[k].shape:
-            problems.append(f"{k} has shape {tuple(stored[k].shape)}, expected {tuple(expected[k].shape)}")
-    if problems:
-        raise CheckpointError(f"{path}: does not match {against}: {'; '.join(problems)}")
-
-
-def _some(names: list[str], n: int = 4) -> str:
-    more = f" and {len(names) - n} more" if len(names) > n else ""
-    return ", ".join(names[:n]) + more
 
 
 # Parameters that multiply a normalised signal (LayerNorm weights, the Wan VAE's RMS-norm gamma):
@@ -140,13 +73,3 @@ def init_random_(model, seed: int = 0, std: float = 0.5) -> SimpleGVR:
             else:
                 p.copy_(r * (std / fan_in**0.5 if p.dim() > 1 else 0.02))
     return model
-
-
-def weights_sha256(model) -> str:
-    """Hash of names, shapes, dtypes and bytes of every tensor, in name order."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        t = v.detach().contiguous().cpu()
-        h.update(f"{k}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()

@@ -433,8 +433,8 @@ class SimpleGVR(nn.Module):
 
     def manifest(self, **deployment):
         """The deployment facts of this network, as the exporter writes them into artefacts."""
-        from models.checkpoint import weights_sha256
         from models.manifest import ModelManifest
+        from models.tensorfile import weights_sha256
 
         cfg = self.config
         return ModelManifest(

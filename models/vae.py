@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import __version__
-from models.checkpoint import CheckpointError, check_tensors, read_metadata, read_tensors, save_tensors, weights_sha256
 from models.codec import get_codec, latent_frames
+from models.tensorfile import CheckpointError, check_tensors, read_metadata, read_tensors, save_tensors, weights_sha256
 
 FORMAT = "wan-vae"
 CONFIG_KEY = "gvr.vae_config"

@@ -5,7 +5,7 @@ The command check is cheap and real: each example is split as a shell would spli
 subcommand and option it uses must appear in that command's own ``--help`` (run as a user would,
 ``python -m gvrcli SUB --help``), so a renamed or removed option fails here, not in a reader's
 terminal. Scripts and modules the pages tell you to run (``python benchmarks/X.py``,
-``python -m MODULE``) must exist.
+``python tools/X.py``, ``python -m MODULE``) must exist.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def test_every_script_and_module_the_docs_run_exists():
     missing = []
     for page in PAGES:
         for n, line in _shell_lines(page.read_text()):
-            for script in re.findall(r"(?:^|\s)python3? (benchmarks/[\w/.-]+\.py|samples/[\w/.-]+\.py)", line):
+            for script in re.findall(r"(?:^|\s)python3? (benchmarks/[\w/.-]+\.py|samples/[\w/.-]+\.py|tools/[\w/.-]+\.py)", line):
                 if not (REPO / script).is_file():
                     missing.append(f"{page.name}:{n}: {script}")
             for module in re.findall(r"(?:^|\s)python3? -m ([\w.]+)", line):

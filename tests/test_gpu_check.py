@@ -40,7 +40,7 @@ def stand_in_wheel(folder: Path) -> Path:
 
 
 def test_prepare_fits_each_call_and_the_device_command_exits_75_without_a_gpu(tmp_path):
-    from gvrcli.inference.gpu import gpu_present
+    from gvrbase.devices import gpu_present
 
     if gpu_present():
         pytest.skip("a GPU is present: run the check itself")

@@ -1,2 +1,2 @@
-"""Farm plumbing: which inputs a worker takes (discovery, shards), claims on outputs (locks), atomic
-writes (shared with the exporter: ``export.outputs`` stages its artefacts with ``atomic``)."""
+"""Farm plumbing: which inputs a worker takes (discovery, shards), claims on outputs (locks). The
+atomic writes beneath them are ``gvrbase.atomic``, shared with the exporter."""

@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from gvrcli.farm.atomic import make_dirs
+from gvrbase.atomic import make_dirs
 
 LOCK_DIR_NAME = ".gvr-locks"
 # The heartbeat refreshes every 10 s; a lock untouched for 2 minutes has missed 12 beats, far

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from gvrcli.farm import atomic
+from gvrbase import atomic
 from gvrcli.farm.claims import LOCK_DIR_NAME
 
 

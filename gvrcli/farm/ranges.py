@@ -29,8 +29,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gvrbase import atomic
 from gvrcli.errors import UsageError
-from gvrcli.farm import atomic
 
 FORMAT, VERSION = "gvr-plan", 1
 MAX_PLAN_BYTES = 16 << 20  # a film's cuts and ranges take kilobytes

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from models import __version__
 
-from gvrcli.farm import atomic
+from gvrbase import atomic
 from gvrcli.report import FileResult
 
 SUFFIX = ".gvr.json"

@@ -17,7 +17,7 @@ from pathlib import Path
 from models.manifest import ModelManifest
 
 from gvrcli.errors import UsageError
-from gvrcli.inference.gpu import gpu_present
+from gvrbase.devices import gpu_present
 from gvrcli.inference.openvino_backend import OpenVinoBackend
 from gvrcli.inference.ort_backend import OrtBackend
 from gvrcli.inference.precision import PRECISIONS

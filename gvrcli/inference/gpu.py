@@ -1,38 +1,14 @@
-"""Is there a GPU, and are its libraries loaded: the probing done before any GPU session.
+"""The GPU's libraries, loaded before any GPU session (whether there is a GPU at all is
+``gvrbase.devices.gpu_present``, which the exporter asks too).
 
-Choosing a backend must not cost a session: ``gpu_present`` answers "could ONNX Runtime use a GPU
-here" in a few milliseconds (the CUDA provider's library is installed and the driver loads), which
-``make_backend``, ``gvr info`` and the exporter ask before deciding anything. And gvr never
-imports torch, which would have loaded the CUDA libraries pip installed: ``preload_cuda_libraries``
+gvr never imports torch, which would have loaded the CUDA libraries pip installed: ``preload_cuda_libraries``
 loads them before the first GPU session, so that ONNX Runtime's CUDA provider finds them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
-from gvrcli.errors import first_line
-
-
-def gpu_present() -> bool:
-    """A GPU ONNX Runtime can use, without creating a session: the CUDA provider is built in and
-    the driver library loads (a few ms; no probing run)."""
-    import ctypes
-    import importlib.util
-
-    # Look for ORT's CUDA provider library rather than importing ORT (an OpenVINO run never needs it).
-    spec = importlib.util.find_spec("onnxruntime")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    capi = Path(next(iter(spec.submodule_search_locations))) / "capi"
-    if not any(capi.glob("libonnxruntime_providers_cuda*")):
-        return False
-
-    try:
-        ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return False
-    return True
+from gvrbase.errors import first_line
 
 
 def preload_cuda_libraries(ort) -> str:

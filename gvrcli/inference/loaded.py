@@ -21,7 +21,8 @@ from typing import Protocol
 import numpy as np
 from models.manifest import CONDITION, STEP, TEXT, ModelManifest
 
-from gvrcli.errors import ModelError, RetryableError, first_line
+from gvrbase.errors import first_line
+from gvrcli.errors import ModelError, RetryableError
 
 # Memory of one tile through the model, beyond what the process held after loading it:
 # ACTIVATION_FIXED_MB + ACTIVATION_FACTOR x the tile's HR float32 latent (z_t), for the engine's

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from models.manifest import BUNDLE_MAIN, MANIFEST_KEY, STEP, ManifestError, ModelManifest, graph_sha256
 
-from gvrcli.errors import ModelError, first_line
-from gvrcli.farm import atomic
+from gvrbase import atomic
+from gvrbase.errors import first_line
+from gvrcli.errors import ModelError
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 

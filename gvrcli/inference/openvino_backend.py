@@ -16,7 +16,8 @@ from pathlib import Path
 
 from models.manifest import STEP, ModelManifest
 
-from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
+from gvrbase.errors import first_line
+from gvrcli.errors import ModelError, RetryableError, UsageError
 from gvrcli.inference.caches import compiled_cache, irregular_entry
 from gvrcli.inference.modelfile import graph_paths, read_manifest
 from gvrcli.inference.openvino_model import OpenVinoModel

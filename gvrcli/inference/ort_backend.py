@@ -17,9 +17,11 @@ from pathlib import Path
 
 from models.manifest import STEP, ModelManifest
 
-from gvrcli.errors import ModelError, RetryableError, UsageError, first_line
+from gvrbase.errors import first_line
+from gvrcli.errors import ModelError, RetryableError, UsageError
 from gvrcli.inference.caches import compiled_cache, irregular_entry
-from gvrcli.inference.gpu import gpu_present, preload_cuda_libraries
+from gvrbase.devices import gpu_present
+from gvrcli.inference.gpu import preload_cuda_libraries
 from gvrcli.inference.loaded import raise_if_oom
 from gvrcli.inference.modelfile import graph_paths, read_manifest
 from gvrcli.inference.ort_model import OrtModel

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from models.manifest import ModelManifest
 
-from gvrcli.errors import InputError, first_line
+from gvrbase.errors import first_line
+from gvrcli.errors import InputError
 
 SIDECAR_SUFFIX = ".text.safetensors"
 TENSOR = "prompt_embeds"

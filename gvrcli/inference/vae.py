@@ -23,7 +23,8 @@ import numpy as np
 from models.manifest import ManifestError, ModelManifest
 from models.vae_manifest import GRAPH_ROLES, VaeManifest
 
-from gvrcli.errors import ModelError, RetryableError, first_line
+from gvrbase.errors import first_line
+from gvrcli.errors import ModelError, RetryableError
 from gvrcli.inference.loaded import LoadedModel, run_graph
 from gvrcli.inference.modelfile import graph_paths, read_graph
 from gvrcli.inference.tiling import ramp, window_starts

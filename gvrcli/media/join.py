@@ -19,8 +19,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from gvrbase import atomic
 from gvrcli.errors import Cancelled, UsageError
-from gvrcli.farm import atomic, ranges
+from gvrcli.farm import ranges
 from gvrcli.farm.range_task import check_input, read_segment
 from gvrcli.media.decode import VideoDecoder
 from gvrcli.media.encode import EncodeSettings, VideoEncoder

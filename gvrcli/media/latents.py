@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gvrcli.errors import InputError, first_line
+from gvrbase.errors import first_line
+from gvrcli.errors import InputError
 
 SUFFIX = ".safetensors"
 TENSOR = "latents"
@@ -108,7 +109,7 @@ def latents_path(output: Path) -> Path:
 
 
 def write_latents(partial: Path, latents: np.ndarray, fps: Fraction | float | None) -> None:
-    """Write ``latents`` (C, T, h, w) with ``fps`` into ``partial`` (published by ``gvrcli.farm.atomic``)."""
+    """Write ``latents`` (C, T, h, w) with ``fps`` into ``partial`` (published by ``gvrbase.atomic``)."""
     from safetensors.numpy import save_file
 
     meta = {"fps": f"{float(fps):.6g}"} if fps else {}

@@ -25,8 +25,8 @@ import cv2
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from gvrbase import atomic
 from gvrcli.errors import InputError, UsageError
-from gvrcli.farm import atomic
 from gvrcli.quality.eval import COLUMNS
 from gvrcli.report import DONE, FAILED, BatchReport
 from gvrcli.quality.worst import View

@@ -1,10 +1,10 @@
-"""The prebuilt default models the runtime ships (``python -m export.assets`` builds them)."""
+"""The prebuilt default models the runtime ships (``python tools/build_assets.py`` builds them)."""
 
 from __future__ import annotations
 
 import pytest
 
-from export.assets import SCALES, asset_path
+from tools.build_assets import SCALES, asset_path
 from tests.tolerances import fake_model_atol, fp32_reassociation_rel_l2
 
 
@@ -19,12 +19,12 @@ def test_shipped_default_is_a_dynamic_fused_export_of_tiny(scale):
     from gvrcli.inference.modelfile import graph_paths, read_manifest
 
     path = asset_path(scale)
-    assert path.is_file(), f"{path} missing: run python -m export.assets"
+    assert path.is_file(), f"{path} missing: run python tools/build_assets.py"
     manifest = read_manifest(path)
     tiny = models.build_model("tiny", scale=scale)
     assert manifest.scale == scale and manifest.dynamic and manifest.precision == "fp32"
     assert manifest.config == {**tiny.config.to_dict(), "window": list(tiny.config.window)}
-    assert manifest.weights_sha256 == models.weights_sha256(tiny), "stale asset: rerun python -m export.assets"
+    assert manifest.weights_sha256 == models.weights_sha256(tiny), "stale asset: rerun python tools/build_assets.py"
     assert manifest.format_version == 3 and manifest.steps == 1, "step-independent: the fewest steps"
     assert not manifest.has_text and manifest.shift == 1.0, "the default stays tiny: no text path, uniform schedule"
     assert set(graph_paths(path, manifest)) == {"condition", "step"}

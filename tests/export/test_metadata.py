@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gvrcli.inference.modelfile import read_manifest
-from models.checkpoint import weights_sha256
 from models.simplegvr import GVRConfig
+from models.tensorfile import weights_sha256
 
 
 def test_onnx_manifest_round_trips(dynamic_onnx, small_model):

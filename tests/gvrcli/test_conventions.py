@@ -131,9 +131,9 @@ def umask(request):
 
 def test_saved_latents_and_checkpoints_get_the_users_umask(umask, tmp_path):
     """safetensors and mkstemp create 0600; what gvr publishes is 0666 & ~umask, as from open()."""
-    from gvrcli.farm import atomic
+    from gvrbase import atomic
     from gvrcli.media.latents import latents_path, write_latents
-    from models.filemode import umask as read_umask
+    from gvrbase.filemode import umask as read_umask
 
     assert read_umask() == umask
     target = latents_path(tmp_path / "clip.mp4")
@@ -146,7 +146,7 @@ def test_saved_latents_and_checkpoints_get_the_users_umask(umask, tmp_path):
 
     import torch
 
-    from models.checkpoint import save_tensors
+    from models.tensorfile import save_tensors
 
     saved = save_tensors({"w": torch.zeros(3)}, tmp_path / "model.safetensors", {"format": "simplegvr"})
     assert (saved.stat().st_mode & 0o777) == 0o666 & ~umask
@@ -154,7 +154,7 @@ def test_saved_latents_and_checkpoints_get_the_users_umask(umask, tmp_path):
 
 def test_a_filesystem_that_refuses_modes_still_gets_the_output(tmp_path, monkeypatch):
     """SMB/CIFS mounts answer chmod with EPERM: the output is published with the mode it has."""
-    from gvrcli.farm import atomic
+    from gvrbase import atomic
 
     def refuse(fd, mode):
         raise PermissionError(1, "Operation not permitted")

@@ -12,9 +12,9 @@ def test_a_cpu_only_onnx_runtime_build_says_ort_cuda_is_unavailable_and_why():
 
 
 def test_a_gpu_build_without_a_gpu_says_so_for_cuda_and_tensorrt(monkeypatch):
-    from gvrcli.inference import gpu
+    from gvrbase import devices
 
-    monkeypatch.setattr(gpu, "gpu_present", lambda: False)
+    monkeypatch.setattr(devices, "gpu_present", lambda: False)
     backends = _backends(["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], openvino=False)
     for name in ("ort-cuda", "ort-tensorrt"):
         assert backends[name].startswith("unavailable") and "no GPU" in backends[name] and "75" in backends[name]
@@ -22,9 +22,9 @@ def test_a_gpu_build_without_a_gpu_says_so_for_cuda_and_tensorrt(monkeypatch):
 
 
 def test_a_gpu_build_with_a_gpu_lists_what_it_has(monkeypatch):
-    from gvrcli.inference import gpu
+    from gvrbase import devices
 
-    monkeypatch.setattr(gpu, "gpu_present", lambda: True)
+    monkeypatch.setattr(devices, "gpu_present", lambda: True)
     backends = _backends(["CUDAExecutionProvider", "CPUExecutionProvider"], openvino=True)
     assert backends["ort-cuda"] == "available"
     assert backends["ort-tensorrt"].startswith("unavailable") and "TensorrtExecutionProvider" in backends["ort-tensorrt"]

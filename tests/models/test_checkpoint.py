@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import save_file
 
 import models
-from models.checkpoint import CheckpointError, init_random_
+from models.checkpoint import init_random_
+from models.tensorfile import CheckpointError
 
 
 def test_round_trip_is_bit_exact(tmp_path):

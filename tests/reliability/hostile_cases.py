@@ -229,7 +229,7 @@ _DEAD_WORKER = """
 import os, sys
 from pathlib import Path
 from gvrcli.farm.claims import ClaimBoard
-from gvrcli.farm import atomic
+from gvrbase import atomic
 board = ClaimBoard(Path("out"))  # relative: this worker ran from another working directory
 claim = board.try_claim(Path("out") / "a.mp4")
 atomic.partial_path(Path("out") / "a.mp4", claim.token).write_bytes(b"half a video")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from gvrcli.farm import atomic
+from gvrbase import atomic
 from gvrcli.farm.claims import HOST, ClaimBoard
 
 

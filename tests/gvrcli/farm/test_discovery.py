@@ -104,7 +104,7 @@ def test_plan_mirrors_the_tree_under_the_output_dir(tmp_path):
 
 
 def test_a_walk_has_no_depth_limit_and_lists_fifos(tmp_path):
-    from gvrcli.farm import atomic
+    from gvrbase import atomic
 
     deep = tmp_path.joinpath(*["d"] * 1200)
     atomic.make_dirs(deep)  # Path.mkdir(parents=True) itself recurses once per level

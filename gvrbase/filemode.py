@@ -5,8 +5,8 @@ creates that file with mode 0600, and safetensors' ``save_file`` writes 0600 too
 or a ``--save-latents`` output would be private while the video beside it is 0644. ``publish_mode``
 gives the staged file the mode ``open()`` would have given it, before the rename.
 
-Torch-free, on the lowest floor: ``models`` (checkpoints), ``export`` and ``gvrcli`` (atomic
-outputs) all use it.
+On the ground floor: the model's checkpoints (``models.checkpoint``) and the atomic outputs of the
+exporter and the runtime all use it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""One-line reports of foreign exceptions (``gvrcli.errors.first_line``), used by the runtime and the exporter."""
+"""One-line reports of foreign exceptions (``gvrbase.errors.first_line``), used by the runtime and the exporter."""
 
 from __future__ import annotations
 
 import av
 
-from gvrcli.errors import FIRST_LINE_CHARS, first_line
+from gvrbase.errors import FIRST_LINE_CHARS, first_line
 
 
 def test_os_and_ffmpeg_errors_say_their_own_words():

@@ -1,4 +1,4 @@
-"""Atomic outputs (``gvrcli.farm.atomic``), shared by ``gvr upscale`` and ``gvr export``: all or
+"""Atomic outputs (``gvrbase.atomic``), shared by ``gvr upscale`` and ``gvr export``: all or
 nothing, nothing left behind, an existing output refused or replaced whole, links never followed."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from gvrcli.farm import atomic
+from gvrbase import atomic
 
 
 def test_staged_files_land_together_and_the_stage_goes(tmp_path):

@@ -17,8 +17,8 @@ only when complete, so a reader (or a rerun deciding what to skip) sees no outpu
 
 ``gvr upscale`` writes each output to ``partial_path`` under its claim and ``publish``es it; the
 exporter stages a graph with its companions (``staged``) or an OpenVINO IR folder
-(``staged_folder``). ``gvrcli`` never imports torch or ``export``; ``export`` imports this module,
-so the two cannot drift apart.
+(``staged_folder``). Both import this module from the ground floor (neither imports the other for
+it), so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from models.filemode import publish_mode
+from gvrbase.filemode import publish_mode
 
 PARTIAL_MARK = ".gvr-partial-"
 TOKEN_CHARS = 12

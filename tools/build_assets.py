@@ -1,8 +1,11 @@
-"""Build the runtime's prebuilt default models: ``python -m export.assets``.
+"""Build the runtime's prebuilt default models: ``python tools/build_assets.py``.
 
 Exports the built-in default network (``tiny``, untrained, see the README) at scale 2 and 4 to
 ``gvrcli/assets/gvr-tiny-x{2,4}.onnx``: dynamic T, H, W, fp32, fused attention. ``gvr upscale``
 ships these so it never needs torch. Rerun after changing ``models/``; existing assets are replaced.
+
+A development tool, above every floor: it runs the exporter and writes into the runtime's package,
+which the exporter itself never names (imports point down, docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "gvrcli" / "assets"
+from gvrcli.inference.modelfile import ASSETS_DIR, default_model_name
+
 SCALES = (2, 4)
 
 
 def asset_path(scale: int) -> Path:
-    return ASSETS / f"gvr-tiny-x{scale}.onnx"
+    return ASSETS_DIR / default_model_name(scale)
 
 
 def build_assets(scales=SCALES, verify: bool = True, log=print) -> list:
