@@ -36,7 +36,6 @@ HEAVY = frozenset({"torch", "onnx", "onnxruntime", "openvino", "onnxscript", "di
 # fails below, so none outlives its circle).
 WAIVED_CYCLES = {
     frozenset({"gvrcli.batch", "gvrcli.farm.range_task"}): "branch batchsplit (batch.py's seams)",
-    frozenset({"gvrcli.inference.backends", "gvrcli.inference.speed"}): "branch backsplit (backends.py/engine.py)",
 }
 
 
