@@ -39,11 +39,12 @@ from gvrcli.inference.vae import check_vae, read_vae
 from gvrcli.media.latents import SUFFIX as LATENT_SUFFIX
 from gvrcli.media.latents import LatentInfo, is_latent_file, latents_path, probe_latents, write_latents
 from gvrcli.pipeline import DEFAULT_STALL_TIMEOUT, FileStats, upscale_file
-from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo, probe_video
+from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.progress_plan import WorkLedger
 from gvrcli.report import DONE, FAILED, SKIPPED, BatchReport, FileResult
 from gvrcli.farm.shard import Shard
+from gvrcli.batch.watchdog import probe_watched, watched
 
 # Seeds feed numpy's SeedSequence (non-negative integers); keep them to what a JSON log round-trips.
 MAX_SEED = 2**63 - 1
@@ -569,41 +570,6 @@ def _probe(jobs, options, report, cancel, probe) -> list[tuple[Job, VideoInfo]]:
                 result = FileResult(job.candidate.source, job.output, FAILED, reason=str(e))
         report.files.append(result)
     return probed
-
-
-def probe_watched(path: Path, options: BatchOptions, cancel: threading.Event) -> VideoInfo:
-    """``probe_video`` under the watchdog: FFmpeg can hang reading a hostile header (stream-info
-    probing decodes frames), and a hung probe must cost that file, not the batch."""
-    return watched(
-        lambda: probe_video(path, options.max_pixels), options.stall_timeout, cancel,
-        f"{path}: probing stalled (no answer for {options.stall_timeout:.0f} s)",
-    )
-
-
-def watched(fn, timeout: float, cancel: threading.Event, stalled: str, name: str = "gvr-probe"):
-    """Run ``fn`` in a daemon thread; raise StalledError(``stalled``) when it has not returned
-    within ``timeout`` s, Cancelled on a signal. A thread stuck in a system call cannot be killed:
-    it is left behind, blocked, and the batch moves on."""
-    box: dict = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed back to the calling thread below
-            box["error"] = e
-
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while thread.is_alive():
-        thread.join(timeout=0.2)
-        if cancel.is_set():
-            raise Cancelled()
-        if time.monotonic() > deadline:
-            raise StalledError(stalled)
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 # How often a worker that has nothing left but files other live workers hold looks again.

@@ -28,7 +28,7 @@ import av
 import cv2
 import numpy as np
 
-from gvrcli.batch import probe_watched
+from gvrcli.batch.watchdog import probe_watched
 from gvrcli.errors import Cancelled, InputError, UsageError
 from gvrcli.farm.discovery import Candidate, find_candidates
 from gvrcli.media.decode import VideoDecoder
