@@ -117,7 +117,7 @@ def upscale(
     range_index: Optional[int] = typer.Option(None, "--range-index", metavar="K", rich_help_panel=FARM, help="With --plan: the plan's K-th range (0-based), e.g. a farm's task index."),
 ) -> None:
     """Upscale every video under INPUT... into the OUTPUT folder, mirroring the directory tree (or one file into an OUTPUT file)."""
-    from gvrcli.batch import UpscaleOptions
+    from gvrcli.batch.options import UpscaleOptions
     from gvrcli.batch import upscale as run_batch
 
     if len(paths) < 2:
@@ -290,7 +290,7 @@ def plan_command(
 ) -> None:
     """Plan one video's frame ranges for a farm: read it once (scene cuts), fix the chunk grid,
     write PLAN.json. Then gvr upscale INPUT OUTPUT --plan PLAN.json --range-index K per range, and gvr join."""
-    from gvrcli.batch import UpscaleOptions
+    from gvrcli.batch.options import UpscaleOptions
     from gvrcli.farm.range_task import make_plan
     from gvrcli.progress import PlainEvents
 
@@ -330,7 +330,7 @@ def warmup_command(
 ) -> None:
     """Load and compile the model once for this worker (speed probe, compiled-graph caches), with
     no input: one synthetic chunk at the tasks' frame size. For a farm's per-worker setup."""
-    from gvrcli.batch import UpscaleOptions
+    from gvrcli.batch.options import UpscaleOptions
     from gvrcli.farm.warmup import warmup
 
     try:

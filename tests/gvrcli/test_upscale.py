@@ -15,7 +15,8 @@ from tests.clips import read_video, write_video
 from tests.fake_model import bilinear_up
 from tests.clips import Tone, write_audio, write_still
 
-from gvrcli.batch import UpscaleOptions, upscale
+from gvrcli.batch.options import UpscaleOptions
+from gvrcli.batch import upscale
 from gvrcli.errors import ModelError, UsageError
 from gvrcli.report import DONE, FAILED, SKIPPED
 
