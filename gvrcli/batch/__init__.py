@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -24,14 +23,13 @@ from gvrcli.inference.colorfix import check_method
 from gvrcli.farm import atomic, sidecar
 from gvrcli.inference.backends import check_model, compiled_cache, make_backend
 from gvrcli.farm.claims import ClaimBoard, ClaimError
-from gvrcli.farm.collisions import refuse_collisions
-from gvrcli.farm.discovery import Candidate, Territory, find_candidates
+from gvrcli.farm.discovery import Territory
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.memory import peak_resident_mb, resident_mb
 from gvrcli.inference.speed import Choice, MachineCache, choose_cpu_backend, machine_key, machine_models, run_probe
 from gvrcli.inference.engine import EngineSettings, Upscaler
 from gvrcli.errors import Cancelled, GvrError, InputError, RetryableError, StalledError, UsageError, first_line
-from gvrcli.media.formats import VIDEO_EXTENSIONS, OutputCodec, get_codec, output_relative_path
+from gvrcli.media.formats import get_codec
 from gvrcli.inference.cascade import upscale_latent_file
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model, resolve_model_path
 from gvrcli.inference.vae import check_vae, read_vae
@@ -43,61 +41,13 @@ from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.progress_plan import WorkLedger
 from gvrcli.report import DONE, FAILED, SKIPPED, BatchReport, FileResult
 from gvrcli.batch.options import BatchOptions, UpscaleOptions, check_batch, size_multiple
+from gvrcli.batch.planning import Job, meant_as_input, plan_batch
 from gvrcli.batch.watchdog import probe_watched, watched
-
-
-@dataclass(frozen=True)
-class Job:
-    candidate: Candidate
-    output: Path
 
 
 # One input's work: (job, probed info, partial path to write, its progress ledger) -> FileStats.
 # Raises GvrError (that file fails), Cancelled or RetryableError (the batch stops).
 Work = Callable[[Job, VideoInfo, Path, WorkLedger], FileStats]
-
-
-def plan_jobs(inputs: list[Path], options: BatchOptions) -> list[Job]:
-    """Inputs -> (input, output) pairs for this worker's shard, without opening any file."""
-    return plan(inputs, options)[0]
-
-
-def plan(inputs: list[Path], options: BatchOptions) -> tuple[list[Job], list[tuple[Job, str]], Territory]:
-    """This worker's jobs, its inputs refused at planning (colliding or reserved output names, as
-    (job, reason)), and where it may write.
-
-    Collisions are found over *all* inputs, before sharding, and a file's shard is a hash of its
-    output's relative path, so colliding inputs land in one shard and every shard agrees on which
-    of them wins. Raises UsageError (nothing touched yet) when an output would land outside
-    OUTPUT_DIR or inside an input (through ``..`` or a symbolic link in OUTPUT_DIR).
-    """
-    codec = get_codec(options.codec)
-    candidates = find_candidates(
-        inputs,
-        recursive=options.recursive,
-        include=options.include,
-        exclude=options.exclude,
-        follow_symlinks=options.follow_symlinks,
-        output_dir=options.output_dir,
-    )
-    jobs = [Job(c, options.output_dir / output_path(c, options.output_name, codec)) for c in candidates]
-    jobs, refused = refuse_collisions(jobs, options.output_dir, _beside(options), lambda j: _meant_as_input(j.candidate, options))
-    territory = Territory(options.output_dir, inputs, candidates)
-    for job in jobs:
-        why = territory.why_not(job.output)
-        if why:
-            raise UsageError(f"{job.candidate.source}: output {job.output}: {why}")
-    if options.shard:
-        jobs = [j for j in jobs if options.shard.takes(j.output.relative_to(options.output_dir))]
-        refused = [(j, why) for j, why in refused if options.shard.takes(j.output.relative_to(options.output_dir))]
-    return jobs, refused, territory
-
-
-def output_path(candidate: Candidate, output_name: str | None, codec: OutputCodec) -> Path:
-    """Where an input's output goes, relative to the output folder: OUTPUT's own name when OUTPUT
-    names a file (file to file), else the input's path under its root with the container rule of
-    ``formats.output_relative_path``."""
-    return Path(output_name) if output_name else output_relative_path(candidate.relative, codec)
 
 
 def upscale(
@@ -332,23 +282,6 @@ def load_watched(backend, manifest, vae, settings: EngineSettings, model_path: P
         ) from None
 
 
-def plan_batch(inputs: list[Path], options: BatchOptions, report: BatchReport) -> list[Job]:
-    """This worker's jobs; inputs whose output would collide with another's, or is named like
-    gvr's own files, are failed in ``report`` (a file that is not meant as a video only if it
-    probes as one: a sidecar sharing a video's output name is just not an input). Their events
-    follow the plan (``process_batch``)."""
-    jobs, refused, _ = plan(inputs, options)
-    cancel = threading.Event()
-    for job, reason in refused:
-        if not _meant_as_input(job.candidate, options):
-            try:
-                probe_watched(job.candidate.source, options, cancel)
-            except InputError:
-                continue
-        report.files.append(FileResult(job.candidate.source, job.output, FAILED, reason=reason))
-    return jobs
-
-
 def process_batch(
     jobs: list[Job],
     options: BatchOptions,
@@ -392,7 +325,7 @@ def _probe(jobs, options, report, cancel, probe) -> list[tuple[Job, VideoInfo]]:
             except Cancelled:
                 break
             except InputError as e:
-                if not _meant_as_input(job.candidate, options):
+                if not meant_as_input(job.candidate, options):
                     continue  # not a video (a sidecar, a text file): silently not an input
                 result = FileResult(job.candidate.source, job.output, FAILED, reason=str(e))
         report.files.append(result)
@@ -531,28 +464,6 @@ def _sweep_dead_workers(board: ClaimBoard, output_dir: Path, territory: Territor
         atomic.remove_partials(output)
         board.release(claim)
         atomic.remove_empty_dirs(output_dir, output.parent)
-
-
-def _meant_as_input(candidate: Candidate, options: BatchOptions) -> bool:
-    """Named explicitly, or carrying the extension of an input kind this run reads (a video's, and
-    with a latent-cascade bundle a latent file's): a failure of such a file is reported, whatever
-    its kind (one error line, exit 1). Any other file that turns out not to be an input is
-    silently not one."""
-    suffix = candidate.source.suffix.lower()
-    return candidate.explicit or suffix in VIDEO_EXTENSIONS or suffix in options.input_suffixes
-
-
-def _beside(options: BatchOptions) -> Callable[[Path], dict[str, Path]]:
-    """The files a job writes (or removes) beside its output: the sidecar (written with
-    ``--sidecar``, removed as stale without it), the latents with ``--save-latents``."""
-
-    def beside(output: Path) -> dict[str, Path]:
-        files = {"sidecar": sidecar.sidecar_path(output)}
-        if getattr(options, "save_latents", False):
-            files["latents"] = latents_path(output)
-        return files
-
-    return beside
 
 
 def _process_safely(job, info, options, work, board, territory, events, cancel):

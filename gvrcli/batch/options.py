@@ -53,7 +53,7 @@ class BatchOptions:
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     output_name: str | None = None  # file to file: the one output's name in output_dir (set by check_batch)
     # Extensions of input kinds this run reads besides videos (set by the library, not an option:
-    # ``upscale`` with a latent-cascade bundle reads latent files); see ``_meant_as_input``.
+    # ``upscale`` with a latent-cascade bundle reads latent files); see ``planning.meant_as_input``.
     input_suffixes: tuple[str, ...] = ()
 
 
