@@ -10,7 +10,6 @@ One input failing never stops the others.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -23,6 +22,7 @@ from gvrcli.inference.colorfix import check_method
 from gvrcli.farm import atomic, sidecar
 from gvrcli.inference.backends import check_model, compiled_cache, make_backend
 from gvrcli.farm.claims import ClaimBoard, ClaimError
+from gvrcli.farm.workers import sweep_dead_workers, wait_for_other_workers
 from gvrcli.farm.discovery import Territory
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.inference.memory import peak_resident_mb, resident_mb
@@ -332,10 +332,6 @@ def _probe(jobs, options, report, cancel, probe) -> list[tuple[Job, VideoInfo]]:
     return probed
 
 
-# How often a worker that has nothing left but files other live workers hold looks again.
-WAIT_POLL_SECONDS = 1.0
-
-
 def _run(probed, options, make_work, report, events, cancel, interrupt) -> None:
     """Process the probed inputs, ``options.jobs`` at a time; a RetryableError or a signal stops
     the batch (files in progress are cleaned up by ``_process``). Files another live worker holds
@@ -383,12 +379,12 @@ def _run(probed, options, make_work, report, events, cancel, interrupt) -> None:
                             report.files.append(result)
                             events.file_finished(result)
                 if held_elsewhere and not cancel.is_set():
-                    todo, held_elsewhere = _wait_for_other_workers(held_elsewhere, board, options.overwrite, report, events, cancel), []
+                    todo, held_elsewhere = wait_for_other_workers(held_elsewhere, board, options.overwrite, report, events, cancel), []
     finally:
         try:
             if not cancel.is_set():  # after a signal, the next run sweeps
                 watched(
-                    lambda: _sweep_dead_workers(board, options.output_dir, territory), options.stall_timeout,
+                    lambda: sweep_dead_workers(board, options.output_dir, territory), options.stall_timeout,
                     threading.Event(), f"{options.output_dir}: cleaning up after dead workers stalled", name="gvr-sweep",
                 )
         except StalledError as e:
@@ -405,65 +401,6 @@ def _run(probed, options, make_work, report, events, cancel, interrupt) -> None:
 
 
 _HELD_ELSEWHERE = object()  # _process: a live worker holds this output's lock
-
-
-def _wait_for_other_workers(held, board, overwrite, report, events, cancel) -> list:
-    """Wait until each file another worker holds is finished (its output appears: skipped) or its
-    lock is gone or stale (returned, to be done here). Stopped by a signal, the files still held
-    elsewhere are reported skipped."""
-    names = ", ".join(f"{job.candidate.source} ({board.holder(job.output) or 'a live lock'})" for job, _ in held[:3])
-    more = f" and {len(held) - 3} more" if len(held) > 3 else ""
-    events.message(f"gvr: waiting for other workers to finish {len(held)} file(s): {names}{more}")
-    waiting, ready = list(held), []
-    while waiting and not cancel.is_set():
-        still = []
-        for job, info in waiting:
-            try:
-                lock = board.lock_path(job.output)
-                free = not os.path.lexists(lock) or board.is_stale(lock)
-            except ClaimError:
-                free = True  # _process reports what is wrong with the lock folder
-            # With --overwrite an old output may be there already: then only the lock's release says done.
-            if job.output.exists() and (free or not overwrite):
-                result = FileResult(job.candidate.source, job.output, SKIPPED, reason="output exists (done by another worker)")
-                report.files.append(result)
-                events.file_finished(result)
-            else:
-                (ready if free else still).append((job, info))
-        waiting = still
-        if ready:
-            break
-        cancel.wait(WAIT_POLL_SECONDS)
-    if cancel.is_set():
-        for job, _ in ready + waiting:
-            result = FileResult(job.candidate.source, job.output, SKIPPED, reason="another worker is processing it")
-            report.files.append(result)
-            events.file_finished(result)
-        return []
-    return ready + waiting
-
-
-def _sweep_dead_workers(board: ClaimBoard, output_dir: Path, territory: Territory) -> None:
-    """Remove what killed workers left (their partials and locks), even for outputs outside this
-    run's shard, so a finished run leaves nothing but outputs. Each output is claimed first, so a
-    live worker that is recovering the same output is never disturbed. A lock is only trusted to
-    name an output inside OUTPUT_DIR (relative, no ``..``, not through a link out of it); anything
-    else in the lock folder is removed without touching what it names."""
-    for lock, key in board.stale_locks():
-        output = output_dir / key if key is not None else None
-        if output is None or territory.why_not(output) or board.lock_path(output) != lock:
-            board.remove_lock(lock)
-        if output is None or territory.why_not(output):
-            continue
-        try:
-            claim = board.try_claim(output)
-        except ClaimError:
-            return
-        if claim is None:
-            continue
-        atomic.remove_partials(output)
-        board.release(claim)
-        atomic.remove_empty_dirs(output_dir, output.parent)
 
 
 def _process_safely(job, info, options, work, board, territory, events, cancel):
