@@ -22,7 +22,7 @@ import numpy as np
 
 from gvrcli.batch.options import BatchOptions, check_batch
 from gvrcli.batch.planning import Job, plan_batch
-from gvrcli.batch import process_batch
+from gvrcli.batch.runner import process_batch
 from gvrcli.errors import InputError, UsageError
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.media.formats import OutputCodec
