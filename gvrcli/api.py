@@ -47,7 +47,7 @@ def upscale_file(input, output, *, model=None, plan=None, frame_range: tuple[int
     """Upscale ``input`` into the file ``output`` (or, with ``plan`` and ``frame_range``/``range_index``,
     that range into its segment beside ``output``); returns the file's ``gvrcli.report.FileResult``."""
     from gvrcli.batch.options import UpscaleOptions
-    from gvrcli.batch import upscale
+    from gvrcli.batch.upscale import upscale
 
     opts = UpscaleOptions(
         output_dir=Path(output), model=Path(model) if model else None, plan=Path(plan) if plan else None,

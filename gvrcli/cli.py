@@ -1,7 +1,7 @@
 """The ``gvr`` command line: parse options, wire progress output, map reports to exit codes.
 
-The work is done by the library (``gvrcli.batch.upscale``, ``gvrcli.info.collect``); this module
-only translates. ``python -m gvrcli`` and the ``gvr`` console script both call ``main()``.
+The work is done by the library (``gvrcli.batch.upscale.upscale``, ``gvrcli.info.collect``); this
+module only translates. ``python -m gvrcli`` and the ``gvr`` console script both call ``main()``.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def upscale(
 ) -> None:
     """Upscale every video under INPUT... into the OUTPUT folder, mirroring the directory tree (or one file into an OUTPUT file)."""
     from gvrcli.batch.options import UpscaleOptions
-    from gvrcli.batch import upscale as run_batch
+    from gvrcli.batch.upscale import upscale as run_batch
 
     if len(paths) < 2:
         _error("give at least one input and the output (gvr upscale INPUT... OUTPUT)", as_json, EXIT_USAGE)

@@ -92,7 +92,7 @@ def prompted_runs(dynamic_onnx, tmp_path_factory):
     from safetensors.numpy import save_file
 
     from gvrcli.batch.options import UpscaleOptions
-    from gvrcli.batch import upscale
+    from gvrcli.batch.upscale import upscale
 
     root = tmp_path_factory.mktemp("prompted")
     src = root / "in"

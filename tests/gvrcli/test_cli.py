@@ -249,7 +249,7 @@ def test_the_runtime_never_imports_torch(cli_env, tmp_path, fake_model):
         "from pathlib import Path\n"
         "import gvrcli.cli\n"
         "from gvrcli.batch.options import UpscaleOptions\n"
-        "from gvrcli.batch import upscale\n"
+        "from gvrcli.batch.upscale import upscale\n"
         f"r = upscale([Path({str(src)!r})], UpscaleOptions(output_dir=Path({str(tmp_path / 'out')!r}), model=Path({str(fake_model)!r})))\n"
         "assert r.exit_code == 0\n"
         "print('torch' in sys.modules)\n"

@@ -16,7 +16,7 @@ import pytest
 from tests.clips import read_video, write_video
 
 from gvrcli.batch.options import UpscaleOptions, names_a_file
-from gvrcli.batch import upscale
+from gvrcli.batch.upscale import upscale
 from gvrcli.errors import UsageError
 from gvrcli.quality.pairs import DegradeOptions, degrade
 from gvrcli.report import DONE, SKIPPED

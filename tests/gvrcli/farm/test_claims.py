@@ -72,7 +72,7 @@ def test_a_finished_run_sweeps_what_dead_workers_left(tmp_path, fake_model):
     from tests.clips import write_video
 
     from gvrcli.batch.options import UpscaleOptions
-    from gvrcli.batch import upscale
+    from gvrcli.batch.upscale import upscale
 
     out = tmp_path / "out"
     orphan = out / "elsewhere" / "x.mp4"

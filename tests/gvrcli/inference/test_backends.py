@@ -219,7 +219,7 @@ def test_openvino_ir_upscales_a_video_like_onnx_runtime(tmp_path, fake_model, op
     from tests.clips import read_video, write_video
 
     from gvrcli.batch.options import UpscaleOptions
-    from gvrcli.batch import upscale
+    from gvrcli.batch.upscale import upscale
 
     src = write_video(tmp_path / "in" / "a.mkv", frames=4, codec="ffv1", pix_fmt="yuv444p")
     lossless = dict(codec="ffv1", pix_fmt="bgr0")

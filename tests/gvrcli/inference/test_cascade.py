@@ -12,7 +12,7 @@ from safetensors.numpy import load_file, save_file
 
 import models
 from gvrcli.batch.options import UpscaleOptions
-from gvrcli.batch import upscale
+from gvrcli.batch.upscale import upscale
 from gvrcli.inference.backends import OrtBackend
 from gvrcli.inference.modelfile import read_manifest, resolve_model_path
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, read_vae

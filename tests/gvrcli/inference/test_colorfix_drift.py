@@ -48,7 +48,7 @@ def hills_small(tmp_path_factory) -> Path:
 def drift_runs(drifting_ir, hills_small, tmp_path_factory):
     """HR outputs (T, 3, H, W) per method, and the reference: the bilinear upscale of the input."""
     from gvrcli.batch.options import UpscaleOptions
-    from gvrcli.batch import upscale
+    from gvrcli.batch.upscale import upscale
 
     outputs = {}
     for method in ("none", "wavelet", "adain"):

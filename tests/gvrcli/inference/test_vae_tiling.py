@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gvrcli.batch.options import UpscaleOptions
-from gvrcli.batch import upscale
+from gvrcli.batch.upscale import upscale
 from gvrcli.inference.backends import OrtBackend
 from gvrcli.inference.modelfile import read_manifest, resolve_model_path
 from gvrcli.inference.tiling import window_starts
