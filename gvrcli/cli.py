@@ -7,8 +7,6 @@ module only translates. ``python -m gvrcli`` and the ``gvr`` console script both
 from __future__ import annotations
 
 import json
-import math
-import os
 import signal
 import sys
 import threading
@@ -20,7 +18,8 @@ import typer
 from gvrcli.cli_help import ENCODING, FARM, INPUTS, MODEL, QUALITY, RESOURCES, GvrCommand, GvrGroup
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
-from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, Cancelled, GvrError, UsageError, exit_with_error
+from gvrcli.cli_frame import fail, finish, install_signal_handlers, make_events, run_batch_command
+from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, Cancelled, GvrError, UsageError
 
 app = typer.Typer(
     name="gvr",
@@ -51,26 +50,6 @@ def _root(
 
 # Short options follow ffmpeg (-y), Real-ESRGAN/realesrgan-ncnn-vulkan (-m, -s, -t), make (-j, -n);
 # one letter means one thing in every command. The reasons, and those left long: docs/cli-conventions.md.
-
-
-def _install_signal_handlers(cancel: threading.Event) -> dict:
-    """SIGINT/SIGTERM stop the batch cleanly (partials removed, claims released, exit 130/143).
-    A second signal exits at once; the next run cleans up what that leaves."""
-    received: dict = {"signal": 0}
-
-    def handler(signum, frame):
-        if received["signal"]:
-            os._exit(128 + signum)
-        received["signal"] = signum
-        cancel.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
-    return received
-
-
-def _error(message: str, as_json: bool, code: int) -> None:
-    exit_with_error(message, code, as_json)
 
 
 @app.command(cls=GvrCommand)
@@ -121,11 +100,11 @@ def upscale(
     from gvrcli.batch.upscale import upscale as run_batch
 
     if len(paths) < 2:
-        _error("give at least one input and the output (gvr upscale INPUT... OUTPUT)", as_json, EXIT_USAGE)
+        fail("give at least one input and the output (gvr upscale INPUT... OUTPUT)", as_json, EXIT_USAGE)
     *inputs, output_dir = map(Path, paths)
     cancel = threading.Event()
-    received = _install_signal_handlers(cancel)
-    events = _events(as_json, progress_interval, openjd, "upscale")
+    received = install_signal_handlers(cancel)
+    events = make_events(as_json, progress_interval, openjd, "upscale")
     try:
         chosen_range, range_index = _frame_range(plan, frame_range, range_index, shard, events)
         chosen_shard = _shard(shard, events) if plan is None else None  # one range of one file: no file sharding
@@ -170,24 +149,11 @@ def upscale(
         report = run_batch(inputs, options, events=events, cancel=cancel)
     except GvrError as e:
         events.close()  # no progress line after the error's summary
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
         events.close()
-        _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
-    _finish(report, events, received)
-
-
-def _events(as_json: bool, interval: float, openjd: bool, action: str):
-    """Rich on a terminal, plain lines for logs, JSON lines with --json."""
-    from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
-
-    if not (math.isfinite(interval) and interval >= 0):
-        _error(f"--progress-interval must be a finite number >= 0 (got {interval})", as_json, EXIT_USAGE)
-    if as_json:
-        return JsonEvents(interval=interval)
-    if sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
-        return RichEvents()
-    return PlainEvents(interval=interval, openjd=openjd, action=action)
+        fail(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
+    finish(report, events, received)
 
 
 def _size(text: Optional[str]):
@@ -233,38 +199,6 @@ def _frame_range(plan, frame_range, range_index, shard, events):
     return (parse_range(frame_range) if frame_range is not None else None), range_index
 
 
-def _command(paths: list[str], usage: str, as_json: bool, events, run, after=None) -> None:
-    """A batch command's frame: INPUT... then one directory (last), signals, one-line errors,
-    the exit code. ``run(inputs, directory, cancel)`` builds the options and calls the library."""
-    if len(paths) < 2:
-        _error(f"give at least one input and the directory ({usage})", as_json, EXIT_USAGE)
-    *inputs, directory = map(Path, paths)
-    cancel = threading.Event()
-    received = _install_signal_handlers(cancel)
-    try:
-        report = run(inputs, directory, cancel)
-    except GvrError as e:
-        events.close()  # no progress line after the error's summary
-        _error(str(e), as_json, e.exit_code)
-    except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
-        events.close()
-        _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
-    _finish(report, events, received, after)
-
-
-def _finish(report, events, received: dict, after=None) -> None:
-    """Report how the run ended and exit with its code."""
-    report.interrupted = received["signal"]
-    if report.fatal:
-        sys.stderr.write(f"gvr: error: {report.fatal}\n")
-    if report.interrupted:
-        sys.stderr.write(f"gvr: stopped by {signal.Signals(report.interrupted).name}; partial outputs removed\n")
-    events.finished(report)
-    if after is not None:
-        after(report)
-    raise typer.Exit(report.exit_code)
-
-
 @app.command("plan", cls=GvrCommand)
 def plan_command(
     source: Path = typer.Argument(..., metavar="INPUT", help="The video to split."),
@@ -302,7 +236,7 @@ def plan_command(
         )
         made = make_plan(source, plan_path, options, segments, segment_frames, PlainEvents(interval=0))
     except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     summary = {"plan": str(plan_path), "frames": made.frames, "cuts": made.cuts, "ranges": [list(r) for r in made.ranges], **made.extra["cost"]}
     if as_json:
         sys.stdout.write(json.dumps({"event": "plan", **summary}) + "\n")
@@ -347,7 +281,7 @@ def warmup_command(
         )
         done = warmup(options, width, height)
     except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     if as_json:
         sys.stdout.write(json.dumps({"event": "warmup", **done}) + "\n")
     else:
@@ -369,15 +303,15 @@ def join_command(
     from gvrcli.media.join import join
 
     cancel = threading.Event()
-    received = _install_signal_handlers(cancel)
+    received = install_signal_handlers(cancel)
     try:
         result = join(plan_path, output, codec=codec, crf=crf, pix_fmt=pix_fmt, overwrite=overwrite, cancel=cancel)
     except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     except Cancelled:
-        _error(f"stopped by {signal.Signals(received['signal'] or signal.SIGINT).name}; nothing written", as_json, 128 + (received["signal"] or 2))
+        fail(f"stopped by {signal.Signals(received['signal'] or signal.SIGINT).name}; nothing written", as_json, 128 + (received["signal"] or 2))
     except Exception as e:  # a fault no check foresaw: still one line
-        _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
+        fail(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
     for warning in result.warnings:
         sys.stderr.write(f"gvr: warning: {warning}\n")
     what = "skipped (output exists)" if result.skipped else f"{result.frames} frames"
@@ -411,7 +345,7 @@ def degrade(
     from gvrcli.quality.pairs import DegradeOptions
     from gvrcli.quality.pairs import degrade as run_degrade
 
-    events = _events(as_json, progress_interval, openjd, "degrade")
+    events = make_events(as_json, progress_interval, openjd, "degrade")
 
     def run(inputs: list[Path], output_dir: Path, cancel: threading.Event):
         options = DegradeOptions(
@@ -432,7 +366,7 @@ def degrade(
         )
         return run_degrade(inputs, options, events=events, cancel=cancel)
 
-    _command(paths, "gvr degrade HQ... LQ_DIR", as_json, events, run)
+    run_batch_command(paths, "gvr degrade HQ... LQ_DIR", as_json, events, run)
 
 
 @app.command("eval", cls=GvrCommand)
@@ -455,13 +389,13 @@ def evaluate(
     from gvrcli.quality.eval import EvalOptions, render_table
     from gvrcli.quality.eval import evaluate as run_eval
 
-    events = _events(as_json, progress_interval, False, "evaluate")
+    events = make_events(as_json, progress_interval, False, "evaluate")
     write_report = None
     if report_html is not None:
         try:
             from gvrcli.quality.html_report import check_report_target, write_report
         except ImportError as e:  # plotly is the optional extra gvr[report]
-            _error(f"--report needs plotly: pip install 'gvr[report]' ({e})", as_json, EXIT_USAGE)
+            fail(f"--report needs plotly: pip install 'gvr[report]' ({e})", as_json, EXIT_USAGE)
     views: dict | None = {} if write_report is not None else None
 
     def run(inputs: list[Path], reference_dir: Path, cancel: threading.Event):
@@ -483,7 +417,7 @@ def evaluate(
             write_report(report_html, report, views)
         return report
 
-    _command(paths, "gvr eval PRED... REF_DIR", as_json, events, run, after=None if as_json else lambda r: print(render_table(r)))
+    run_batch_command(paths, "gvr eval PRED... REF_DIR", as_json, events, run, after=None if as_json else lambda r: print(render_table(r)))
 
 
 @app.command(cls=GvrCommand)
@@ -497,7 +431,7 @@ def info(
     try:
         facts = collect(model)
     except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     if as_json:
         sys.stdout.write(json.dumps(facts, indent=None, default=str) + "\n")
     else:
@@ -532,7 +466,7 @@ def main() -> None:
     except click_exc.UsageError as e:
         as_json = "--json" in sys.argv[1:]
         try:
-            _error(e.format_message(), as_json, EXIT_USAGE)
+            fail(e.format_message(), as_json, EXIT_USAGE)
         except typer.Exit as done:
             code = done.exit_code
     except typer.Abort:
