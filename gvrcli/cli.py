@@ -1,7 +1,10 @@
-"""The ``gvr`` command line: parse options, wire progress output, map reports to exit codes.
+"""The ``gvr`` command line: each command's options, and the library call it makes.
 
 The work is done by the library (``gvrcli.batch.upscale.upscale``, ``gvrcli.info.collect``); this
-module only translates. ``python -m gvrcli`` and the ``gvr`` console script both call ``main()``.
+module only translates. How a command runs and ends (progress output, signals, one-line errors,
+exit codes) is ``gvrcli.cli_frame``; option values with rules of their own (``--size``,
+``--shard``, ``--range``) are read by ``gvrcli.cli_values``; how ``--help`` reads is
+``gvrcli.cli_help``. ``python -m gvrcli`` and the ``gvr`` console script both call ``main()``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from typing import Optional
 
 import typer
 
+from gvrcli.cli_frame import fail, finish, install_signal_handlers, make_events, run_batch_command
 from gvrcli.cli_help import ENCODING, FARM, INPUTS, MODEL, QUALITY, RESOURCES, GvrCommand, GvrGroup
+from gvrcli.cli_values import parse_size, pick_frame_range, pick_shard
+from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, Cancelled, GvrError
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.engine import DEFAULT_MEMORY_BUDGET_MB
-from gvrcli.cli_frame import fail, finish, install_signal_handlers, make_events, run_batch_command
-from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, Cancelled, GvrError, UsageError
 
 app = typer.Typer(
     name="gvr",
@@ -106,9 +110,9 @@ def upscale(
     received = install_signal_handlers(cancel)
     events = make_events(as_json, progress_interval, openjd, "upscale")
     try:
-        chosen_range, range_index = _frame_range(plan, frame_range, range_index, shard, events)
-        chosen_shard = _shard(shard, events) if plan is None else None  # one range of one file: no file sharding
-        out_size = _size(size)
+        chosen_range, range_index = pick_frame_range(plan, frame_range, range_index, shard, events)
+        chosen_shard = pick_shard(shard, events) if plan is None else None  # one range of one file: no file sharding
+        out_size = parse_size(size)
         options = UpscaleOptions(
             output_dir=output_dir,
             model=model,
@@ -156,49 +160,6 @@ def upscale(
     finish(report, events, received)
 
 
-def _size(text: Optional[str]):
-    """--size WxH -> (width, height); a malformed value is a usage error."""
-    if text is None:
-        return None
-    w, x, h = text.lower().partition("x")
-    if not (x and w.strip().isdigit() and h.strip().isdigit()):
-        raise UsageError(f"--size {text!r}: give WIDTHxHEIGHT, e.g. 1920x1080")
-    return int(w), int(h)
-
-
-def _shard(shard: Optional[str], events):
-    """--shard I/N, else the job array's environment, else None (all files)."""
-    from gvrcli.farm.shard import parse_shard, shard_from_env
-
-    chosen = parse_shard(shard) if shard else shard_from_env()
-    if chosen and chosen.source != "--shard":
-        events.message(f"gvr: shard {chosen.index}/{chosen.count} from {chosen.source}")
-    return chosen
-
-
-def _frame_range(plan, frame_range, range_index, shard, events):
-    """(--range as (A, B), --range-index), the index from a job array's environment when --plan
-    has neither (Slurm, AWS Batch, a Kubernetes Indexed Job)."""
-    from gvrcli.farm.ranges import parse_range
-    from gvrcli.farm.shard import task_index_from_env
-
-    if plan is None:
-        if frame_range is not None or range_index is not None:
-            raise UsageError("--range/--range-index need --plan PLAN.json (from gvr plan)")
-        return None, None
-    if shard is not None:
-        raise UsageError("--shard splits a batch by file; with --plan give --range or --range-index")
-    if frame_range is not None and range_index is not None:
-        raise UsageError("give one of --range and --range-index")
-    if frame_range is None and range_index is None:
-        found = task_index_from_env()
-        if found is None:
-            raise UsageError("--plan needs --range A-B or --range-index K (or a job array's task index)")
-        range_index = found[0]
-        events.message(f"gvr: range index {range_index} from {found[1]}")
-    return (parse_range(frame_range) if frame_range is not None else None), range_index
-
-
 @app.command("plan", cls=GvrCommand)
 def plan_command(
     source: Path = typer.Argument(..., metavar="INPUT", help="The video to split."),
@@ -230,7 +191,7 @@ def plan_command(
 
     try:
         options = UpscaleOptions(
-            output_dir=plan_path.parent, model=model, precision=precision, scale=scale, size=_size(size), cfg=cfg,
+            output_dir=plan_path.parent, model=model, precision=precision, scale=scale, size=parse_size(size), cfg=cfg,
             steps=steps, noise_aug=noise_aug, seed=seed, color_fix=color_fix, scene_cuts=scene_cuts, codec=codec,
             pix_fmt=pix_fmt, tile=tile, memory_budget_mb=memory_budget, max_pixels=max_pixels,
         )
@@ -274,7 +235,7 @@ def warmup_command(
             facts = read_plan(plan).input
             width, height = facts["width"], facts["height"]
         else:
-            width, height = _size(input_size)
+            width, height = parse_size(input_size)
         options = UpscaleOptions(
             output_dir=Path("."), model=model, backend=backend, device=device, precision=precision, trt_cache=trt_cache,
             scale=scale, threads=threads, tile=tile, memory_budget_mb=memory_budget,
@@ -358,7 +319,7 @@ def degrade(
             exclude=tuple(exclude),
             follow_symlinks=follow_symlinks,
             overwrite=overwrite,
-            shard=_shard(shard, events),
+            shard=pick_shard(shard, events),
             jobs=jobs,
             dry_run=dry_run,
             max_pixels=max_pixels,
