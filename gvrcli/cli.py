@@ -112,43 +112,14 @@ def upscale(
     try:
         chosen_range, range_index = pick_frame_range(plan, frame_range, range_index, shard, events)
         chosen_shard = pick_shard(shard, events) if plan is None else None  # one range of one file: no file sharding
-        out_size = parse_size(size)
-        options = UpscaleOptions(
-            output_dir=output_dir,
-            model=model,
-            backend=backend,
-            device=device,
-            precision=precision,
-            scale=scale,
-            size=out_size,
-            cfg=cfg,
-            steps=steps,
-            noise_aug=noise_aug,
-            seed=seed,
-            recursive=recursive,
-            include=tuple(include),
-            exclude=tuple(exclude),
-            follow_symlinks=follow_symlinks,
-            codec=codec,
-            crf=crf,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            shard=chosen_shard,
-            jobs=jobs,
-            threads=threads,
-            trt_cache=trt_cache,
-            dry_run=dry_run,
-            max_pixels=max_pixels,
-            tile=tile,
-            memory_budget_mb=memory_budget,
-            stall_timeout=stall_timeout,
-            color_fix=color_fix,
-            scene_cuts=scene_cuts,
-            sidecar=sidecar,
-            save_latents=save_latents,
-            plan=plan,
-            frame_range=chosen_range,
-            range_index=range_index,
+        options = UpscaleOptions(  # one line per --help panel
+            output_dir=output_dir, recursive=recursive, include=tuple(include), exclude=tuple(exclude), follow_symlinks=follow_symlinks,
+            overwrite=overwrite, dry_run=dry_run, sidecar=sidecar, save_latents=save_latents,
+            model=model, backend=backend, device=device, precision=precision, trt_cache=trt_cache,
+            scale=scale, size=parse_size(size), cfg=cfg, steps=steps, noise_aug=noise_aug, seed=seed, color_fix=color_fix, scene_cuts=scene_cuts,
+            codec=codec, crf=crf, pix_fmt=pix_fmt,
+            threads=threads, tile=tile, memory_budget_mb=memory_budget, max_pixels=max_pixels, stall_timeout=stall_timeout,
+            shard=chosen_shard, jobs=jobs, plan=plan, frame_range=chosen_range, range_index=range_index,
         )
         report = run_batch(inputs, options, events=events, cancel=cancel)
     except GvrError as e:
