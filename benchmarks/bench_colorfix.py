@@ -29,7 +29,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gvrcli.batch import UpscaleOptions, upscale  # noqa: E402
+from gvrcli.batch.options import UpscaleOptions  # noqa: E402
+from gvrcli.batch.upscale import upscale  # noqa: E402
 from gvrcli.inference.colorfix import METHODS, bilinear_upsample, color_fix  # noqa: E402
 from tests.colorfix_metrics import blurred_psnr, channel_stat_errors, decode, drifting_model, psnr, write_lossless  # noqa: E402
 

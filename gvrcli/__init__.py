@@ -1,7 +1,8 @@
 """gvrcli: the ``gvr`` batch runtime. Runs exported SimpleGVR models (ONNX Runtime or OpenVINO)
 over directories of videos; never imports torch.
 
-Library entry point: ``gvrcli.batch.upscale(inputs, UpscaleOptions(...))`` returns a BatchReport.
+Library entry point: ``gvrcli.batch.upscale.upscale(inputs, UpscaleOptions(...))`` returns a
+BatchReport (``UpscaleOptions`` from ``gvrcli.batch.options``); ``gvrcli.api`` wraps it per file.
 """
 
 

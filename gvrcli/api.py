@@ -10,7 +10,7 @@ line (Ray, Dask, a notebook): the same work and contracts as ``gvr upscale`` / `
   used by one call at a time.
 * ``plan_file`` and ``join_segments`` are ``gvr plan`` and ``gvr join``.
 
-Options are ``gvrcli.batch.UpscaleOptions``' fields, by keyword (``steps=4``, ``seed=1``,
+Options are ``gvrcli.batch.options.UpscaleOptions``' fields, by keyword (``steps=4``, ``seed=1``,
 ``codec="ffv1"``, ``tile=256``...).
 """
 
@@ -46,7 +46,8 @@ def upscale_file(input, output, *, model=None, plan=None, frame_range: tuple[int
                  range_index: int | None = None, session: Session | None = None, events=None, cancel=None, **options):
     """Upscale ``input`` into the file ``output`` (or, with ``plan`` and ``frame_range``/``range_index``,
     that range into its segment beside ``output``); returns the file's ``gvrcli.report.FileResult``."""
-    from gvrcli.batch import UpscaleOptions, upscale
+    from gvrcli.batch.options import UpscaleOptions
+    from gvrcli.batch.upscale import upscale
 
     opts = UpscaleOptions(
         output_dir=Path(output), model=Path(model) if model else None, plan=Path(plan) if plan else None,
@@ -68,7 +69,7 @@ def upscale_file(input, output, *, model=None, plan=None, frame_range: tuple[int
 
 def plan_file(input, plan, *, segments: int | None = None, segment_frames: int | None = None, model=None, events=None, **options):
     """``gvr plan``: write ``plan`` for ``input``; returns the ``gvrcli.farm.ranges.Plan``."""
-    from gvrcli.batch import UpscaleOptions
+    from gvrcli.batch.options import UpscaleOptions
     from gvrcli.farm.range_task import make_plan
     from gvrcli.progress import SilentEvents
 

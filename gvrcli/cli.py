@@ -1,14 +1,15 @@
-"""The ``gvr`` command line: parse options, wire progress output, map reports to exit codes.
+"""The ``gvr`` command line: each command's options, and the library call it makes.
 
-The work is done by the library (``gvrcli.batch.upscale``, ``gvrcli.info.collect``); this module
-only translates. ``python -m gvrcli`` and the ``gvr`` console script both call ``main()``.
+The work is done by the library (``gvrcli.batch.upscale.upscale``, ``gvrcli.info.collect``); this
+module only translates. How a command runs and ends (progress output, signals, one-line errors,
+exit codes) is ``gvrcli.cli_frame``; option values with rules of their own (``--size``,
+``--shard``, ``--range``) are read by ``gvrcli.cli_values``; how ``--help`` reads is
+``gvrcli.cli_help``. ``python -m gvrcli`` and the ``gvr`` console script both call ``main()``.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 import signal
 import sys
 import threading
@@ -17,10 +18,12 @@ from typing import Optional
 
 import typer
 
+from gvrcli.cli_frame import fail, finish, install_signal_handlers, make_events, run_batch_command
 from gvrcli.cli_help import ENCODING, FARM, INPUTS, MODEL, QUALITY, RESOURCES, GvrCommand, GvrGroup
+from gvrcli.cli_values import parse_size, pick_frame_range, pick_shard
+from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, Cancelled, GvrError
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.settings import DEFAULT_MEMORY_BUDGET_MB
-from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, Cancelled, GvrError, UsageError, exit_with_error
 
 app = typer.Typer(
     name="gvr",
@@ -51,26 +54,6 @@ def _root(
 
 # Short options follow ffmpeg (-y), Real-ESRGAN/realesrgan-ncnn-vulkan (-m, -s, -t), make (-j, -n);
 # one letter means one thing in every command. The reasons, and those left long: docs/cli-conventions.md.
-
-
-def _install_signal_handlers(cancel: threading.Event) -> dict:
-    """SIGINT/SIGTERM stop the batch cleanly (partials removed, claims released, exit 130/143).
-    A second signal exits at once; the next run cleans up what that leaves."""
-    received: dict = {"signal": 0}
-
-    def handler(signum, frame):
-        if received["signal"]:
-            os._exit(128 + signum)
-        received["signal"] = signum
-        cancel.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
-    return received
-
-
-def _error(message: str, as_json: bool, code: int) -> None:
-    exit_with_error(message, code, as_json)
 
 
 @app.command(cls=GvrCommand)
@@ -117,152 +100,35 @@ def upscale(
     range_index: Optional[int] = typer.Option(None, "--range-index", metavar="K", rich_help_panel=FARM, help="With --plan: the plan's K-th range (0-based), e.g. a farm's task index."),
 ) -> None:
     """Upscale every video under INPUT... into the OUTPUT folder, mirroring the directory tree (or one file into an OUTPUT file)."""
-    from gvrcli.batch import UpscaleOptions
-    from gvrcli.batch import upscale as run_batch
+    from gvrcli.batch.options import UpscaleOptions
+    from gvrcli.batch.upscale import upscale as run_batch
 
     if len(paths) < 2:
-        _error("give at least one input and the output (gvr upscale INPUT... OUTPUT)", as_json, EXIT_USAGE)
+        fail("give at least one input and the output (gvr upscale INPUT... OUTPUT)", as_json, EXIT_USAGE)
     *inputs, output_dir = map(Path, paths)
     cancel = threading.Event()
-    received = _install_signal_handlers(cancel)
-    events = _events(as_json, progress_interval, openjd, "upscale")
+    received = install_signal_handlers(cancel)
+    events = make_events(as_json, progress_interval, openjd, "upscale")
     try:
-        chosen_range, range_index = _frame_range(plan, frame_range, range_index, shard, events)
-        chosen_shard = _shard(shard, events) if plan is None else None  # one range of one file: no file sharding
-        out_size = _size(size)
-        options = UpscaleOptions(
-            output_dir=output_dir,
-            model=model,
-            backend=backend,
-            device=device,
-            precision=precision,
-            scale=scale,
-            size=out_size,
-            cfg=cfg,
-            steps=steps,
-            noise_aug=noise_aug,
-            seed=seed,
-            recursive=recursive,
-            include=tuple(include),
-            exclude=tuple(exclude),
-            follow_symlinks=follow_symlinks,
-            codec=codec,
-            crf=crf,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            shard=chosen_shard,
-            jobs=jobs,
-            threads=threads,
-            trt_cache=trt_cache,
-            dry_run=dry_run,
-            max_pixels=max_pixels,
-            tile=tile,
-            memory_budget_mb=memory_budget,
-            stall_timeout=stall_timeout,
-            color_fix=color_fix,
-            scene_cuts=scene_cuts,
-            sidecar=sidecar,
-            save_latents=save_latents,
-            plan=plan,
-            frame_range=chosen_range,
-            range_index=range_index,
+        chosen_range, range_index = pick_frame_range(plan, frame_range, range_index, shard, events)
+        chosen_shard = pick_shard(shard, events) if plan is None else None  # one range of one file: no file sharding
+        options = UpscaleOptions(  # one line per --help panel
+            output_dir=output_dir, recursive=recursive, include=tuple(include), exclude=tuple(exclude), follow_symlinks=follow_symlinks,
+            overwrite=overwrite, dry_run=dry_run, sidecar=sidecar, save_latents=save_latents,
+            model=model, backend=backend, device=device, precision=precision, trt_cache=trt_cache,
+            scale=scale, size=parse_size(size), cfg=cfg, steps=steps, noise_aug=noise_aug, seed=seed, color_fix=color_fix, scene_cuts=scene_cuts,
+            codec=codec, crf=crf, pix_fmt=pix_fmt,
+            threads=threads, tile=tile, memory_budget_mb=memory_budget, max_pixels=max_pixels, stall_timeout=stall_timeout,
+            shard=chosen_shard, jobs=jobs, plan=plan, frame_range=chosen_range, range_index=range_index,
         )
         report = run_batch(inputs, options, events=events, cancel=cancel)
     except GvrError as e:
         events.close()  # no progress line after the error's summary
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
         events.close()
-        _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
-    _finish(report, events, received)
-
-
-def _events(as_json: bool, interval: float, openjd: bool, action: str):
-    """Rich on a terminal, plain lines for logs, JSON lines with --json."""
-    from gvrcli.progress import JsonEvents, PlainEvents, RichEvents
-
-    if not (math.isfinite(interval) and interval >= 0):
-        _error(f"--progress-interval must be a finite number >= 0 (got {interval})", as_json, EXIT_USAGE)
-    if as_json:
-        return JsonEvents(interval=interval)
-    if sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
-        return RichEvents()
-    return PlainEvents(interval=interval, openjd=openjd, action=action)
-
-
-def _size(text: Optional[str]):
-    """--size WxH -> (width, height); a malformed value is a usage error."""
-    if text is None:
-        return None
-    w, x, h = text.lower().partition("x")
-    if not (x and w.strip().isdigit() and h.strip().isdigit()):
-        raise UsageError(f"--size {text!r}: give WIDTHxHEIGHT, e.g. 1920x1080")
-    return int(w), int(h)
-
-
-def _shard(shard: Optional[str], events):
-    """--shard I/N, else the job array's environment, else None (all files)."""
-    from gvrcli.farm.shard import parse_shard, shard_from_env
-
-    chosen = parse_shard(shard) if shard else shard_from_env()
-    if chosen and chosen.source != "--shard":
-        events.message(f"gvr: shard {chosen.index}/{chosen.count} from {chosen.source}")
-    return chosen
-
-
-def _frame_range(plan, frame_range, range_index, shard, events):
-    """(--range as (A, B), --range-index), the index from a job array's environment when --plan
-    has neither (Slurm, AWS Batch, a Kubernetes Indexed Job)."""
-    from gvrcli.farm.ranges import parse_range
-    from gvrcli.farm.shard import task_index_from_env
-
-    if plan is None:
-        if frame_range is not None or range_index is not None:
-            raise UsageError("--range/--range-index need --plan PLAN.json (from gvr plan)")
-        return None, None
-    if shard is not None:
-        raise UsageError("--shard splits a batch by file; with --plan give --range or --range-index")
-    if frame_range is not None and range_index is not None:
-        raise UsageError("give one of --range and --range-index")
-    if frame_range is None and range_index is None:
-        found = task_index_from_env()
-        if found is None:
-            raise UsageError("--plan needs --range A-B or --range-index K (or a job array's task index)")
-        range_index = found[0]
-        events.message(f"gvr: range index {range_index} from {found[1]}")
-    return (parse_range(frame_range) if frame_range is not None else None), range_index
-
-
-def _command(paths: list[str], usage: str, as_json: bool, events, run, after=None) -> None:
-    """A batch command's frame: INPUT... then one directory (last), signals, one-line errors,
-    the exit code. ``run(inputs, directory, cancel)`` builds the options and calls the library."""
-    if len(paths) < 2:
-        _error(f"give at least one input and the directory ({usage})", as_json, EXIT_USAGE)
-    *inputs, directory = map(Path, paths)
-    cancel = threading.Event()
-    received = _install_signal_handlers(cancel)
-    try:
-        report = run(inputs, directory, cancel)
-    except GvrError as e:
-        events.close()  # no progress line after the error's summary
-        _error(str(e), as_json, e.exit_code)
-    except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
-        events.close()
-        _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
-    _finish(report, events, received, after)
-
-
-def _finish(report, events, received: dict, after=None) -> None:
-    """Report how the run ended and exit with its code."""
-    report.interrupted = received["signal"]
-    if report.fatal:
-        sys.stderr.write(f"gvr: error: {report.fatal}\n")
-    if report.interrupted:
-        sys.stderr.write(f"gvr: stopped by {signal.Signals(report.interrupted).name}; partial outputs removed\n")
-    events.finished(report)
-    if after is not None:
-        after(report)
-    raise typer.Exit(report.exit_code)
+        fail(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
+    finish(report, events, received)
 
 
 @app.command("plan", cls=GvrCommand)
@@ -290,19 +156,19 @@ def plan_command(
 ) -> None:
     """Plan one video's frame ranges for a farm: read it once (scene cuts), fix the chunk grid,
     write PLAN.json. Then gvr upscale INPUT OUTPUT --plan PLAN.json --range-index K per range, and gvr join."""
-    from gvrcli.batch import UpscaleOptions
+    from gvrcli.batch.options import UpscaleOptions
     from gvrcli.farm.range_task import make_plan
     from gvrcli.progress import PlainEvents
 
     try:
         options = UpscaleOptions(
-            output_dir=plan_path.parent, model=model, precision=precision, scale=scale, size=_size(size), cfg=cfg,
+            output_dir=plan_path.parent, model=model, precision=precision, scale=scale, size=parse_size(size), cfg=cfg,
             steps=steps, noise_aug=noise_aug, seed=seed, color_fix=color_fix, scene_cuts=scene_cuts, codec=codec,
             pix_fmt=pix_fmt, tile=tile, memory_budget_mb=memory_budget, max_pixels=max_pixels,
         )
         made = make_plan(source, plan_path, options, segments, segment_frames, PlainEvents(interval=0))
     except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     summary = {"plan": str(plan_path), "frames": made.frames, "cuts": made.cuts, "ranges": [list(r) for r in made.ranges], **made.extra["cost"]}
     if as_json:
         sys.stdout.write(json.dumps({"event": "plan", **summary}) + "\n")
@@ -330,7 +196,7 @@ def warmup_command(
 ) -> None:
     """Load and compile the model once for this worker (speed probe, compiled-graph caches), with
     no input: one synthetic chunk at the tasks' frame size. For a farm's per-worker setup."""
-    from gvrcli.batch import UpscaleOptions
+    from gvrcli.batch.options import UpscaleOptions
     from gvrcli.farm.warmup import warmup
 
     try:
@@ -340,14 +206,14 @@ def warmup_command(
             facts = read_plan(plan).input
             width, height = facts["width"], facts["height"]
         else:
-            width, height = _size(input_size)
+            width, height = parse_size(input_size)
         options = UpscaleOptions(
             output_dir=Path("."), model=model, backend=backend, device=device, precision=precision, trt_cache=trt_cache,
             scale=scale, threads=threads, tile=tile, memory_budget_mb=memory_budget,
         )
         done = warmup(options, width, height)
     except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     if as_json:
         sys.stdout.write(json.dumps({"event": "warmup", **done}) + "\n")
     else:
@@ -369,15 +235,15 @@ def join_command(
     from gvrcli.media.join import join
 
     cancel = threading.Event()
-    received = _install_signal_handlers(cancel)
+    received = install_signal_handlers(cancel)
     try:
         result = join(plan_path, output, codec=codec, crf=crf, pix_fmt=pix_fmt, overwrite=overwrite, cancel=cancel)
     except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     except Cancelled:
-        _error(f"stopped by {signal.Signals(received['signal'] or signal.SIGINT).name}; nothing written", as_json, 128 + (received["signal"] or 2))
+        fail(f"stopped by {signal.Signals(received['signal'] or signal.SIGINT).name}; nothing written", as_json, 128 + (received["signal"] or 2))
     except Exception as e:  # a fault no check foresaw: still one line
-        _error(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
+        fail(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
     for warning in result.warnings:
         sys.stderr.write(f"gvr: warning: {warning}\n")
     what = "skipped (output exists)" if result.skipped else f"{result.frames} frames"
@@ -411,7 +277,7 @@ def degrade(
     from gvrcli.quality.pairs import DegradeOptions
     from gvrcli.quality.pairs import degrade as run_degrade
 
-    events = _events(as_json, progress_interval, openjd, "degrade")
+    events = make_events(as_json, progress_interval, openjd, "degrade")
 
     def run(inputs: list[Path], output_dir: Path, cancel: threading.Event):
         options = DegradeOptions(
@@ -424,7 +290,7 @@ def degrade(
             exclude=tuple(exclude),
             follow_symlinks=follow_symlinks,
             overwrite=overwrite,
-            shard=_shard(shard, events),
+            shard=pick_shard(shard, events),
             jobs=jobs,
             dry_run=dry_run,
             max_pixels=max_pixels,
@@ -432,7 +298,7 @@ def degrade(
         )
         return run_degrade(inputs, options, events=events, cancel=cancel)
 
-    _command(paths, "gvr degrade HQ... LQ_DIR", as_json, events, run)
+    run_batch_command(paths, "gvr degrade HQ... LQ_DIR", as_json, events, run)
 
 
 @app.command("eval", cls=GvrCommand)
@@ -455,13 +321,13 @@ def evaluate(
     from gvrcli.quality.eval import EvalOptions, render_table
     from gvrcli.quality.eval import evaluate as run_eval
 
-    events = _events(as_json, progress_interval, False, "evaluate")
+    events = make_events(as_json, progress_interval, False, "evaluate")
     write_report = None
     if report_html is not None:
         try:
             from gvrcli.quality.html_report import check_report_target, write_report
         except ImportError as e:  # plotly is the optional extra gvr[report]
-            _error(f"--report needs plotly: pip install 'gvr[report]' ({e})", as_json, EXIT_USAGE)
+            fail(f"--report needs plotly: pip install 'gvr[report]' ({e})", as_json, EXIT_USAGE)
     views: dict | None = {} if write_report is not None else None
 
     def run(inputs: list[Path], reference_dir: Path, cancel: threading.Event):
@@ -483,7 +349,7 @@ def evaluate(
             write_report(report_html, report, views)
         return report
 
-    _command(paths, "gvr eval PRED... REF_DIR", as_json, events, run, after=None if as_json else lambda r: print(render_table(r)))
+    run_batch_command(paths, "gvr eval PRED... REF_DIR", as_json, events, run, after=None if as_json else lambda r: print(render_table(r)))
 
 
 @app.command(cls=GvrCommand)
@@ -497,7 +363,7 @@ def info(
     try:
         facts = collect(model)
     except GvrError as e:
-        _error(str(e), as_json, e.exit_code)
+        fail(str(e), as_json, e.exit_code)
     if as_json:
         sys.stdout.write(json.dumps(facts, indent=None, default=str) + "\n")
     else:
@@ -532,7 +398,7 @@ def main() -> None:
     except click_exc.UsageError as e:
         as_json = "--json" in sys.argv[1:]
         try:
-            _error(e.format_message(), as_json, EXIT_USAGE)
+            fail(e.format_message(), as_json, EXIT_USAGE)
         except typer.Exit as done:
             code = done.exit_code
     except typer.Abort:

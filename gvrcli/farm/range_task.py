@@ -181,7 +181,8 @@ def read_segment(segment: Path, plan: ranges.Plan, a: int, b: int) -> dict:
 def make_plan(source: Path, plan_path: Path, options, segments: int | None, segment_frames: int | None, events) -> ranges.Plan:
     """Read ``source`` once (probe, every frame through the shot detector as ``upscale_file`` runs
     it), fix the chunk grid and write the plan. Exit 2 on a bad input or option."""
-    from gvrcli.batch import engine_settings, find_model, validate_options
+    from gvrcli.batch.model import engine_settings, find_model
+    from gvrcli.batch.options import validate_options
     from gvrcli.media.decode import VideoDecoder
     from gvrcli.media.probe import probe_video
     from gvrcli.media.scenes import ShotDetector

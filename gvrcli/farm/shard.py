@@ -1,9 +1,9 @@
 """Deterministic sharding: which inputs worker I of N takes.
 
 A file belongs to shard ``sha1(relative path) mod N``, the path being its *output's* relative to
-OUTPUT_DIR (``gvrcli.batch.plan``), so inputs whose outputs collide share a shard. (Not crc32: it
-is linear, so names that differ in one digit, like clip0..clip5, can all share a parity and land
-in one shard.) The hash depends only on that one path, so the N shards partition the inputs
+OUTPUT_DIR (``gvrcli.batch.planning.plan``), so inputs whose outputs collide share a shard. (Not
+crc32: it is linear, so names that differ in one digit, like clip0..clip5, can all share a parity
+and land in one shard.) The hash depends only on that one path, so the N shards partition the inputs
 exactly, and a file keeps its shard when other files appear or vanish between runs (an index into
 a sorted list would reshuffle).
 """

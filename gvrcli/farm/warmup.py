@@ -4,9 +4,9 @@ What a task pays once per machine (or container) and then finds on disk: the CPU
 probe (``gvrcli.inference.speed``, kept per machine), OpenVINO's compiled graphs (``GVR_OV_CACHE``),
 a TensorRT engine (``--trt-cache``). A farm's step environment runs this once per worker session
 (``examples/openjd/``), so each range task starts from warm caches instead of compiling. It runs
-the real path, ``gvrcli.batch.upscale``, on a synthetic clip of one chunk at the size the tasks
-will see (the plan's input, or ``--input-size``), with one sampler step (the graphs and their
-shapes do not depend on the step count), in a temporary folder removed afterwards.
+the real path, ``gvrcli.batch.upscale.upscale``, on a synthetic clip of one chunk at the size the
+tasks will see (the plan's input, or ``--input-size``), with one sampler step (the graphs and
+their shapes do not depend on the step count), in a temporary folder removed afterwards.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def warmup(options, width: int, height: int, events=None) -> dict:
     """Load ``options``' model as ``gvr upscale`` would and run one chunk of ``width`` x ``height``
     frames through it; returns what ran (backend, precision, seconds). Raises GvrError like the
     batch (2: bad model or options, 75: retry elsewhere)."""
-    from gvrcli.batch import engine_settings, find_model, upscale
+    from gvrcli.batch.model import engine_settings, find_model
+    from gvrcli.batch.upscale import upscale
     from gvrcli.progress import SilentEvents
 
     events = events or SilentEvents()

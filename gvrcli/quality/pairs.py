@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gvrcli.batch import BatchOptions, Job, check_batch, plan_batch, process_batch
+from gvrcli.batch.options import BatchOptions, check_batch
+from gvrcli.batch.planning import Job, plan_batch
+from gvrcli.batch.runner import process_batch
 from gvrcli.errors import InputError, UsageError
 from gvrcli.media.encode import EncodeSettings
 from gvrcli.media.formats import OutputCodec

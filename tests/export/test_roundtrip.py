@@ -91,7 +91,8 @@ def prompted_runs(dynamic_onnx, tmp_path_factory):
     import numpy as np
     from safetensors.numpy import save_file
 
-    from gvrcli.batch import UpscaleOptions, upscale
+    from gvrcli.batch.options import UpscaleOptions
+    from gvrcli.batch.upscale import upscale
 
     root = tmp_path_factory.mktemp("prompted")
     src = root / "in"

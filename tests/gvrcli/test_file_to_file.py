@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from tests.clips import read_video, write_video
 
-from gvrcli.batch import UpscaleOptions, names_a_file, upscale
+from gvrcli.batch.options import UpscaleOptions, names_a_file
+from gvrcli.batch.upscale import upscale
 from gvrcli.errors import UsageError
 from gvrcli.quality.pairs import DegradeOptions, degrade
 from gvrcli.report import DONE, SKIPPED

@@ -108,7 +108,8 @@ def slow_steps(monkeypatch):
 
 
 def upscale_with(events, clip_dir, out_dir, model):
-    from gvrcli.batch import UpscaleOptions, upscale
+    from gvrcli.batch.options import UpscaleOptions
+    from gvrcli.batch.upscale import upscale
 
     report = upscale([clip_dir], UpscaleOptions(output_dir=out_dir, model=model, steps=8), events)
     events.finished(report)

@@ -1,4 +1,4 @@
-"""``gvrcli.batch.upscale`` end to end on generated videos with the fake model.
+"""``gvrcli.batch.upscale.upscale`` end to end on generated videos with the fake model.
 
 What a user gets: the tree mirrored, each output scale x its input, every frame with its
 timestamp, audio copied, colour tags and rotation carried, nothing else left in OUTPUT_DIR.
@@ -15,7 +15,8 @@ from tests.clips import read_video, write_video
 from tests.fake_model import bilinear_up
 from tests.clips import Tone, write_audio, write_still
 
-from gvrcli.batch import UpscaleOptions, upscale
+from gvrcli.batch.options import UpscaleOptions
+from gvrcli.batch.upscale import upscale
 from gvrcli.errors import ModelError, UsageError
 from gvrcli.report import DONE, FAILED, SKIPPED
 

@@ -71,7 +71,8 @@ def test_a_finished_run_sweeps_what_dead_workers_left(tmp_path, fake_model):
     """A killed worker's lock and partial for a file outside this run's inputs are removed too."""
     from tests.clips import write_video
 
-    from gvrcli.batch import UpscaleOptions, upscale
+    from gvrcli.batch.options import UpscaleOptions
+    from gvrcli.batch.upscale import upscale
 
     out = tmp_path / "out"
     orphan = out / "elsewhere" / "x.mp4"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gvrcli.batch import UpscaleOptions, plan_jobs
+from gvrcli.batch.options import UpscaleOptions
+from gvrcli.batch.planning import plan_jobs
 from gvrcli.farm.discovery import check_output_dir, find_candidates
 from gvrcli.errors import UsageError
 from gvrcli.media.formats import get_codec, output_relative_path

@@ -221,7 +221,8 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path):
 def test_openvino_ir_upscales_a_video_like_onnx_runtime(tmp_path, fake_model, openvino_ir):
     from tests.clips import read_video, write_video
 
-    from gvrcli.batch import UpscaleOptions, upscale
+    from gvrcli.batch.options import UpscaleOptions
+    from gvrcli.batch.upscale import upscale
 
     src = write_video(tmp_path / "in" / "a.mkv", frames=4, codec="ffv1", pix_fmt="yuv444p")
     lossless = dict(codec="ffv1", pix_fmt="bgr0")

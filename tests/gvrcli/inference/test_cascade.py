@@ -11,7 +11,8 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 import models
-from gvrcli.batch import UpscaleOptions, upscale
+from gvrcli.batch.options import UpscaleOptions
+from gvrcli.batch.upscale import upscale
 from gvrcli.inference.ort_backend import OrtBackend
 from gvrcli.inference.modelfile import read_manifest, resolve_model_path
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, read_vae

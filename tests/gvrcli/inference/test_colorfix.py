@@ -111,7 +111,8 @@ def lossless_clip(tmp_path_factory):
 
 
 def _run(clip, model, out, **options):
-    from gvrcli.batch import UpscaleOptions, upscale
+    from gvrcli.batch.options import UpscaleOptions
+    from gvrcli.batch.upscale import upscale
 
     opts = UpscaleOptions(output_dir=out, model=model, codec="ffv1", pix_fmt="bgr0", threads=1, **options)
     report = upscale([clip], opts)

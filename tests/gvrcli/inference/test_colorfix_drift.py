@@ -47,7 +47,8 @@ def hills_small(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def drift_runs(drifting_ir, hills_small, tmp_path_factory):
     """HR outputs (T, 3, H, W) per method, and the reference: the bilinear upscale of the input."""
-    from gvrcli.batch import UpscaleOptions, upscale
+    from gvrcli.batch.options import UpscaleOptions
+    from gvrcli.batch.upscale import upscale
 
     outputs = {}
     for method in ("none", "wavelet", "adain"):

@@ -6,7 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from gvrcli.batch import UpscaleOptions, upscale
+from gvrcli.batch.options import UpscaleOptions
+from gvrcli.batch.upscale import upscale
 from gvrcli.inference.ort_backend import OrtBackend
 from gvrcli.inference.modelfile import read_manifest, resolve_model_path
 from gvrcli.inference.tiling import window_starts
