@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gvrbase", "models", "export", "gvrcli")  # bottom to top
 
 # The CLI floor: the Typer commands and what only they use. Everything else in gvrcli is runtime.
-CLI = frozenset({"gvrcli.__main__", "gvrcli.cli", "gvrcli.cli_help", "gvrcli.export_command", "gvrcli.trial_command"})
+CLI = frozenset({"gvrcli.__main__", "gvrcli.cli", "gvrcli.cli_frame", "gvrcli.cli_help", "gvrcli.cli_values", "gvrcli.export_command", "gvrcli.trial_command"})
 FLOOR_NAMES = ("gvrbase", "models", "export", "runtime", "CLI")
 # Above every floor: what the packages may never import (dev tools, tests, benchmarks, examples).
 ABOVE = frozenset({"tools", "tests", "benchmarks", "examples"})

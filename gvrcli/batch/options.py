@@ -74,7 +74,7 @@ class UpscaleOptions(BatchOptions):
     crf: int | None = None
     pix_fmt: str | None = None
     threads: int = 0
-    trt_cache: Path | None = None  # TensorRT engine cache folder; None = backends.default_trt_cache()
+    trt_cache: Path | None = None  # TensorRT engine cache folder; None = ort_backend.default_trt_cache()
     tile: int = 0
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     chunk_frames: int | None = None

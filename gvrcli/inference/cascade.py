@@ -34,7 +34,7 @@ from gvrcli.inference.engine import NonFiniteOutput, Upscaler
 from gvrcli.inference.streaming import StreamingUpscaler
 from gvrcli.inference.memory import ram_mb
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, VaeGraphs, pad_to_multiple
-from gvrcli.inference.vae_plan import RoleCost, VaePlan, plan_vae, runtime_of
+from gvrcli.inference.vae_plan import RoleCost, VaePlan, lean_baseline_mb, plan_vae, runtime_of
 from gvrcli.media.decode import ColourTags
 from gvrcli.media.encode import EncodeSettings, VideoEncoder
 from gvrcli.inference.text import prompt_for_latents
@@ -78,14 +78,17 @@ class LatentCascade:
         lr, frames = (H // s, W // s), up.settings.chunk_frames
         hr = (lr[0] * self.scale, lr[1] * self.scale)
         runtime = runtime_of(up.model)
-        enc, dec = (RoleCost.of(self.vae.manifests[r], runtime) for r in ("vae_encoder", "vae_decoder"))
+        enc, dec = (RoleCost.of(self.vae.manifests[r], runtime, self.vae.file_mb.get(f"{r}_first", 0.0)) for r in ("vae_encoder", "vae_decoder"))
         denoiser = memory.peak_mb(frames, *lr, *lr) - memory.baseline_mb  # its whole-frame working set
         budget = up.settings.memory_budget_mb or ram_mb() / 2  # auto: at most half the RAM
         self.plan = plan_vae(enc, dec, lr, hr, budget_mb=budget, baseline_mb=memory.baseline_mb, others_mb=denoiser)
+        if self.plan.lean:  # the decoder's first-chunk graph comes back for its chunk (the encoder's runs next)
+            up.model.drop("vae_decoder_first")
         # What the VAE keeps between chunks is held while the denoiser runs: its planner must see it.
-        up.memory = dataclasses.replace(memory, baseline_mb=memory.baseline_mb + self.plan.encoder.held_mb + self.plan.decoder.held_mb)
-        self.encoder = ChunkedEncoder(up.model, self.vae, self.plan.encoder)
-        self.decoder = ChunkedDecoder(up.model, self.vae, self.plan.decoder)
+        baseline = lean_baseline_mb(self.plan, enc, dec, memory.baseline_mb)
+        up.memory = dataclasses.replace(memory, baseline_mb=baseline + self.plan.encoder.held_mb + self.plan.decoder.held_mb)
+        self.encoder = ChunkedEncoder(up.model, self.vae, self.plan.encoder, self.plan.lean)
+        self.decoder = ChunkedDecoder(up.model, self.vae, self.plan.decoder, self.plan.lean)
         if not self.plan.fits:
             up.warnings.append(
                 f"--memory-budget {budget:.0f} MiB is below what the VAE needs at {W}x{H} even in its smallest "
@@ -98,7 +101,7 @@ class LatentCascade:
             return {}
         spill = sum(r.runner.tiled.spill_seconds for r in (self.encoder, self.decoder) if r.runner.tiled is not None)
         return {
-            "plan": self.plan.describe(), "fits": self.plan.fits,
+            "plan": self.plan.describe(), "fits": self.plan.fits, "lean": self.plan.lean,
             "encode": self.plan.encoder.to_dict(8), "decode": self.plan.decoder.to_dict(8),
             "encode_s": round(self.encoder.seconds, 3), "decode_s": round(self.decoder.seconds, 3), "spill_s": round(spill, 3),
         }

@@ -15,8 +15,10 @@ before any video, so a graph that disagrees with its manifest fails once, not pe
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 from models.manifest import CONDITION, STEP, TEXT, ModelManifest
@@ -38,6 +40,30 @@ ACTIVATION_FACTOR = {"onnxruntime": 50, "openvino": 18}
 ACTIVATION_FIXED_MB = {"onnxruntime": 300, "openvino": 256}
 
 
+class OnDemand(dict):
+    """role -> a loaded graph (a session, a compiled model): those loaded up front, and any other
+    (or one dropped since) loaded when first asked for. A lean VAE plan (``gvrcli.inference.vae_plan``)
+    drops a first-chunk graph after its chunk and gets it back for the next file's."""
+
+    def __init__(self, loaded: dict, load: Callable[[str], object]):
+        super().__init__(loaded)
+        self._load = load
+
+    def __missing__(self, role: str):
+        value = self[role] = self._load(role)
+        return value
+
+
+def give_memory_back() -> None:
+    """Ask the C allocator to return freed memory to the system (glibc keeps it otherwise): after a
+    graph's weights are dropped, so the process's resident size shows it."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # musl and others: nothing to ask
+            pass
+
+
 class Bound(Protocol):
     def run(self) -> None:
         """Run the graph on the bound buffers (outputs written in place)."""
@@ -55,6 +81,9 @@ class LoadedModel(Protocol):
 
     def interrupt(self) -> None:
         """Abort the runs in flight (from another thread): SIGTERM must not wait out a long step."""
+
+    def drop(self, role: str) -> None:
+        """Unload ``role``'s graph and its weights now; its next run loads it again."""
 
 
 _OOM_MARKERS = ("out of memory", "failed to allocate", "bad_alloc", "cudaerrormemoryallocation")

@@ -10,7 +10,7 @@ kernel sees, not one model call's. Its parts, per file being worked on (``--jobs
   plus ``QUEUED_HR_FRAMES`` frames on their way to the encoder. Tiling cannot shrink these;
 * **the model's working set for one tile**: its backend's measured fixed part plus its activation
   factor times the tile's HR latent (``ACTIVATION_FIXED_MB`` and ``ACTIVATION_FACTOR`` in
-  ``gvrcli.inference.backends``: the engine's latent buffers, the runtime's activations and its
+  ``gvrcli.inference.loaded``: the engine's latent buffers, the runtime's activations and its
   allocator's slack).
 
 Among the grids whose tiles fit, the planner takes the one predicted fastest by the backend's

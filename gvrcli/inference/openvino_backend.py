@@ -19,6 +19,7 @@ from models.manifest import STEP, ModelManifest
 from gvrbase.errors import first_line
 from gvrcli.errors import ModelError, RetryableError, UsageError
 from gvrcli.inference.caches import compiled_cache, irregular_entry
+from gvrcli.inference.loaded import OnDemand
 from gvrcli.inference.modelfile import graph_paths, read_manifest
 from gvrcli.inference.openvino_model import OpenVinoModel
 from gvrcli.inference.precision import artefact_precision
@@ -64,15 +65,24 @@ class OpenVinoBackend:
             config["INFERENCE_PRECISION_HINT"] = "f16" if device.startswith("GPU") else "f32"
         if self.threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = self.threads
-        graphs, compiled = {}, {}
         cache, note = self._cache_config()
         cached = {**config, **cache}
-        for role, path in graph_paths(self.model_path, manifest).items():
+        paths = graph_paths(self.model_path, manifest)
+
+        def read(role: str):
             try:
-                graphs[role] = core.read_model(str(path))
-                compiled[role] = core.compile_model(graphs[role], device, cached)
+                return core.read_model(str(paths[role]))
             except RuntimeError as e:
-                raise ModelError(f"model {path}: OpenVINO cannot compile it for {device} ({first_line(e)})") from None
+                raise ModelError(f"model {paths[role]}: OpenVINO cannot read it ({first_line(e)})") from None
+
+        def compile_(role: str):
+            try:
+                return core.compile_model(graphs[role], device, cached)
+            except RuntimeError as e:
+                raise ModelError(f"model {paths[role]}: OpenVINO cannot compile it for {device} ({first_line(e)})") from None
+
+        graphs, compiled = OnDemand({}, read), OnDemand({}, compile_)  # a dropped graph loads again when run
+        compiled.update({role: compile_(role) for role in paths})
         try:
             devices = compiled[STEP].get_property("EXECUTION_DEVICES")
         except RuntimeError:

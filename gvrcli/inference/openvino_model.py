@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from models.manifest import ModelManifest
 
-from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, f32_buffer, raise_if_oom
+from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, f32_buffer, give_memory_back, raise_if_oom
 
 
 # Clips at least this large (output pixels x frames) run on a copy of the graph compiled for their
@@ -96,6 +96,15 @@ class OpenVinoModel:
         with self._lock:
             for key in [k for k in self._static if k[0] == role]:
                 del self._static[key]
+
+    def drop(self, role: str) -> None:
+        """Unload ``role`` now (its requests, compiled copies and graph: its weights); its next run
+        reads and compiles it again (``OnDemand``; OpenVINO's compiled-model cache makes that quick)."""
+        self.release(role)
+        with self._lock:
+            self.compiled.pop(role, None)
+            self.graphs.pop(role, None)
+        give_memory_back()
 
     def interrupt(self) -> None:
         self._interrupted.set()

@@ -22,7 +22,7 @@ from gvrcli.errors import ModelError, RetryableError, UsageError
 from gvrcli.inference.caches import compiled_cache, irregular_entry
 from gvrbase.devices import gpu_present
 from gvrcli.inference.gpu import preload_cuda_libraries
-from gvrcli.inference.loaded import raise_if_oom
+from gvrcli.inference.loaded import OnDemand, raise_if_oom
 from gvrcli.inference.modelfile import graph_paths, read_manifest
 from gvrcli.inference.ort_model import OrtModel
 from gvrcli.inference.precision import artefact_precision
@@ -127,11 +127,16 @@ class OrtBackend:
                 )
         preloaded = preload_cuda_libraries(ort) if use != "cpu" else ""
         sessions, shape_math = {}, {}
-        for role, path in graph_paths(self.model_path, manifest).items():
+        paths = graph_paths(self.model_path, manifest)
+
+        def load(role: str):
             if use == "cpu":
-                sessions[role] = self._session(ort, path, [("CPUExecutionProvider", {})], strict=False)
-                continue
-            sessions[role], shape_math[role] = self._gpu_session(ort, path, use, manifest, role, precision)
+                return self._session(ort, paths[role], [("CPUExecutionProvider", {})], strict=False), 0
+            return self._gpu_session(ort, paths[role], use, manifest, role, precision)
+
+        for role in paths:
+            sessions[role], shape_math[role] = load(role)
+        sessions = OnDemand(sessions, lambda role: load(role)[0])
         note = self.cache_note
         if any(shape_math.values()):
             counts = ", ".join(f"{n} in the {role} graph" for role, n in shape_math.items() if n)

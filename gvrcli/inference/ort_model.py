@@ -5,7 +5,8 @@ the sessions; this is what it hands the engine. A binding is made once per clip 
 sampler step: inputs are read and outputs written in place, host numpy buffers on the CPU, device
 ``OrtValue``s (``device_buffer``) on a GPU, so the sampler's latents never cross to the host
 between steps. ``interrupt`` ends the runs in flight between kernels (SIGTERM must not wait out a
-long step), and ``release`` lets a graph run in bursts give its arena memory back.
+long step), ``release`` lets a graph run in bursts give its arena memory back, and ``drop`` unloads
+one (it loads again when next run).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from models.manifest import ModelManifest
 
-from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, f32_buffer, raise_if_oom
+from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, f32_buffer, give_memory_back, raise_if_oom
 
 
 @dataclass
 class OrtModel:
     manifest: ModelManifest
-    sessions: dict  # role -> InferenceSession
+    sessions: dict  # role -> InferenceSession (an ``OnDemand``: a dropped one loads again when run)
     description: str
     precision: str
     note: str = ""
@@ -37,6 +38,12 @@ class OrtModel:
         """Let ``role``'s runs give their working memory back when they end (the arena shrinks to what
         is in use), at some cost per run: for graphs run in bursts (the tiled VAE, gvrcli.inference.vae_plan)."""
         self._shrink.add(role)
+
+    def drop(self, role: str) -> None:
+        """Unload ``role``'s session and its weights now; its next run loads it again (``OnDemand``)."""
+        self.sessions.pop(role, None)
+        self._shrink.discard(role)
+        give_memory_back()
 
     def bind(self, role, inputs, outputs) -> "OrtBound":
         """An IOBinding: ORT reads the inputs and writes the outputs in place. A value is a host

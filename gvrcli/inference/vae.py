@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ class VaeGraphs:
     """The four VAE graphs' manifests, by role (``models.vae_manifest.GRAPH_ROLES``)."""
 
     manifests: dict[str, VaeManifest]
+    file_mb: dict[str, float] = field(default_factory=dict)  # each graph's file (its weights), MiB
 
     @property
     def spatial_factor(self) -> int:
@@ -70,7 +71,7 @@ def read_vae(path: Path, manifest: ModelManifest) -> VaeGraphs:
         if m.codec != manifest.codec or m.latent_channels != manifest.latent_channels:
             raise ModelError(f"model {path}: its VAE ({m.codec}, {m.latent_channels} channels) is not the denoiser's latent space ({manifest.codec})")
         manifests[role] = m
-    return VaeGraphs(manifests)
+    return VaeGraphs(manifests, {role: paths[role].stat().st_size / 2**20 for role in GRAPH_ROLES})
 
 
 def _check_vae_io(path: Path, m: VaeManifest, io) -> None:
@@ -211,19 +212,23 @@ class TiledChain:
 
 
 class _Runner:
-    """A role's chunks one piece (``_Chain``) or tiled (``TiledChain``), grouped when spilled; timed."""
+    """A role's chunks one piece (``_Chain``) or tiled (``TiledChain``), grouped when spilled; timed.
+    ``lean`` (``VaePlan.lean``): the first chunk runs as a group of its own (through every tile),
+    then the role's first-chunk graph is dropped from the loaded model."""
 
-    def __init__(self, model: LoadedModel, vae: VaeGraphs, role: str, plan: RolePlan | None):
-        self.plan = plan
+    def __init__(self, model: LoadedModel, vae: VaeGraphs, role: str, plan: RolePlan | None, lean: bool = False):
+        self.plan, self.model, self.role = plan, model, role
         self.tiled = TiledChain(model, vae, role, plan) if plan is not None and plan.tiled else None
         self.chain = _Chain(model, vae, role)
         self.group = GROUP if self.tiled is not None and plan.spill else 1  # chunks run tile-major together
+        self.first_graph_loaded = lean  # dropped after the first group when lean
         self.pending: list[tuple[np.ndarray, tuple]] = []
         self.seconds = 0.0
 
     def push(self, x: np.ndarray, cells: tuple[int, int], out_shape: tuple) -> list[np.ndarray]:
         self.pending.append((x, out_shape))
-        return self._flush(cells) if len(self.pending) >= self.group else []
+        group = 1 if self.first_graph_loaded else self.group
+        return self._flush(cells) if len(self.pending) >= group else []
 
     def flush(self, cells: tuple[int, int] | None) -> list[np.ndarray]:
         """The outputs of chunks still waiting for their group (the clip's end)."""
@@ -244,6 +249,9 @@ class _Runner:
             if release is not None:
                 for role in (self.tiled.role, f"{self.tiled.role}_first"):
                     release(role)
+        if self.first_graph_loaded:  # a lean plan: the first chunk has run through every tile
+            self.first_graph_loaded = False
+            self.model.drop(f"{self.role}_first")
         self.seconds += time.perf_counter() - started
         return outs
 
@@ -252,10 +260,11 @@ class ChunkedEncoder:
     """Pixels -> normalised latents, streaming: ``push`` one planar frame (3, H, W) in [0, 1] (H, W
     multiples of 8), get back the latent frames (C, H/8, W/8) it completes. ``finish`` pads the last
     group of 4 by repeating the last frame (any length becomes 4n + 1 frames, as the VAE needs).
-    ``plan`` (``gvrcli.inference.vae_plan.RolePlan``): tiles, and caches spilled, as planned."""
+    ``plan`` (``gvrcli.inference.vae_plan.RolePlan``): tiles, and caches spilled, as planned;
+    ``lean``: the first-chunk graph is dropped after the first chunk (``VaePlan.lean``)."""
 
-    def __init__(self, model: LoadedModel, vae: VaeGraphs, plan: RolePlan | None = None):
-        self.runner = _Runner(model, vae, "vae_encoder", plan)
+    def __init__(self, model: LoadedModel, vae: VaeGraphs, plan: RolePlan | None = None, lean: bool = False):
+        self.runner = _Runner(model, vae, "vae_encoder", plan, lean)
         self.channels = vae.manifests["vae_encoder"].latent_channels
         self.f, self.s = vae.temporal_factor, vae.spatial_factor
         self.group: list[np.ndarray] = []
@@ -295,8 +304,8 @@ class ChunkedDecoder:
     frames (3, 8h, 8w) in [0, 1]: 1 for the first latent frame, 4 for each later one (with spilled
     tiles, a group's frames at once; ``finish`` returns the rest). ``plan``: as ``ChunkedEncoder``'s."""
 
-    def __init__(self, model: LoadedModel, vae: VaeGraphs, plan: RolePlan | None = None):
-        self.runner = _Runner(model, vae, "vae_decoder", plan)
+    def __init__(self, model: LoadedModel, vae: VaeGraphs, plan: RolePlan | None = None, lean: bool = False):
+        self.runner = _Runner(model, vae, "vae_decoder", plan, lean)
         self.f, self.s = vae.temporal_factor, vae.spatial_factor
         self.cells: tuple[int, int] | None = None
         self._first = True

@@ -29,6 +29,12 @@ process holds (``plan_vae``), preferring the encoder and the decoder alike in th
    ``GROUP`` latent frames (tile-major within a group), so memory holds one tile's caches and the
    group's frames. Slower (the caches' bytes are written and read once per group and tile).
 
+Each of these runs with every graph loaded, or **lean**: each role's first-chunk graph (as large
+as its step graph: ~270 MiB for the Wan2.1 decoder) is loaded only for the first chunk, then
+dropped (``drop`` on the loaded model), so the rest of the file runs with the two step graphs'
+weights, not four. Lean costs a session load per role and file; it is chosen when it saves tiles
+(fewer tiles compute less overlap) or spilling, and never where everything fits anyway.
+
 A budget nothing meets is reported (``VaePlan.fits`` False) and the smallest spilled tiles run.
 """
 
@@ -53,6 +59,9 @@ DEFAULT_OVERLAP = 8  # latent cells (64 pixels, as diffusers' 256-pixel tiles at
 MIN_TILE = 12  # latent cells: smaller tiles would be mostly overlap
 ROLES = ("vae_encoder", "vae_decoder")
 FIRST_SHARE = 0.5  # the first-chunk graph's working set / the step graph's (1 frame in or out, not 4; rounded up)
+# Resident MiB of a loaded graph per MiB of its file (its weights): 1.03-1.10 on ONNX Runtime and
+# OpenVINO CPU for the Wan2.1 VAE graphs (2-core Xeon). Loading counts the upper end, dropping the lower.
+WEIGHTS_LOADED, WEIGHTS_FREED = 1.1, 1.0
 
 
 def runtime_of(model) -> str:
@@ -71,14 +80,16 @@ class RoleCost:
     factor: float  # bytes per frame-pixel at full resolution
     frames: int = 4  # full-resolution frames per chunk (the step graphs')
     pixels_per_cell: int = 64  # full-resolution pixels per latent cell
+    first_weights_mb: float = 0.0  # the first-chunk graph's file: what dropping it frees (lean plans)
 
     @classmethod
-    def of(cls, manifest, runtime: str) -> "RoleCost":
+    def of(cls, manifest, runtime: str, first_weights_mb: float = 0.0) -> "RoleCost":
         """From the role's step-graph manifest (``models.vae_manifest.VaeManifest``)."""
         floats = sum(c["channels"] * c["frames"] * (c["per_cell"][0] / c["per_cell"][1]) ** 2 for c in manifest.caches)
         scale = manifest.config.get("base_dim", BASE_DIM) / BASE_DIM
         key = (runtime, manifest.role)
-        return cls(manifest.role, floats, VAE_FIXED_MB[key], VAE_FACTOR[key] * scale, pixels_per_cell=manifest.spatial_factor**2)
+        return cls(manifest.role, floats, VAE_FIXED_MB[key], VAE_FACTOR[key] * scale,
+                   pixels_per_cell=manifest.spatial_factor**2, first_weights_mb=first_weights_mb)
 
     def cache_mb(self, h: int, w: int) -> float:
         """The caches of one h x w latent grid."""
@@ -126,6 +137,7 @@ class VaePlan:
     budget_mb: float
     estimate_mb: float  # the process's planned peak
     fits: bool
+    lean: bool = False  # the first-chunk graphs are loaded only for their chunk
 
     def describe(self) -> str:
         def one(p: RolePlan, f: int) -> str:
@@ -133,16 +145,18 @@ class VaePlan:
                 return "one piece"
             return f"{p.grid[0]}x{p.grid[1]} tiles of {p.tile[1] * f}x{p.tile[0] * f} px, overlap {p.overlap * f} px" + (", caches on disk" if p.spill else "")
 
-        return f"VAE encode {one(self.encoder, 8)}, decode {one(self.decoder, 8)}; planned peak {self.estimate_mb:.0f} MiB of {self.budget_mb:.0f} MiB"
+        lean = ", first-chunk graphs loaded for their chunk only" if self.lean else ""
+        return f"VAE encode {one(self.encoder, 8)}, decode {one(self.decoder, 8)}{lean}; planned peak {self.estimate_mb:.0f} MiB of {self.budget_mb:.0f} MiB"
 
 
 def _side(length: int, pieces: int, overlap: int) -> int:
     return min(length, math.ceil((length + (pieces - 1) * overlap) / pieces))
 
 
-def role_options(cost: RoleCost, h: int, w: int, overlap: int = DEFAULT_OVERLAP) -> list[RolePlan]:
+def role_options(cost: RoleCost, h: int, w: int, overlap: int = DEFAULT_OVERLAP, lean: bool = False) -> list[RolePlan]:
     """Every way to run one role on an h x w latent grid, from fastest to leanest: one piece, then
-    tile grids from fewest tiles up, caches in memory, then the same grids with caches spilled."""
+    tile grids from fewest tiles up, caches in memory, then the same grids with caches spilled.
+    ``lean``: the first-chunk graph is dropped after its chunk, and its working set with it."""
     from gvrcli.inference.tiling import window_starts
 
     grids = []  # square-ish tiles, from 2 pieces down the longer side up to tiles of MIN_TILE cells
@@ -154,7 +168,7 @@ def role_options(cost: RoleCost, h: int, w: int, overlap: int = DEFAULT_OVERLAP)
         grid = (len(window_starts(h, th, overlap)), len(window_starts(w, tw, overlap)))
         if grid != (1, 1) and all(g[0] != (th, tw) for g in grids):
             grids.append(((th, tw), grid))
-    work = (1 + FIRST_SHARE) * cost.work_mb(h, w)
+    work = (1 + (0 if lean else FIRST_SHARE)) * cost.work_mb(h, w)
     one = RolePlan(cost.role, (h, w), 0, (1, 1), False, cost.cache_mb(h, w) + work, 2 * cost.cache_mb(h, w) + work)
     options = [one]
     for spill in (False, True):
@@ -173,20 +187,33 @@ def plan_vae(
     *, budget_mb: float, baseline_mb: float, others_mb: float = 0.0, overlap: int = DEFAULT_OVERLAP,
 ) -> VaePlan:
     """The fastest pair of role plans whose peak stays within ``budget_mb``: the process holds
-    ``baseline_mb`` (runtimes and weights), ``others_mb`` (the denoiser's working set, kept by its
-    runtime too) and both roles' ``held_mb``; one role runs at a time."""
-    enc_opts = role_options(encoder, *lr_cells, overlap)
-    dec_opts = role_options(decoder, *hr_cells, overlap)
+    ``baseline_mb`` (runtimes and every graph's weights, as loaded), ``others_mb`` (the denoiser's
+    working set, kept by its runtime too) and both roles' ``held_mb``; one role runs at a time.
+    Lean pairs hold the first-chunk graphs' weights only while their role's first chunk runs (the
+    decoder's is loaded again for it: the encoder's first chunk comes long before)."""
+    pairs = []
+    for lean in (False, True) if encoder.first_weights_mb + decoder.first_weights_mb > 0 else (False,):
+        enc_opts, dec_opts = role_options(encoder, *lr_cells, overlap, lean), role_options(decoder, *hr_cells, overlap, lean)
+        pairs += [(e, d, lean) for e in enc_opts for d in dec_opts]
 
-    def peak(e: RolePlan, d: RolePlan) -> float:
-        return baseline_mb + others_mb + max(e.peak_mb + d.held_mb, d.peak_mb + e.held_mb)
+    def peak(e: RolePlan, d: RolePlan, lean: bool) -> float:
+        if not lean:
+            return baseline_mb + others_mb + max(e.peak_mb + d.held_mb, d.peak_mb + e.held_mb)
+        steps_only = baseline_mb - WEIGHTS_FREED * (encoder.first_weights_mb + decoder.first_weights_mb)
+        first_e, first_d = (WEIGHTS_LOADED * c.first_weights_mb for c in (encoder, decoder))
+        return steps_only + others_mb + max(e.peak_mb + d.held_mb + first_e, d.peak_mb + e.held_mb + first_d)
 
-    def slowness(e: RolePlan, d: RolePlan) -> tuple:
-        # spilling costs most, then each tile (its overlap is computed twice); the decoder is the bigger stage
-        return (e.spill + d.spill, d.grid[0] * d.grid[1] + e.grid[0] * e.grid[1])
+    def slowness(e: RolePlan, d: RolePlan, lean: bool) -> tuple:
+        # spilling costs most, then each tile (its overlap is computed twice), then reloading the
+        # first-chunk graphs (seconds a file); the decoder is the bigger stage
+        return (e.spill + d.spill, d.grid[0] * d.grid[1] + e.grid[0] * e.grid[1], lean)
 
-    pairs = [(e, d) for e in enc_opts for d in dec_opts]
     fitting = [p for p in pairs if peak(*p) <= budget_mb]
     fits = bool(fitting)
-    e, d = min(fitting, key=lambda p: slowness(*p)) if fits else min(pairs, key=lambda p: peak(*p))
-    return VaePlan(e, d, budget_mb, peak(e, d), fits)
+    e, d, lean = min(fitting, key=lambda p: slowness(*p)) if fits else min(pairs, key=lambda p: peak(*p))
+    return VaePlan(e, d, budget_mb, peak(e, d, lean), fits, lean)
+
+
+def lean_baseline_mb(plan: VaePlan, encoder: RoleCost, decoder: RoleCost, baseline_mb: float) -> float:
+    """What the process holds between chunks once a lean plan has dropped the first-chunk graphs."""
+    return baseline_mb - WEIGHTS_FREED * (encoder.first_weights_mb + decoder.first_weights_mb) if plan.lean else baseline_mb

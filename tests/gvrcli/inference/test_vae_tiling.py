@@ -2,6 +2,8 @@
 tile's causal caches carried on (in memory or through disk), a blend close to the one-piece result,
 and the plan in the file's JSON report. Tiny random-weight VAE (``base_dim=16``) and tiny clips."""
 
+import dataclasses
+
 import av
 import numpy as np
 import pytest
@@ -61,6 +63,26 @@ def test_the_denoiser_and_the_held_caches_count_against_the_budget():
     assert busy.estimate_mb <= 30000
     held = lambda p: p.encoder.held_mb + p.decoder.held_mb  # noqa: E731
     assert held(busy) < held(free)  # the denoiser's 20 GB leave the caches less room
+
+
+def test_a_lean_plan_drops_the_first_chunk_graphs_when_that_saves_tiles():
+    enc, dec = (dataclasses.replace(c, first_weights_mb=w) for c, w in ((ENC, 200), (DEC, 275)))
+    baseline = 1000 + 1.1 * (2 * 200 + 2 * 275)  # the process with all four graphs loaded
+    ample = plan_vae(enc, dec, LR, HR, budget_mb=64000, baseline_mb=baseline)
+    assert ample.fits and not ample.lean  # nothing to save: no reloading
+    for budget in (12000, 6000, 4000):
+        full = plan_vae(ENC, DEC, LR, HR, budget_mb=budget, baseline_mb=baseline)  # no first graphs to drop
+        plan = plan_vae(enc, dec, LR, HR, budget_mb=budget, baseline_mb=baseline)
+        assert plan.fits and plan.estimate_mb <= budget
+        tiles = lambda p: p.decoder.grid[0] * p.decoder.grid[1] + p.encoder.grid[0] * p.encoder.grid[1]  # noqa: E731
+        assert (plan.decoder.spill + plan.encoder.spill, tiles(plan)) <= (full.decoder.spill + full.encoder.spill, tiles(full))
+        if plan.lean:  # it was chosen because it runs fewer tiles (or spills less) than keeping every graph
+            assert (plan.decoder.spill + plan.encoder.spill, tiles(plan)) < (full.decoder.spill + full.encoder.spill, tiles(full))
+            assert "first-chunk graphs loaded for their chunk only" in plan.describe()
+    # Where one piece just misses with four graphs loaded, dropping two of them is what makes it fit.
+    one_full = plan_vae(ENC, DEC, LR, HR, budget_mb=64000, baseline_mb=baseline).estimate_mb
+    edge = plan_vae(enc, dec, LR, HR, budget_mb=one_full - 100, baseline_mb=baseline)
+    assert edge.lean and not edge.decoder.tiled and not edge.encoder.tiled
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,6 +154,22 @@ def test_the_tiled_decode_is_close_to_the_one_piece_decode(loaded, smooth_latent
     band = border_band(192, 320, [0, 64], [0, 128, 192], (128, 128), 32)
     assert psnr(blended, one) >= 24 and psnr(blended, one, band) >= 24
     assert psnr(blended, one) > psnr(butted, one) + 1
+
+
+@pytest.mark.parametrize("plan", [None, tiles("vae_decoder", 24, 40, (16, 24), 8, spill=True)], ids=["one piece", "spilled tiles"])
+def test_a_lean_run_drops_the_first_chunk_graph_after_its_chunk_and_computes_the_same(loaded, smooth_latents, plan):
+    """A lean plan runs the first chunk alone (through every tile), then unloads the first-chunk
+    graph: the frames are those of a run that keeps it (the same graphs on the same numbers, one
+    group boundary more: 1e-6 as above), and the graph loads again for the next clip."""
+    model, vae = loaded
+    full = decode(loaded, smooth_latents, plan)
+    dec = ChunkedDecoder(model, vae, plan, lean=True)
+    out = dec.push(smooth_latents[0])
+    assert len(out) == 1 and "vae_decoder_first" not in model.sessions  # dropped as soon as its chunk ran
+    frames = out + [f for z in smooth_latents[1:] for f in dec.push(z)] + dec.finish()
+    np.testing.assert_allclose(np.stack(frames, axis=1), full, atol=1e-6)
+    np.testing.assert_allclose(decode(loaded, smooth_latents, plan), full, atol=1e-6)  # loaded again on demand
+    assert "vae_decoder_first" in model.sessions
 
 
 def test_a_tiled_encode_is_close_to_the_one_piece_encode(loaded):
