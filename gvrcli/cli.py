@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from gvrcli.cli_frame import fail, finish, install_signal_handlers, make_events, run_batch_command
+from gvrcli.cli_frame import fail, finish, guarded, install_signal_handlers, make_events, run_batch_command
 from gvrcli.cli_help import ENCODING, FARM, INPUTS, MODEL, QUALITY, RESOURCES, GvrCommand, GvrGroup
 from gvrcli.cli_values import parse_size, pick_frame_range, pick_shard
 from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, Cancelled, GvrError
@@ -109,8 +109,9 @@ def upscale(
     cancel = threading.Event()
     received = install_signal_handlers(cancel)
     events = make_events(as_json, progress_interval, openjd, "upscale")
-    try:
-        chosen_range, range_index = pick_frame_range(plan, frame_range, range_index, shard, events)
+
+    def run():
+        chosen_range, index = pick_frame_range(plan, frame_range, range_index, shard, events)
         chosen_shard = pick_shard(shard, events) if plan is None else None  # one range of one file: no file sharding
         options = UpscaleOptions(  # one line per --help panel
             output_dir=output_dir, recursive=recursive, include=tuple(include), exclude=tuple(exclude), follow_symlinks=follow_symlinks,
@@ -119,15 +120,11 @@ def upscale(
             scale=scale, size=parse_size(size), cfg=cfg, steps=steps, noise_aug=noise_aug, seed=seed, color_fix=color_fix, scene_cuts=scene_cuts,
             codec=codec, crf=crf, pix_fmt=pix_fmt,
             threads=threads, tile=tile, memory_budget_mb=memory_budget, max_pixels=max_pixels, stall_timeout=stall_timeout,
-            shard=chosen_shard, jobs=jobs, plan=plan, frame_range=chosen_range, range_index=range_index,
+            shard=chosen_shard, jobs=jobs, plan=plan, frame_range=chosen_range, range_index=index,
         )
-        report = run_batch(inputs, options, events=events, cancel=cancel)
-    except GvrError as e:
-        events.close()  # no progress line after the error's summary
-        fail(str(e), as_json, e.exit_code)
-    except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
-        events.close()
-        fail(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
+        return run_batch(inputs, options, events=events, cancel=cancel)
+
+    report = guarded(run, events, as_json)
     finish(report, events, received)
 
 

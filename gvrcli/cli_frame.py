@@ -61,15 +61,21 @@ def run_batch_command(paths: list[str], usage: str, as_json: bool, events, run, 
     *inputs, directory = map(Path, paths)
     cancel = threading.Event()
     received = install_signal_handlers(cancel)
+    report = guarded(lambda: run(inputs, directory, cancel), events, as_json)
+    finish(report, events, received, after)
+
+
+def guarded(run, events, as_json: bool):
+    """``run()``'s result; an error it raises ends the command with one line (and the JSON
+    summary) and its exit code, a fault no check foresaw as an internal error (exit 1)."""
     try:
-        report = run(inputs, directory, cancel)
+        return run()
     except GvrError as e:
         events.close()  # no progress line after the error's summary
         fail(str(e), as_json, e.exit_code)
     except Exception as e:  # a fault no check foresaw: still one line, and the JSON summary
         events.close()
         fail(f"internal error ({type(e).__name__}: {e})", as_json, EXIT_SOME_FAILED)
-    finish(report, events, received, after)
 
 
 def finish(report, events, received: dict, after=None) -> None:
