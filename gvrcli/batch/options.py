@@ -23,7 +23,7 @@ from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.settings import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_TILE_OVERLAP
 from gvrcli.media.formats import VIDEO_EXTENSIONS, check_output_container, get_codec
 from gvrcli.media.probe import DEFAULT_MAX_PIXELS
-from gvrcli.streaming import DEFAULT_STALL_TIMEOUT
+from gvrcli.stages import DEFAULT_STALL_TIMEOUT
 
 # Seeds feed numpy's SeedSequence (non-negative integers); keep them to what a JSON log round-trips.
 MAX_SEED = 2**63 - 1

@@ -1,6 +1,6 @@
 """The latent cascade: VAE encode -> SimpleGVR in latent space -> VAE decode, streaming.
 
-``LatentCascade`` is the middle stage of ``gvrcli.streaming.stream_file`` for a bundle: decoded
+``LatentCascade`` is the middle stage of ``gvrcli.stages.stream_file`` for a bundle: decoded
 frames go in (padded to multiples of 8 pixels), latent frames come out of the chunked encoder
 (``gvrcli.inference.vae``), through the engine in latent mode (chunks of latent frames, tiles of
 latent cells, ``gvrcli.inference.engine``), and the HR latents through the chunked decoder; the

@@ -41,10 +41,10 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from gvrbase.atomic import written
 from gvrcli.inference.speed_table import CALIBRATED
 
 CPU_BACKENDS = ("ort-cpu", "openvino")
@@ -229,14 +229,8 @@ class MachineCache:
         text = json.dumps({"schema": SCHEMA, "key": self.key, "backends": merged}, indent=1, sort_keys=True)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".speed-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(text)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with written(self.path) as partial:
+                partial.write_text(text)
         except OSError:
             pass
 

@@ -34,7 +34,7 @@ from gvrcli.farm.discovery import Candidate, find_candidates
 from gvrcli.media.decode import VideoDecoder
 from gvrcli.media.formats import VIDEO_EXTENSIONS
 from gvrcli.media.probe import DEFAULT_MAX_PIXELS, VideoInfo
-from gvrcli.streaming import DEFAULT_STALL_TIMEOUT
+from gvrcli.stages import DEFAULT_STALL_TIMEOUT
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.quality.flow import MEDIUM, Flow, Motion, gray
 from gvrcli.quality.consistency import Consistency, Downscale, Seams, chunk_regions

@@ -28,7 +28,7 @@ from gvrcli.media.encode import EncodeSettings
 from gvrcli.media.formats import OutputCodec
 from gvrcli.media.probe import VideoInfo
 from gvrcli.pipeline import FileStats
-from gvrcli.streaming import StreamJob, stream_file
+from gvrcli.stages import StreamJob, stream_file
 from gvrcli.progress import BatchEvents, SilentEvents
 from gvrcli.quality.degrade import (
     X264_DETERMINISTIC,
@@ -60,7 +60,7 @@ class DegradeOptions(BatchOptions):
 
 
 class ClipDegrader:
-    """One clip's stages as a ``FrameStream`` for ``gvrcli.streaming.stream_file``."""
+    """One clip's stages as a ``FrameStream`` for ``gvrcli.stages.stream_file``."""
 
     def __init__(self, clip: str, info: VideoInfo, options: DegradeOptions):
         seed, scale = options.seed, options.scale

@@ -80,3 +80,33 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_written_publishes_one_file_with_the_usual_mode_and_no_partial(tmp_path):
+    out = tmp_path / "ckpt.safetensors"
+    out.write_bytes(b"old")
+    with atomic.written(out) as partial:
+        assert partial.parent == tmp_path and atomic.is_reserved_name(partial.name)
+        assert out.read_bytes() == b"old", "the old file stays whole until the new one is complete"
+        partial.write_bytes(b"new")
+    assert out.read_bytes() == b"new"
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.safetensors"]
+
+
+def test_written_removes_its_partial_when_the_writer_fails(tmp_path):
+    out = tmp_path / "speed.json"
+    with pytest.raises(OSError), atomic.written(out) as partial:
+        partial.write_text("{half")
+        raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_replaces_a_link_at_the_destination_instead_of_following_it(tmp_path):
+    target = tmp_path / "elsewhere.json"
+    target.write_text("keep")
+    out = tmp_path / "cache.json"
+    out.symlink_to(target)
+    with atomic.written(out) as partial:
+        partial.write_text("new")
+    assert target.read_text() == "keep" and not out.is_symlink() and out.read_text() == "new"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from gvr_harness import Run, cli_env, gvr, kill_group, leftovers, output_ok, outputs, parse_events, start_gvr
-from media_cases import REPO, write_video
+from media_cases import write_video
 
 STALL = 10  # --stall-timeout every case runs with: a hang would show up as a run longer than this
 DEADLINE = STALL + 50  # start-up (imports, model load) on a loaded 2-core machine, plus the stall
