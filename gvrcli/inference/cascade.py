@@ -33,6 +33,7 @@ from gvrcli.errors import Cancelled, InputError
 from gvrcli.inference.engine import NonFiniteOutput, Upscaler
 from gvrcli.inference.streaming import StreamingUpscaler
 from gvrcli.inference.memory import ram_mb
+from gvrcli.inference.modelfile import STEP
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, VaeGraphs, pad_to_multiple
 from gvrcli.inference.vae_plan import RoleCost, VaePlan, lean_baseline_mb, plan_vae, runtime_of
 from gvrcli.media.decode import ColourTags
@@ -79,9 +80,8 @@ class LatentCascade:
         hr = (lr[0] * self.scale, lr[1] * self.scale)
         runtime = runtime_of(up.model)
         enc, dec = (RoleCost.of(self.vae.manifests[r], runtime, self.vae.file_mb.get(f"{r}_first", 0.0)) for r in ("vae_encoder", "vae_decoder"))
-        denoiser = memory.peak_mb(frames, *lr, *lr) - memory.baseline_mb  # its whole-frame working set
         budget = up.settings.memory_budget_mb or ram_mb() / 2  # auto: at most half the RAM
-        self.plan = plan_vae(enc, dec, lr, hr, budget_mb=budget, baseline_mb=memory.baseline_mb, others_mb=denoiser)
+        self.plan = plan_vae(enc, dec, lr, hr, budget_mb=budget, baseline_mb=memory.baseline_mb, others_mb=self._denoiser_kept_mb(memory, frames, lr))
         if self.plan.lean:  # the decoder's first-chunk graph comes back for its chunk (the encoder's runs next)
             up.model.drop("vae_decoder_first")
         # What the VAE keeps between chunks is held while the denoiser runs: its planner must see it.
@@ -94,6 +94,17 @@ class LatentCascade:
                 f"--memory-budget {budget:.0f} MiB is below what the VAE needs at {W}x{H} even in its smallest "
                 f"tiles with caches on disk ({self.plan.estimate_mb:.0f} MiB planned); raise the budget"
             )
+
+    def _denoiser_kept_mb(self, memory, frames: int, lr: tuple[int, int]) -> float:
+        """What the denoiser's runtime keeps while the VAE runs. ONNX Runtime's arena would keep the
+        largest working set it ever had (2 GiB for a 20-frame chunk of 90x180 latents): here its
+        runs give it back when they end (``release``: the denoiser is ~1% of a cascade's time, the
+        cost of reallocating is lost in it), so its working set never meets the VAE's and nothing
+        is kept. OpenVINO keeps its infer request: the whole-frame working set, as planned."""
+        if runtime_of(self.upscaler.model) == "onnxruntime" and hasattr(self.upscaler.model, "release"):
+            self.upscaler.model.release(STEP)
+            return 0.0
+        return memory.peak_mb(frames, *lr, *lr) - memory.baseline_mb
 
     def report(self) -> dict:
         """The file report's ``vae`` entry: the plan, and each VAE stage's seconds."""

@@ -32,7 +32,7 @@ from models.codec import get_codec
 from models.manifest import CONDITION, STEP
 
 from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB, LoadedModel
-from gvrcli.inference.memory import MemoryModel, MemoryPlan, plan_tiles, resident_mb
+from gvrcli.inference.memory import MemoryModel, MemoryPlan, activation_scale, plan_tiles, resident_mb
 from gvrcli.inference.speed import SpeedModel, Timing, predict_file_seconds, table_model, window_of
 from gvrcli.errors import GvrError, ModelError
 from gvrcli.inference.noise import FrameNoise
@@ -108,7 +108,7 @@ class Upscaler(Sampler):
         self.on_speed: Callable[[SpeedModel], None] | None = None
         self._speed_measured = False
         # Measured now, after the model's load: what the process holds before its first chunk.
-        factor = getattr(model, "activation_factor", max(ACTIVATION_FACTOR.values()))
+        factor = getattr(model, "activation_factor", max(ACTIVATION_FACTOR.values())) * activation_scale(self.manifest)
         fixed = getattr(model, "activation_fixed_mb", max(ACTIVATION_FIXED_MB.values()))
         self.memory = MemoryModel(self.scale, self.codec.channels, factor, fixed, resident_mb(), settings.jobs)
 

@@ -44,6 +44,25 @@ QUEUED_HR_FRAMES = 10  # frames between the model and the encoder: its queue (8)
 AUTO_MODEL_SHARE_MB = 1024  # what ``auto`` gives the model beyond the chunk's buffers
 
 
+# dim / (patch^2 x channels) of the built-in tiny default, on which ACTIVATION_FACTOR was fitted:
+# the width of the tokens one input element feeds (64 wide, 8x8 patches of 3 channels).
+REFERENCE_ACTIVATION = 64 / (8 * 8 * 3)
+
+
+def activation_scale(manifest) -> float:
+    """How much more working set per input element this network needs than the calibration model:
+    its activations are tokens x width, and a token covers patch^2 x channels input elements. The
+    latent-space tiny (16 channels, 2x2 patches) has 3x the reference's: measured on ONNX Runtime,
+    a 20-frame chunk of 90x180 latents took 1966 MiB against 1289 planned with the unscaled factor
+    (benchmarks/calibrate_memory.py's model, issue 24). Never below 1: a narrower network is planned
+    as the reference is."""
+    config = getattr(manifest, "config", None) or {}
+    dim, patch, channels = config.get("dim"), config.get("patch"), getattr(manifest, "latent_channels", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (dim, patch, channels)):
+        return 1.0
+    return max(1.0, dim / (patch * patch * channels) / REFERENCE_ACTIVATION)
+
+
 def ram_mb() -> float:
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20

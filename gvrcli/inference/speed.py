@@ -363,10 +363,11 @@ def choose_cpu_backend(
 
 def _predict(model: SpeedModel, manifest, settings, workload: tuple[int, int, int], baseline_mb: float) -> float:
     from gvrcli.inference.loaded import ACTIVATION_FACTOR, ACTIVATION_FIXED_MB
-    from gvrcli.inference.memory import MemoryModel
+    from gvrcli.inference.memory import MemoryModel, activation_scale
 
     runtime = "openvino" if model.backend == "openvino" else "onnxruntime"
     frames, h, w = workload
-    memory = MemoryModel(1.0, manifest.latent_channels, ACTIVATION_FACTOR[runtime], ACTIVATION_FIXED_MB[runtime], baseline_mb, settings.jobs)
+    factor = ACTIVATION_FACTOR[runtime] * activation_scale(manifest)
+    memory = MemoryModel(1.0, manifest.latent_channels, factor, ACTIVATION_FIXED_MB[runtime], baseline_mb, settings.jobs)
     timing = Timing(model, settings.steps, window_of(manifest), manifest.temporal_unit)
     return predict_file_seconds(timing, memory, settings, frames, h, w, manifest.spatial_multiple)

@@ -116,6 +116,7 @@ class RolePlan:
     spill: bool
     held_mb: float  # between chunks: caches kept in memory, and in one piece both graphs' working sets
     peak_mb: float  # while a chunk runs: held + a tile's cache copies + the group's buffers
+    first_mb: float = 0.0  # while the first chunk runs alone (lean plans): its graph's smaller working set
 
     @property
     def tiled(self) -> bool:
@@ -169,7 +170,9 @@ def role_options(cost: RoleCost, h: int, w: int, overlap: int = DEFAULT_OVERLAP,
         if grid != (1, 1) and all(g[0] != (th, tw) for g in grids):
             grids.append(((th, tw), grid))
     work = (1 + (0 if lean else FIRST_SHARE)) * cost.work_mb(h, w)
-    one = RolePlan(cost.role, (h, w), 0, (1, 1), False, cost.cache_mb(h, w) + work, 2 * cost.cache_mb(h, w) + work)
+    # A lean plan's first chunk runs alone, before any step graph has a working set: its own, smaller one.
+    first = cost.cache_mb(h, w) + FIRST_SHARE * cost.work_mb(h, w)
+    one = RolePlan(cost.role, (h, w), 0, (1, 1), False, cost.cache_mb(h, w) + work, 2 * cost.cache_mb(h, w) + work, first)
     options = [one]
     for spill in (False, True):
         for (th, tw), grid in grids:
@@ -178,7 +181,8 @@ def role_options(cost: RoleCost, h: int, w: int, overlap: int = DEFAULT_OVERLAP,
             # Running one tile: its working set, its caches in and out (in memory: out only); spilled: the group's frames too.
             buffers = (GROUP * cost.frames + 1) * cost.frame_mb(h, w) if spill else 0.0
             peak = held + cost.work_mb(th, tw) + (2 * tile_cache if spill else tile_cache) + buffers
-            options.append(RolePlan(cost.role, (th, tw), overlap, grid, spill, held, peak))
+            first = peak - (1 - FIRST_SHARE) * cost.work_mb(th, tw)
+            options.append(RolePlan(cost.role, (th, tw), overlap, grid, spill, held, peak, first))
     return options
 
 
@@ -199,9 +203,12 @@ def plan_vae(
     def peak(e: RolePlan, d: RolePlan, lean: bool) -> float:
         if not lean:
             return baseline_mb + others_mb + max(e.peak_mb + d.held_mb, d.peak_mb + e.held_mb)
+        # Four phases: each role's first chunk (its first-chunk graph loaded, the step graph's working
+        # set not yet allocated), then its step chunks (the first-chunk graph dropped).
         steps_only = baseline_mb - WEIGHTS_FREED * (encoder.first_weights_mb + decoder.first_weights_mb)
         first_e, first_d = (WEIGHTS_LOADED * c.first_weights_mb for c in (encoder, decoder))
-        return steps_only + others_mb + max(e.peak_mb + d.held_mb + first_e, d.peak_mb + e.held_mb + first_d)
+        phases = (e.first_mb + first_e + d.held_mb, e.peak_mb + d.held_mb, d.first_mb + first_d + e.held_mb, d.peak_mb + e.held_mb)
+        return steps_only + others_mb + max(phases)
 
     def slowness(e: RolePlan, d: RolePlan, lean: bool) -> tuple:
         # spilling costs most, then each tile (its overlap is computed twice), then reloading the

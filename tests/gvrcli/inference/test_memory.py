@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gvrcli.inference.memory import AUTO_MODEL_SHARE_MB, MemoryModel, plan_tiles, ram_mb, resident_mb
+from gvrcli.inference.memory import AUTO_MODEL_SHARE_MB, MemoryModel, activation_scale, plan_tiles, ram_mb, resident_mb
 from gvrcli.inference.tiling import window_starts
 
 MODEL = MemoryModel(scale=2, channels=3, factor=100, fixed_model_mb=100, baseline_mb=300)
@@ -50,3 +50,20 @@ def test_auto_gives_the_model_one_gib_beyond_the_chunk_at_most_half_the_ram():
     budget = MODEL.auto_budget_mb(8, 270, 480)
     assert budget == pytest.approx(min(300 + MODEL.fixed_mb(8, 270, 480) + AUTO_MODEL_SHARE_MB, ram_mb() / 2))
     assert 0 < resident_mb() < ram_mb()
+
+
+class _Manifest:
+    def __init__(self, channels, **config):
+        self.latent_channels, self.config = channels, config
+
+
+def test_activations_scale_with_the_tokens_an_input_element_feeds():
+    """The factors were fitted on the built-in tiny (64 wide, 8x8 patches of 3 channels): the
+    latent-space tiny (2x2 patches of 16 channels) has 3x the token width per input element, a
+    network twice as wide twice that; narrower networks and unreadable configs plan as the reference."""
+    assert activation_scale(_Manifest(3, dim=64, patch=8)) == 1.0
+    assert activation_scale(_Manifest(16, dim=64, patch=2)) == pytest.approx(3.0)
+    assert activation_scale(_Manifest(16, dim=128, patch=2)) == pytest.approx(6.0)
+    assert activation_scale(_Manifest(3, dim=32, patch=16)) == 1.0
+    for broken in ({}, {"dim": "64", "patch": 2}, {"dim": 64, "patch": 0}, {"dim": True, "patch": 2}):
+        assert activation_scale(_Manifest(16, **broken)) == 1.0

@@ -14,7 +14,7 @@ from gvrcli.inference.ort_backend import OrtBackend
 from gvrcli.inference.modelfile import read_manifest, resolve_model_path
 from gvrcli.inference.tiling import window_starts
 from gvrcli.inference.vae import ChunkedDecoder, ChunkedEncoder, read_vae
-from gvrcli.inference.vae_plan import GROUP, RoleCost, RolePlan, plan_vae
+from gvrcli.inference.vae_plan import FIRST_SHARE, GROUP, WEIGHTS_FREED, WEIGHTS_LOADED, RoleCost, RolePlan, plan_vae
 from tests.clips import write_video
 from tests.seams import border_band, psnr, smooth_clip
 
@@ -210,3 +210,19 @@ def test_a_cascade_run_plans_the_vae_and_reports_it(onnx_bundle, tmp_path, budge
     if tiled:
         assert vae["decode"]["spill"] and vae["decode"]["overlap"] == 64 and len(vae["decode"]["tile"]) == 2
         assert any("memory-budget" in w and "VAE" in w for w in f.warnings)
+
+
+def test_a_lean_first_chunk_is_charged_its_own_working_set_not_the_step_graphs():
+    """A lean plan's first chunk runs alone: its first-chunk graph's weights are loaded, but the step
+    graph has no working set yet, and the first chunk's own is FIRST_SHARE of it. The plan's peak is
+    the largest of the four phases, never the step chunk's peak plus the first graph's weights."""
+    enc, dec = (dataclasses.replace(c, first_weights_mb=w) for c, w in ((ENC, 400), (DEC, 600)))
+    baseline = 1000 + 1.1 * (2 * 400 + 2 * 600)
+    plan = plan_vae(enc, dec, LR, HR, budget_mb=6000, baseline_mb=baseline)
+    assert plan.lean and plan.fits
+    steps_only = baseline - WEIGHTS_FREED * (400 + 600)
+    e, d = plan.encoder, plan.decoder
+    step_phase = steps_only + max(e.peak_mb + d.held_mb, d.peak_mb + e.held_mb)
+    charged_whole = steps_only + d.peak_mb + e.held_mb + WEIGHTS_LOADED * 600  # the step chunk's peak + the weights
+    assert step_phase <= plan.estimate_mb < charged_whole
+    assert d.first_mb == pytest.approx(d.peak_mb - (1 - FIRST_SHARE) * DEC.work_mb(*d.tile))
