@@ -11,7 +11,8 @@ kernel sees, not one model call's. Its parts, per file being worked on (``--jobs
 * **the model's working set for one tile**: its backend's measured fixed part plus its activation
   factor times the tile's HR latent (``ACTIVATION_FIXED_MB`` and ``ACTIVATION_FACTOR`` in
   ``gvrcli.inference.loaded``: the engine's latent buffers, the runtime's activations and its
-  allocator's slack).
+  allocator's slack), fitted on the built-in tiny and scaled by ``activation_scale`` for a network
+  whose tokens are wider or cover fewer input elements (the latent-space tiny: 3x).
 
 Among the grids whose tiles fit, the planner takes the one predicted fastest by the backend's
 speed model (``gvrcli.inference.speed``: a fixed cost per call, a per-pixel cost that moves with
