@@ -87,10 +87,11 @@ def main() -> None:
             if repeat == 0:  # the plan whose frames are compared below
                 shown = (frozen, made["chosen"])
             count = len(made["ranges"])
+            steps = {"plan": wall}
             for k in reversed(range(count)):  # out of order, as a farm may
-                wall += gvr("upscale", clip, d / f"joined{repeat}.mkv", "--plan", plan, "--range-index", k, *common)
-            wall += gvr("join", plan, d / f"joined{repeat}.mkv", "--codec", "ffv1")
-            range_walls.append(wall)
+                steps[f"range {k}"] = gvr("upscale", clip, d / f"joined{repeat}.mkv", "--plan", plan, "--range-index", k, *common)
+            steps["join"] = gvr("join", plan, d / f"joined{repeat}.mkv", "--codec", "ffv1")
+            range_walls.append(sum(steps.values()))
         cost = json.loads((d / "plan0.json").read_text())["cost"]
         identical = frames_of(d / "single0.mkv") == frames_of(d / "joined0.mkv")
     single, ranged = statistics.median(single_walls), statistics.median(range_walls)
@@ -101,6 +102,7 @@ def main() -> None:
           f"(backend {chosen['backend']}; tile {chosen['tile']})")
     print(f"single run: {single:.2f} s; plan + {count} ranges + join: {ranged:.2f} s; ratio {ratio:.2f} "
           f"({'PASS' if ratio <= 1.25 else 'FAIL'} against 1.25)")
+    print("the last round's steps: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in steps.items()) + f"; single run {single_walls[-1]:.1f} s")
     print(f"context frames {cost['context_frames']}; model frames {cost['model_frames']} vs {cost['single_model_frames']} "
           f"(+{100 * cost['model_overhead']:.0f}% model work)")
     print(f"joined frames bit-identical to the single run's: {identical}")
