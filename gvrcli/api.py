@@ -11,7 +11,7 @@ line (Ray, Dask, a notebook): the same work and contracts as ``gvr upscale`` / `
 * ``plan_file`` and ``join_segments`` are ``gvr plan`` and ``gvr join``.
 
 Options are ``gvrcli.batch.options.UpscaleOptions``' fields, by keyword (``steps=4``, ``seed=1``,
-``codec="ffv1"``, ``tile=256``...).
+``codec="ffv1"``, ``tile=256`` or ``tile=(96, 108)`` as ``--tile 96x108``...).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import typer
 
 from gvrcli.cli_frame import fail, finish, guarded, install_signal_handlers, make_events, run_batch_command
 from gvrcli.cli_help import ENCODING, FARM, INPUTS, MODEL, QUALITY, RESOURCES, GvrCommand, GvrGroup
-from gvrcli.cli_values import parse_size, pick_frame_range, pick_shard
+from gvrcli.cli_values import parse_size, parse_tile, pick_frame_range, pick_shard
 from gvrcli.errors import EXIT_SOME_FAILED, EXIT_USAGE, Cancelled, GvrError
 from gvrcli.inference.colorfix import DEFAULT_COLOR_FIX
 from gvrcli.inference.settings import DEFAULT_MEMORY_BUDGET_MB
@@ -85,7 +85,7 @@ def upscale(
     threads: int = typer.Option(0, "--threads", metavar="N", rich_help_panel=RESOURCES, help="CPU inference threads (0 = all cores)."),
     as_json: bool = typer.Option(False, "--json", rich_help_panel=FARM, help="One JSON object per line on stdout (events and a summary)."),
     dry_run: bool = typer.Option(False, "-n", "--dry-run", rich_help_panel=INPUTS, help="List what would be done; touch nothing."),
-    tile: int = typer.Option(0, "-t", "--tile", metavar="PIXELS", rich_help_panel=RESOURCES, help="LR tile size in pixels (0 = whole frame, or the largest that fits --memory-budget)."),
+    tile: str = typer.Option("0", "-t", "--tile", metavar="N|WxH", rich_help_panel=RESOURCES, help="LR tile in pixels, N x N or WxH, e.g. 96x108, the same in every chunk (0 = planned: whole frames, or the grid predicted fastest within --memory-budget)."),
     memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", metavar="MiB", rich_help_panel=RESOURCES, help="Peak MiB of this process; frames are tiled to fit (0 = auto: the chunk's buffers plus 1 GiB for the model, at most half the RAM)."),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", metavar="PIXELS", rich_help_panel=RESOURCES, help="Refuse inputs with more pixels per frame than this."),
     stall_timeout: float = typer.Option(300.0, "--stall-timeout", metavar="SECONDS", rich_help_panel=RESOURCES, help="Fail a file (or the model load: exit 75) after this many seconds without progress; at most 30 days."),
@@ -119,7 +119,7 @@ def upscale(
             model=model, backend=backend, device=device, precision=precision, trt_cache=trt_cache,
             scale=scale, size=parse_size(size), cfg=cfg, steps=steps, noise_aug=noise_aug, seed=seed, color_fix=color_fix, scene_cuts=scene_cuts,
             codec=codec, crf=crf, pix_fmt=pix_fmt,
-            threads=threads, tile=tile, memory_budget_mb=memory_budget, max_pixels=max_pixels, stall_timeout=stall_timeout,
+            threads=threads, tile=parse_tile(tile), memory_budget_mb=memory_budget, max_pixels=max_pixels, stall_timeout=stall_timeout,
             shard=chosen_shard, jobs=jobs, plan=plan, frame_range=chosen_range, range_index=index,
         )
         return run_batch(inputs, options, events=events, cancel=cancel)
@@ -146,33 +146,38 @@ def plan_command(
     scene_cuts: bool = typer.Option(True, "--scene-cuts/--no-scene-cuts", rich_help_panel=QUALITY, help="Detect hard cuts (as gvr upscale); ranges end at cuts where one is near."),
     codec: str = typer.Option("h264", "--codec", metavar="NAME", rich_help_panel=ENCODING, help="The codec the join will write (it rounds the output size)."),
     pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", metavar="FORMAT", rich_help_panel=ENCODING, help="As gvr upscale."),
-    tile: int = typer.Option(0, "-t", "--tile", metavar="PIXELS", rich_help_panel=RESOURCES, help="As gvr upscale; a fixed tile keeps ranges run on different machines bit-identical."),
-    memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", metavar="MiB", rich_help_panel=RESOURCES, help="As gvr upscale."),
+    backend: str = typer.Option("auto", "--backend", metavar="NAME", rich_help_panel=MODEL, help="As gvr upscale; auto is resolved here, as a run on this machine would, and every range runs it."),
+    tile: str = typer.Option("0", "-t", "--tile", metavar="N|WxH", rich_help_panel=RESOURCES, help="As gvr upscale; 0 is planned here, for a full chunk as a run on this machine would, and every range runs that tile."),
+    memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", metavar="MiB", rich_help_panel=RESOURCES, help="The budget the tile is planned for (--tile 0), as gvr upscale."),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", metavar="PIXELS", rich_help_panel=RESOURCES, help="Refuse inputs with more pixels per frame than this."),
     as_json: bool = typer.Option(False, "--json", rich_help_panel=FARM, help="Print the plan's summary as one JSON object."),
 ) -> None:
-    """Plan one video's frame ranges for a farm: read it once (scene cuts), fix the chunk grid,
-    write PLAN.json. Then gvr upscale INPUT OUTPUT --plan PLAN.json --range-index K per range, and gvr join."""
+    """Plan one video's frame ranges for a farm: read it once (scene cuts), fix the chunk grid and
+    the backend and tile every range runs, write PLAN.json. Then gvr upscale INPUT OUTPUT --plan
+    PLAN.json --range-index K per range, and gvr join."""
     from gvrcli.batch.options import UpscaleOptions
     from gvrcli.farm.range_task import make_plan
     from gvrcli.progress import PlainEvents
 
     try:
         options = UpscaleOptions(
-            output_dir=plan_path.parent, model=model, precision=precision, scale=scale, size=parse_size(size), cfg=cfg,
+            output_dir=plan_path.parent, model=model, backend=backend, precision=precision, scale=scale, size=parse_size(size), cfg=cfg,
             steps=steps, noise_aug=noise_aug, seed=seed, color_fix=color_fix, scene_cuts=scene_cuts, codec=codec,
-            pix_fmt=pix_fmt, tile=tile, memory_budget_mb=memory_budget, max_pixels=max_pixels,
+            pix_fmt=pix_fmt, tile=parse_tile(tile), memory_budget_mb=memory_budget, max_pixels=max_pixels,
         )
         made = make_plan(source, plan_path, options, segments, segment_frames, PlainEvents(interval=0))
     except GvrError as e:
         fail(str(e), as_json, e.exit_code)
-    summary = {"plan": str(plan_path), "frames": made.frames, "cuts": made.cuts, "ranges": [list(r) for r in made.ranges], **made.extra["cost"]}
+    frozen = {"backend": made.options["backend"], "tile": made.options["tile"], "chosen": made.extra["chosen"]}
+    summary = {"plan": str(plan_path), "frames": made.frames, "cuts": made.cuts, "ranges": [list(r) for r in made.ranges], **made.extra["cost"], **frozen}
     if as_json:
         sys.stdout.write(json.dumps({"event": "plan", **summary}) + "\n")
     else:
+        width, height = frozen["tile"]
         sys.stdout.write(
             f"gvr: plan {plan_path}: {len(made.ranges)} ranges of {made.frames} frames, {len(made.cuts)} cut(s); "
-            f"{summary['context_frames']} context frames, {100 * summary['model_overhead']:.0f}% more model work than one run\n"
+            f"{summary['context_frames']} context frames, {100 * summary['model_overhead']:.0f}% more model work than one run; "
+            f"every range runs --backend {frozen['backend']} --tile {width}x{height} (a single run given both gives the same frames)\n"
         )
 
 
@@ -184,10 +189,10 @@ def warmup_command(
     precision: Optional[str] = typer.Option(None, "--precision", metavar="TYPE", rich_help_panel=MODEL, help="As gvr upscale."),
     trt_cache: Optional[Path] = typer.Option(None, "--trt-cache", metavar="DIR", rich_help_panel=MODEL, help="As gvr upscale."),
     scale: Optional[float] = typer.Option(None, "-s", "--scale", metavar="RATIO", rich_help_panel=QUALITY, help="As gvr upscale."),
-    plan: Optional[Path] = typer.Option(None, "--plan", metavar="PLAN.json", rich_help_panel=FARM, help="Warm up for this plan's input size."),
+    plan: Optional[Path] = typer.Option(None, "--plan", metavar="PLAN.json", rich_help_panel=FARM, help="Warm up for this plan's input size, backend and tile."),
     input_size: str = typer.Option("960x540", "--input-size", metavar="WxH", rich_help_panel=FARM, help="The tasks' input frame size, without --plan."),
     threads: int = typer.Option(0, "--threads", metavar="N", rich_help_panel=RESOURCES, help="As gvr upscale."),
-    tile: int = typer.Option(0, "-t", "--tile", metavar="PIXELS", rich_help_panel=RESOURCES, help="As gvr upscale."),
+    tile: str = typer.Option("0", "-t", "--tile", metavar="N|WxH", rich_help_panel=RESOURCES, help="As gvr upscale."),
     memory_budget: int = typer.Option(DEFAULT_MEMORY_BUDGET_MB, "--memory-budget", metavar="MiB", rich_help_panel=RESOURCES, help="As gvr upscale."),
     as_json: bool = typer.Option(False, "--json", rich_help_panel=FARM, help="Print the result as one JSON object."),
 ) -> None:
@@ -200,13 +205,16 @@ def warmup_command(
         if plan is not None:
             from gvrcli.farm.ranges import read_plan
 
-            facts = read_plan(plan).input
-            width, height = facts["width"], facts["height"]
+            planned = read_plan(plan)
+            width, height = planned.input["width"], planned.input["height"]
+            # The tasks run the plan's backend and tile (gvrcli.farm.range_task.frozen): warm those.
+            backend = planned.options["backend"] if backend == "auto" else backend
+            tile = tile if parse_tile(tile) else "x".join(map(str, planned.options["tile"]))
         else:
             width, height = parse_size(input_size)
         options = UpscaleOptions(
             output_dir=Path("."), model=model, backend=backend, device=device, precision=precision, trt_cache=trt_cache,
-            scale=scale, threads=threads, tile=tile, memory_budget_mb=memory_budget,
+            scale=scale, threads=threads, tile=parse_tile(tile), memory_budget_mb=memory_budget,
         )
         done = warmup(options, width, height)
     except GvrError as e:

@@ -1,5 +1,5 @@
 """Option values that come as text or from the environment, turned into what the library takes:
-``--size WxH``, ``--shard I/N`` (else a job array's index), ``--plan``'s ``--range`` and
+``--size WxH``, ``--tile N|WxH``, ``--shard I/N`` (else a job array's index), ``--plan``'s ``--range`` and
 ``--range-index``.
 
 Apart from ``gvrcli.cli`` because several commands share them (``upscale``, ``degrade``,
@@ -22,6 +22,17 @@ def parse_size(text: Optional[str]):
     if not (x and w.strip().isdigit() and h.strip().isdigit()):
         raise UsageError(f"--size {text!r}: give WIDTHxHEIGHT, e.g. 1920x1080")
     return int(w), int(h)
+
+
+def parse_tile(text: str):
+    """--tile N (an N x N LR tile; 0 = planned) -> N; --tile WxH -> (width, height). Else a usage error."""
+    t = text.strip().lower()
+    if t.isascii() and t.isdigit():
+        return int(t)
+    w, x, h = t.partition("x")
+    if x and w.isascii() and w.isdigit() and h.isascii() and h.isdigit() and int(w) > 0 and int(h) > 0:
+        return int(w), int(h)
+    raise UsageError(f"--tile {text!r}: give N (an N x N tile of LR pixels; 0 = planned) or WIDTHxHEIGHT, e.g. 96x108")
 
 
 def pick_shard(shard: Optional[str], events):

@@ -250,7 +250,7 @@ def plan_report(upscaler: Upscaler, info: VideoInfo, predicted: float, measured:
     predicted before the file, predicted again after its first chunk corrected the speed model,
     and measured; ``short`` is the one-line form for the done line."""
     speed, plan = upscaler.speed, upscaler.plan
-    tile = list(plan.tile[::-1]) if plan is not None else [min(upscaler.settings.tile, info.width), min(upscaler.settings.tile, info.height)]
+    tile = list((plan.tile if plan is not None else upscaler.settings.fixed_tile(info.height, info.width) or (0, 0))[::-1])
     grid = list(plan.grid) if plan is not None else None
     again = upscaler.predict_seconds(info.frames, info.height, info.width)
     report = {

@@ -15,14 +15,15 @@ from pathlib import Path
 
 from gvrcli.batch.options import BatchOptions, UpscaleOptions, size_multiple
 from gvrcli.batch.planning import Job
+from gvrcli.farm.discovery import Candidate
 from gvrcli.batch.watchdog import probe_watched, watched
 from gvrcli.errors import GvrError, RetryableError, StalledError, UsageError
 from gvrcli.inference.loaded import check_model
 from gvrcli.inference.caches import compiled_cache
-from gvrcli.inference.backends import make_backend
-from gvrcli.inference.settings import EngineSettings
+from gvrcli.inference.backends import backend_name, make_backend
+from gvrcli.inference.settings import EngineSettings, tile_shape
 from gvrcli.inference.engine import Upscaler
-from gvrcli.inference.memory import resident_mb
+from gvrcli.inference.memory import MemoryPlan, resident_mb
 from gvrcli.inference.modelfile import read_manifest, resolve_default_model, resolve_model_path
 from gvrcli.inference.speed import Choice, MachineCache, choose_cpu_backend, machine_key, machine_models, run_probe
 from gvrcli.inference.vae import VaeGraphs, check_vae, read_vae
@@ -74,7 +75,7 @@ def engine_settings(options: UpscaleOptions, manifest) -> EngineSettings:
         seed=options.seed,
         chunk_frames=options.chunk_frames,
         chunk_overlap=options.chunk_overlap,
-        tile=options.tile,
+        tile=tuple(options.tile[::-1]) if isinstance(options.tile, (tuple, list)) else options.tile,  # (rows, cols)
         tile_overlap=options.tile_overlap,
         memory_budget_mb=options.memory_budget_mb,
         jobs=options.jobs,
@@ -89,7 +90,7 @@ class Runtime:
     def __init__(self, model: Model, options: UpscaleOptions, settings: EngineSettings, jobs: list[Job], events: BatchEvents):
         self.model, self.options, self.settings, self.jobs, self.events = model, options, settings, jobs, events
         # TensorRT builds its engine for a shape profile: the chunk length and the largest LR tile (--tile).
-        self.gpu = dict(trt_cache=options.trt_cache, frames=settings.chunk_frames, lr_max=(options.tile, options.tile) if options.tile else None)
+        self.gpu = dict(trt_cache=options.trt_cache, frames=settings.chunk_frames, lr_max=tile_shape(settings.tile))
         self.speed_cache = MachineCache(compiled_cache("speed"), machine_key(model.manifest))
         self.choice: list[Choice] = []
         self.backend = None
@@ -104,7 +105,7 @@ class Runtime:
         """The backend for the options, or the one ``session`` holds for the same model and runtime
         options (``gvrcli.api.Session`` keeps the loaded model from call to call)."""
         o, m = self.options, self.model
-        self._key = (str(m.path), m.manifest.weights_sha256, o.backend, o.device, o.threads, o.precision, self.settings.chunk_frames, o.tile)
+        self._key = (str(m.path), m.manifest.weights_sha256, o.backend, o.device, o.threads, o.precision, self.settings.chunk_frames, self.settings.tile)
         self._session = session
         self._held = session.get(self._key) if session is not None and not o.dry_run else None
         self.backend = self._make_backend(o.precision) if self._held is None else self._held[0]
@@ -151,6 +152,38 @@ class Runtime:
                 self._fp32_model.append(again.load(self.model.manifest))
                 self.events.message(f"gvr: loaded {self._fp32_model[0].description} at fp32 to recompute non-finite chunks")
             return self._fp32_model[0]
+
+
+@dataclass(frozen=True)
+class RunChoices:
+    """What a run makes of ``--backend auto`` and ``--tile 0`` for one input on this machine."""
+
+    backend: str  # a --backend name, never auto
+    tile: tuple[int, int]  # LR (rows, cols): --tile as given, else the planner's for a full chunk
+    why_backend: str  # "" when given
+    plan: MemoryPlan | None  # the planner's answer (None when --tile was given)
+    warnings: tuple[str, ...] = ()  # a budget no tile meets
+
+
+def run_choices(model: Model, options: UpscaleOptions, settings: EngineSettings, source: Path, height: int, width: int,
+                events: BatchEvents) -> RunChoices:
+    """The backend a batch of ``source`` would run (``auto`` chosen as the batch chooses it) and the
+    LR tile of its full chunks at height x width: the engine's own planner (``Upscaler.tile_size``)
+    on the model loaded as a run loads it, with this machine's speed factors, before any chunk has
+    corrected them. ``gvr plan`` freezes both, so every range runs the same numerics and tiles."""
+    job = Job(Candidate(source, Path(source.name), True), options.output_dir / source.name)
+    runtime = Runtime(model, options, settings, [job], events)
+    runtime.choose_backend(None)
+    name, why = backend_name(runtime.backend), runtime.backend.reason
+    given = tile_shape(settings.tile)
+    if given is not None:
+        return RunChoices(name, given, why, None)
+    runtime.load(threading.Event())
+    upscaler = runtime.upscaler()
+    tile = upscaler.tile_size(settings.chunk_frames, height, width)
+    # A tile as wide as a frame no wider than the overlap: the same one tile, and a valid --tile.
+    tile = (max(tile[0], settings.tile_overlap + 1), max(tile[1], settings.tile_overlap + 1))
+    return RunChoices(name, tile, why, upscaler.plan, tuple(upscaler.warnings))
 
 
 def load_watched(backend, manifest, vae, settings: EngineSettings, model_path: Path, options: UpscaleOptions, cancel: threading.Event):

@@ -75,7 +75,7 @@ class UpscaleOptions(BatchOptions):
     pix_fmt: str | None = None
     threads: int = 0
     trt_cache: Path | None = None  # TensorRT engine cache folder; None = ort_backend.default_trt_cache()
-    tile: int = 0
+    tile: int | tuple[int, int] = 0  # LR tile: N (N x N) or (width, height) as --tile WxH; 0 = planned
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     chunk_frames: int | None = None
     chunk_overlap: int | None = None
@@ -135,7 +135,13 @@ def validate_options(options: BatchOptions) -> None:
     if not isinstance(options, UpscaleOptions):
         return
     integer("--threads", options.threads, 0, 4096)
-    integer("--tile", options.tile, 0)
+    if isinstance(options.tile, (tuple, list)):
+        if len(options.tile) != 2:
+            raise UsageError(f"--tile {options.tile!r}: give N or (width, height)")
+        integer("--tile width", options.tile[0], 1)
+        integer("--tile height", options.tile[1], 1)
+    else:
+        integer("--tile", options.tile, 0)
     integer("--memory-budget", options.memory_budget_mb, 0)
     if options.steps is not None:
         integer("--steps", options.steps, 1, 100000)

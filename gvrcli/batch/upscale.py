@@ -56,8 +56,8 @@ def upscale(
     if options.plan is not None:  # one frame range of a plan (gvrcli.farm.range_task), into its segment
         from gvrcli.farm.range_task import range_task
 
-        task = range_task(inputs, options, model.path, model.manifest, settings, events)
-        options, encode = task.options, task.encode
+        task = range_task(inputs, options, model.path, model.manifest, events)
+        options, settings, encode = task.options, task.settings, task.encode
     report = _new_report(model, options)
     if model.vae is not None:
         options = dataclasses.replace(options, input_suffixes=(LATENT_SUFFIX,))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import av
 from gvrcli.errors import InputError, UsageError
 from gvrcli.farm import ranges, sidecar
 from gvrcli.media.encode import EncodeSettings
+from gvrcli.inference.settings import tile_shape
 from gvrcli.media.formats import get_codec
 
 RECORD_KIND = "gvr-range-segment"
@@ -30,11 +32,14 @@ RECORD_KIND = "gvr-range-segment"
 
 def output_options(options, model_path: Path, manifest, settings) -> dict:
     """What decides the output's pixels (and so must be the same in the plan and every range):
-    the model's weights, the sampler and chunking, tiling, colour fix and cuts. The codec is the
-    join's choice; only the output size's rounding (``size_multiple``) depends on it."""
+    the model's weights, the backend, the sampler and chunking, the tile, colour fix and cuts. The
+    codec is the join's choice; only the output size's rounding (``size_multiple``) depends on it.
+    The memory budget is not among them: the plan fixes the tile it would have decided."""
+    shape = tile_shape(settings.tile)
     return {
         "model": model_path.name,
         "weights_sha256": manifest.weights_sha256,
+        "backend": options.backend,
         "precision": options.precision or manifest.precision,
         "steps": settings.steps,
         "noise_aug": settings.noise_aug,
@@ -44,9 +49,8 @@ def output_options(options, model_path: Path, manifest, settings) -> dict:
         "size_multiple": list(settings.size_multiple),
         "cfg": settings.cfg,
         "chunk": [settings.chunk_frames, settings.chunk_overlap],
-        "tile": settings.tile,
+        "tile": [shape[1], shape[0]] if shape else None,  # LR [width, height], as --tile WxH
         "tile_overlap": settings.tile_overlap,
-        "memory_budget_mb": settings.memory_budget_mb,
         "color_fix": options.color_fix,
         "scene_cuts": options.scene_cuts,
     }
@@ -66,7 +70,8 @@ def segment_encode(deep: bool) -> EncodeSettings:
 class RangeTask:
     plan: ranges.Plan
     window: ranges.Window
-    options: object  # UpscaleOptions, writing the segment
+    options: object  # UpscaleOptions, writing the segment, with the plan's backend and tile
+    settings: object  # EngineSettings of those options
     encode: EncodeSettings
     deep: bool
 
@@ -87,6 +92,7 @@ class RangeTask:
             "segment_bytes": partial.stat().st_size,
             "backend": loaded.description,
             "precision": loaded.precision,
+            "tile": self.plan.options["tile"],
             "source_sha256": None,
             "source_fingerprint": {k: self.plan.input[k] for k in ("size", "mtime_ns", "sample_sha256")},
         }
@@ -108,13 +114,33 @@ def check_options(plan: ranges.Plan, ours: dict) -> None:
         if ours.get(key) != plan.options.get(key):
             raise UsageError(
                 f"plan {plan.path}: option {key} is {ours.get(key)!r} here but {plan.options.get(key)!r} in the plan; "
-                "give every range the plan's options"
+                "give every range the plan's options" + (f" (or no --{key}: the plan's is taken)" if key in ("backend", "tile") else "")
             )
 
 
-def range_task(inputs: list[Path], options, model_path: Path, manifest, settings, events) -> RangeTask:
+def frozen(plan: ranges.Plan, options):
+    """``options`` with the plan's backend and tile where they are left to the machine (``--backend
+    auto``, ``--tile 0``): every range runs what the plan froze. One given stays as given (and
+    ``check_options`` refuses it if it differs)."""
+    taken = {}
+    if options.backend == "auto":
+        taken["backend"] = plan.options["backend"]
+    if not options.tile:
+        taken["tile"] = tuple(plan.options["tile"])  # (width, height)
+    return dataclasses.replace(options, **taken)
+
+
+def tile_text(tile) -> str:
+    """A plan's tile [width, height] as ``--tile`` takes it."""
+    return f"{tile[0]}x{tile[1]}"
+
+
+def range_task(inputs: list[Path], options, model_path: Path, manifest, events) -> RangeTask:
     """Check a range run against its plan (exit 2: another input, other options, no such range)
-    and return how to run it: its window and the options writing its segment."""
+    and return how to run it: its window, and the options (the plan's backend and tile) and engine
+    settings writing its segment."""
+    from gvrcli.batch.model import engine_settings
+
     plan = ranges.read_plan(options.plan)
     if options.output_name is None:
         raise UsageError("--plan: give the input file and the final output file (gvr upscale IN.mp4 OUT.mp4 --plan PLAN --range A-B)")
@@ -132,7 +158,11 @@ def range_task(inputs: list[Path], options, model_path: Path, manifest, settings
     if manifest.has_vae:
         raise UsageError("--plan: frame ranges of a latent-cascade bundle are not supported")
     check_input(plan, inputs[0])
+    given, options = options, frozen(plan, options)
+    settings = engine_settings(options, manifest)
     check_options(plan, output_options(options, model_path, manifest, settings))
+    if (given.backend, given.tile) != (options.backend, options.tile):
+        events.message(f"gvr: plan {plan.path}: --backend {options.backend} --tile {tile_text(plan.options['tile'])}, as the plan froze them")
     deep = deep_output(options, plan.input["bit_depth"])
     final = options.output_dir / options.output_name
     segment = ranges.segment_path(final, a, b)
@@ -144,7 +174,7 @@ def range_task(inputs: list[Path], options, model_path: Path, manifest, settings
             events.message(f"gvr: redoing {segment.name}: {str(e).split(': ', 1)[-1]}")
             overwrite = True
     out = dataclasses.replace(options, output_name=segment.name, overwrite=overwrite)
-    return RangeTask(plan, plan.window(a, b), out, segment_encode(deep), deep)
+    return RangeTask(plan, plan.window(a, b), out, settings, segment_encode(deep), deep)
 
 
 def read_segment(segment: Path, plan: ranges.Plan, a: int, b: int) -> dict:
@@ -180,12 +210,12 @@ def read_segment(segment: Path, plan: ranges.Plan, a: int, b: int) -> dict:
 
 def make_plan(source: Path, plan_path: Path, options, segments: int | None, segment_frames: int | None, events) -> ranges.Plan:
     """Read ``source`` once (probe, every frame through the shot detector as ``upscale_file`` runs
-    it), fix the chunk grid and write the plan. Exit 2 on a bad input or option."""
-    from gvrcli.batch.model import engine_settings, find_model
+    it), freeze the backend and the tile a run on this machine would choose (``--backend auto``,
+    ``--tile 0``; given ones as given), fix the chunk grid and write the plan. Exit 2 on a bad
+    input or option."""
+    from gvrcli.batch.model import Model, engine_settings, find_model, run_choices
     from gvrcli.batch.options import validate_options
-    from gvrcli.media.decode import VideoDecoder
     from gvrcli.media.probe import probe_video
-    from gvrcli.media.scenes import ShotDetector
 
     if (segments is None) == (segment_frames is None) or min(segments or 1, segment_frames or 1) < 1:
         raise UsageError("give one of --segments N or --segment-frames F (>= 1)")
@@ -194,29 +224,15 @@ def make_plan(source: Path, plan_path: Path, options, segments: int | None, segm
     if manifest.has_vae:
         raise UsageError("gvr plan: frame ranges of a latent-cascade bundle are not supported")
     settings = engine_settings(options, manifest)
-    try:
+    with readable(source):
         fingerprint = ranges.input_fingerprint(source)
         info = probe_video(source, options.max_pixels)
-        shots = ShotDetector(info.rate or 24.0, min_shot=manifest.temporal_unit) if options.scene_cuts else None
-        decoder = VideoDecoder(info)
-        pts: list[int | None] = []
-        try:
-            for frame in decoder.frames():
-                if shots is not None:
-                    shots.push(frame.rgb)
-                pts.append(frame.pts)
-        finally:
-            decoder.close()
-    except OSError as e:
-        raise UsageError(f"{source}: cannot read ({e.strerror or e})") from None
-    except InputError as e:
-        raise UsageError(str(e)) from None
-    cuts = []
-    if shots is not None:
-        shots.finish()
-        cuts = list(shots.cuts)
-        if shots.failed:
-            events.warning(f"gvr: scene-cut detection stopped ({shots.failed}); chunks may span cuts")
+    # Before the decode, so that this process holds what a run's holds when it plans its tiles.
+    chosen = run_choices(Model(model_path, manifest, None), options, settings, source, info.height, info.width, events)
+    options = dataclasses.replace(options, backend=chosen.backend, tile=chosen.tile[::-1])
+    settings = engine_settings(options, manifest)
+    with readable(source):
+        pts, cuts = read_shots(info, options, manifest, events)
     frames, length, overlap = len(pts), settings.chunk_frames, settings.chunk_overlap
     count = segments if segments is not None else math.ceil(frames / segment_frames)
     parts = ranges.split(frames, cuts, length, overlap, max(1, min(count, frames)))
@@ -224,8 +240,54 @@ def make_plan(source: Path, plan_path: Path, options, segments: int | None, segm
     seek = ranges.seek_table(pts, (c.start for c in ranges.chunk_grid(frames, cuts, length, overlap)))
     plan = ranges.Plan(facts, output_options(options, model_path, manifest, settings), (length, overlap), cuts, parts, seek=seek)
     plan.extra["cost"] = cost(plan)
+    plan.extra["chosen"] = chosen_facts(chosen)
+    for warning in chosen.warnings:
+        events.warning(f"gvr: {warning}")
     ranges.write_plan(plan_path, plan)
     return plan
+
+
+def chosen_facts(chosen) -> dict:
+    """How the plan came to its backend and tile (``gvr plan --json``, the plan's ``chosen``)."""
+    facts = {"backend": f"auto: {chosen.why_backend}" if chosen.why_backend else "given", "tile": "given"}
+    if chosen.plan is not None:
+        p = chosen.plan
+        facts.update(tile=f"planned: {p.describe()}", grid=list(p.grid), peak_mib=round(p.estimate_mb), budget_mib=round(p.budget_mb), fits=p.fits)
+    return facts
+
+
+@contextmanager
+def readable(source: Path):
+    """The input's read errors as one usage line (exit 2)."""
+    try:
+        yield
+    except OSError as e:
+        raise UsageError(f"{source}: cannot read ({e.strerror or e})") from None
+    except InputError as e:
+        raise UsageError(str(e)) from None
+
+
+def read_shots(info, options, manifest, events) -> tuple[list[int | None], list[int]]:
+    """Every frame's timestamp, and the shot cuts as ``upscale_file``'s detector finds them."""
+    from gvrcli.media.decode import VideoDecoder
+    from gvrcli.media.scenes import ShotDetector
+
+    shots = ShotDetector(info.rate or 24.0, min_shot=manifest.temporal_unit) if options.scene_cuts else None
+    decoder = VideoDecoder(info)
+    pts: list[int | None] = []
+    try:
+        for frame in decoder.frames():
+            if shots is not None:
+                shots.push(frame.rgb)
+            pts.append(frame.pts)
+    finally:
+        decoder.close()
+    if shots is None:
+        return pts, []
+    shots.finish()
+    if shots.failed:
+        events.warning(f"gvr: scene-cut detection stopped ({shots.failed}); chunks may span cuts")
+    return pts, list(shots.cuts)
 
 
 def cost(plan: ranges.Plan) -> dict:

@@ -15,8 +15,13 @@ frames before and after the range are context, decoded and computed, then droppe
 The plan cuts at shot boundaries where it can (no context: no chunk crosses a cut), else at chunk
 starts: there one chunk, ``chunk_frames`` frames of model work, is computed by both neighbours.
 
-Exactness needs the same tiles in every chunk on every machine: a fixed ``--tile`` (or whole frames
-fitting everywhere), since an automatic tile plan follows each machine's memory and measured speed.
+Exactness also needs the same numerics and the same tiles in every chunk on every machine, and what
+a run would choose by itself follows the machine: ``--backend auto`` picks the runtime predicted
+fastest, and the tile planner follows the process's memory and its measured speed. So the plan
+freezes both (``options``' ``backend`` and ``tile``: what ``--backend auto`` and ``--tile 0`` come
+to on the machine that plans, or the values given), and every range runs them: the same tile in
+every chunk, no planner. A single run given the same ``--backend`` and ``--tile`` gives the same
+frames.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from pathlib import Path
 from gvrbase import atomic
 from gvrcli.errors import UsageError
 
-FORMAT, VERSION = "gvr-plan", 1
+FORMAT, VERSION = "gvr-plan", 2  # 2: options freeze the backend and the tile
 MAX_PLAN_BYTES = 16 << 20  # a film's cuts and ranges take kilobytes
 MAX_RECORD_BYTES = 64 << 20  # a segment's record: its frames' timestamps, run-length coded
 SAMPLE_BYTES = 1 << 20  # the input's fingerprint hashes this much at its start, middle and end
@@ -135,7 +140,7 @@ def options_digest(options: dict) -> str:
 @dataclass
 class Plan:
     input: dict  # path, frames, width, height and the fingerprint
-    options: dict  # what decides the output's pixels (``output_options``)
+    options: dict  # what decides the output's pixels (``output_options``), the frozen backend and tile among them
     chunk: tuple[int, int]  # frames, overlap
     cuts: list[int]
     ranges: list[tuple[int, int]]
@@ -221,10 +226,17 @@ def _parse_plan(body) -> Plan:
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise ValueError(f"format is not {FORMAT!r}")
     if body.get("version") != VERSION:
-        raise ValueError(f"version {body.get('version')!r}, this gvr reads {VERSION}")
+        raise ValueError(f"version {body.get('version')!r}, this gvr reads {VERSION}: make the plan again")
     src, options = body["input"], body["options"]
     if not isinstance(src, dict) or not isinstance(src.get("path"), str) or not isinstance(options, dict):
         raise ValueError("input or options is not an object")
+    if not isinstance(options.get("backend"), str) or options["backend"] in ("", "auto"):
+        raise ValueError("options name no backend")
+    tile = options.get("tile")
+    if not isinstance(tile, list) or len(tile) != 2:
+        raise ValueError("options' tile is not [width, height]")
+    for side in tile:
+        _int(side, 1, 1 << 20)
     if not isinstance(src.get("sample_sha256"), str):
         raise ValueError("input has no fingerprint")
     frames = _int(src["frames"], 1)

@@ -72,6 +72,11 @@ def make_backend(
     return OrtBackend(model_path, provider=provider, threads=threads, precision=precision, reason=reason, **extra)
 
 
+def backend_name(backend) -> str:
+    """The ``--backend`` name of a backend ``make_backend`` made: ort-cpu, ort-cuda, ort-tensorrt, openvino."""
+    return "openvino" if isinstance(backend, OpenVinoBackend) else f"ort-{backend.provider}"
+
+
 def _table_choice() -> tuple[str, str]:
     """The CPU backend whose shipped speed model is faster on a nominal clip (20 frames, whole
     960x540 output frames), when no workload is known."""

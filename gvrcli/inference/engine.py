@@ -6,7 +6,8 @@ step is ``gvrcli.inference.sampler`` (an ``Upscaler`` is a ``Sampler``). Here:
 
 * A frame whose chunk would exceed the memory budget is cut into overlapping spatial tiles, the
   grid the planner predicts fastest (``gvrcli.inference.memory``, ``gvrcli.inference.speed``); the
-  first chunk's measured steps correct the speed model once. Tiles overlap and blend by ramps
+  first chunk's measured steps correct the speed model once. A ``--tile`` (N x N, or rows x cols:
+  the one a ``gvr plan`` froze) is every chunk's tile instead, whatever the budget and the speed. Tiles overlap and blend by ramps
   (``gvrcli.inference.tiling``), and since noise is drawn per frame and cropped
   (``gvrcli.inference.noise``) they compute the same thing where they overlap: no seam.
 * A model in a compressing VAE's latent space (a bundle, ``Upscaler.latent``) is fed latents, not
@@ -118,13 +119,15 @@ class Upscaler(Sampler):
         return self.noise.frame(FrameNoise.HR, index, H, W), self.noise.frame(FrameNoise.LR, index, height, width)
 
     def tile_size(self, frames: int, height: int, width: int, area_ratio: float | None = None) -> tuple[int, int]:
-        """LR tile (rows, cols): ``--tile``, else the grid ``gvrcli.inference.memory`` plans within
-        the budget (the whole frame when it fits). A budget no tile can meet is said in the file's
+        """LR tile (rows, cols): ``--tile`` (N x N or rows x cols, clipped to the frame: no planner,
+        the same tile in every chunk), else the grid ``gvrcli.inference.memory`` plans within the
+        budget (the whole frame when it fits). A budget no tile can meet is said in the file's
         warnings, and the smallest tile runs. ``area_ratio`` = output pixels per input pixel
         (default: the settings' for this frame; any ratio, not only the model's scale)."""
         s = self.settings
-        if s.tile:
-            return min(s.tile, height), min(s.tile, width)
+        fixed = s.fixed_tile(height, width)
+        if fixed is not None:
+            return fixed
         if area_ratio is None:
             H, W = s.output_size(height, width)
             area_ratio = H * W / (height * width)

@@ -29,7 +29,7 @@ class EngineSettings:
     seed: int = 0
     chunk_frames: int = 20
     chunk_overlap: int = 5
-    tile: int = 0  # LR tile side in pixels; 0 = largest that fits the memory budget
+    tile: int | tuple[int, int] = 0  # LR tile: N (N x N pixels) or (rows, cols); 0 = the planner's grid within the budget
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB  # the whole process's peak; 0 = auto
     jobs: int = 1  # files worked on at once, each with its own chunk (they share the budget)
@@ -67,14 +67,22 @@ class EngineSettings:
             raise UsageError(
                 f"chunk of {self.chunk_frames} frames with overlap {self.chunk_overlap}: need 0 <= overlap < chunk"
             )
-        if self.tile and not 0 <= self.tile_overlap < self.tile:
-            raise UsageError(f"--tile {self.tile} must be larger than its overlap {self.tile_overlap}")
+        shape = tile_shape(self.tile)
+        if shape is not None and not 0 <= self.tile_overlap < min(shape):
+            given = self.tile if isinstance(self.tile, int) else f"{shape[1]}x{shape[0]}"
+            raise UsageError(f"--tile {given}: each side must be larger than the tile overlap {self.tile_overlap}")
         if not (math.isfinite(self.scale) and self.scale > 0):
             raise UsageError(f"--scale must be a finite number > 0 (got {self.scale})")
         if self.size is not None and min(self.size) < 1:
             raise UsageError(f"--size {self.size[0]}x{self.size[1]}: both sides must be >= 1")
         if not math.isfinite(self.cfg):
             raise UsageError(f"--cfg must be a finite number (got {self.cfg})")
+
+    def fixed_tile(self, height: int, width: int) -> tuple[int, int] | None:
+        """The LR tile (rows, cols) ``tile`` fixes for a frame of height x width, clipped to it; None
+        when the planner picks it (``tile`` 0)."""
+        shape = tile_shape(self.tile)
+        return None if shape is None else (min(shape[0], height), min(shape[1], width))
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(H, W) of the output for an input of ``height`` x ``width``: ``size`` exactly, else each
@@ -85,3 +93,10 @@ class EngineSettings:
         mw, mh = self.size_multiple
         fit = lambda n, m: max(m, int(n * self.scale + 0.5) // m * m)  # noqa: E731
         return fit(height, mh), fit(width, mw)
+
+
+def tile_shape(tile) -> tuple[int, int] | None:
+    """``--tile`` as the engine takes it: N -> (N, N), (rows, cols) as given; 0 -> None (planned)."""
+    if not tile:
+        return None
+    return (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))

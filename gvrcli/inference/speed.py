@@ -298,8 +298,9 @@ def predict_file_seconds(timing: Timing, memory, settings, frames: int, h: int, 
     memory = replace(memory, scale=math.sqrt(H * W / (h * w)))
     ov, total = settings.tile_overlap, 0.0
     for n in chunk_lengths(frames, settings.chunk_frames, settings.chunk_overlap):
-        if settings.tile:
-            th, tw = min(settings.tile, h), min(settings.tile, w)
+        fixed = settings.fixed_tile(h, w)
+        if fixed is not None:
+            th, tw = fixed
             tiles = len(window_starts(h, th, ov)) * len(window_starts(w, tw, ov))
             total += tiles * timing.tile_seconds(n, ((th * H + h // 2) // h, (tw * W + w // 2) // w))
         else:

@@ -313,3 +313,29 @@ def test_a_model_that_always_overflows_is_refused_before_any_video(gvr_cmd, cli_
     done = run(gvr_cmd, cli_env, "upscale", tmp_path / "in", tmp_path / "out", "--model", model, "--json")
     assert done.returncode == 2 and "non-finite" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_tile_takes_width_x_height_and_every_chunk_runs_that_tile(gvr_cmd, cli_env, tmp_path, fake_model):
+    src = write_video(tmp_path / "a.mp4", frames=12, size=(160, 96))
+    done = run(gvr_cmd, cli_env, "upscale", src, tmp_path / "o.mp4", "-m", fake_model, "--tile", "40x24", "--memory-budget", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    (event,) = [e for e in map(json.loads, done.stdout.splitlines()) if e["event"] == "file"]
+    assert event["plan"]["tile"] == [40, 24] and event["plan"]["grid"] is None  # LR (width, height); no planner, no budget warning
+    assert event["warnings"] == []
+
+
+@pytest.mark.parametrize("text, parsed", [("0", 0), ("32", 32), ("96x108", (96, 108)), (" 96X108 ", (96, 108))])
+def test_tile_values_parse_as_n_or_width_and_height(text, parsed):
+    from gvrcli.cli_values import parse_tile
+
+    assert parse_tile(text) == parsed
+
+
+@pytest.mark.parametrize("command, text", [("upscale", "96x"), ("upscale", "-8"), ("upscale", "8x8"), ("plan", "0x108"), ("plan", "1.5"), ("plan", "96x108x2")])
+def test_a_bad_tile_is_one_usage_line(gvr_cmd, cli_env, tmp_path, fake_model, command, text):
+    src = write_video(tmp_path / "a.mp4", frames=2)
+    target = ["--segments", "1"] if command == "plan" else []
+    done = run(gvr_cmd, cli_env, command, src, tmp_path / ("p.json" if command == "plan" else "o.mp4"), "-m", fake_model, "--tile", text, *target)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("gvr: error: --tile"), done.stderr
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "o.mp4").exists()

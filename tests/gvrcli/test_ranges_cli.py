@@ -82,6 +82,9 @@ def test_ranges_in_separate_processes_out_of_order_join_into_the_single_run(tmp_
     made = json.loads(gvr("plan", clip, plan, "-m", fake_model, "--codec", "ffv1", "--segments", 4, "--json", env=env).stdout)
     assert len(made["ranges"]) == 4 and made["cuts"] == [cut] and [cut] in [r[:1] for r in made["ranges"]]
     assert made["context_frames"] > 0  # two of the boundaries fall inside shots
+    # The plan froze what this machine chose for a run: the backend, and whole frames (they fit).
+    assert made["backend"] in ("ort-cpu", "openvino") and made["chosen"]["backend"].startswith("auto: ")
+    assert made["tile"] == [64, 48] and made["chosen"]["grid"] == [1, 1]
     out = tmp_path / "joined.mkv"
     run_ranges(clip, plan, out, fake_model, env, order=[2, 0, 3, 1], codec="ffv1")
     gvr("join", plan, out, "--codec", "ffv1", env=env)
@@ -97,6 +100,40 @@ def test_ranges_in_separate_processes_out_of_order_join_into_the_single_run(tmp_
     # x264 is deterministic for the same input frames and settings (no --non-deterministic), so
     # the decoded frames match exactly, well within any codec tolerance.
     assert all(np.array_equal(a, b) for a, b in zip(h264["frames"], single["frames"]))
+
+
+def test_the_plan_freezes_its_tile_and_backend_and_a_single_run_given_them_gives_the_joined_frames(tmp_path, fake_model, env):
+    """A budget under whole frames: the plan records the tiled grid the planner picks on this
+    machine; every range runs it (a range process would plan otherwise: its own memory, its own
+    speed correction), and a single run given the plan's --backend and --tile gives its frames."""
+    clip = write_video(tmp_path / "clip.mp4", frames=30, size=(128, 96), content=two_shots(13), audio=True, colour=BT709_TV)
+    backend = ["--backend", "ort-cpu"]  # the backend's own memory model decides the budget below
+    whole = json.loads(gvr("plan", clip, tmp_path / "whole.json", "-m", fake_model, *backend, "--segments", 1, "--json", env=env).stdout)
+    assert whole["chosen"]["grid"] == [1, 1] and whole["chosen"]["tile"].startswith("planned: whole frames")
+    plan = tmp_path / "plan.json"
+    budget = whole["chosen"]["peak_mib"] - 40  # splitting the rows in two saves ~90 MiB of ONNX Runtime's working set
+    made = json.loads(gvr("plan", clip, plan, "-m", fake_model, *backend, "--memory-budget", budget, "--segments", 3, "--json", env=env).stdout)
+    assert made["backend"] == "ort-cpu" and made["chosen"]["backend"] == "given" and made["chosen"]["fits"]
+    width, height = made["tile"]
+    assert made["chosen"]["grid"] != [1, 1] and (width, height) != (128, 96) and width <= 128 and height <= 96
+    assert made["tile"] == json.loads(plan.read_text())["options"]["tile"]
+    tile = f"{width}x{height}"
+    single = tmp_path / "single.mkv"
+    ran = gvr("upscale", clip, single, "-m", fake_model, *backend, "--tile", tile, "--codec", "ffv1", "--json", env=env).stdout
+    assert [e["plan"]["tile"] for e in map(json.loads, ran.splitlines()) if e["event"] == "file"] == [[width, height]]
+    out = tmp_path / "joined.mkv"
+    run_ranges(clip, plan, out, fake_model, env, order=[1, 2, 0], codec="ffv1")  # no --backend, no --tile, no budget
+    gvr("join", plan, out, "--codec", "ffv1", env=env)
+    assert_same(contents(out), contents(single))
+    records = [json.loads(r.read_text()) for r in out.parent.glob("joined.gvr-range-*.mkv.gvr.json")]
+    assert len(records) == 3 and all(r["tile"] == [width, height] and r["backend"].startswith("onnxruntime CPU") for r in records)
+    # Given explicitly, the plan's tile and backend are accepted (a skip: the segment is there); another tile is refused.
+    again = gvr("upscale", clip, out, "-m", fake_model, *backend, "--tile", tile, "--codec", "ffv1", "--plan", plan, "--range-index", 0, "--json", env=env)
+    assert json.loads(again.stdout.splitlines()[-1])["skipped"] == 1
+    other = gvr("upscale", clip, out, "-m", fake_model, "--tile", 32, "--codec", "ffv1", "--plan", plan, "--range-index", 0, check=None, env=env)
+    one_line_exit_2(other, "option tile", "[32, 32]", str(made["tile"]))
+    other = gvr("upscale", clip, out, "-m", fake_model, "--backend", "openvino", "--codec", "ffv1", "--plan", plan, "--range-index", 0, check=None, env=env)
+    one_line_exit_2(other, "option backend", "openvino", "ort-cpu")
 
 
 def one_line_exit_2(done, *words: str) -> None:

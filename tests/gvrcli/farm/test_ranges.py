@@ -88,15 +88,23 @@ def test_ranges_cut_at_shots_when_near_and_cost_one_chunk_elsewhere():
 def test_a_plan_round_trips_and_a_bad_one_is_one_usage_error(tmp_path):
     plan = ranges.Plan(
         {"path": "/x.mp4", "frames": 40, "width": 64, "height": 48, "bit_depth": 8, "size": 10, "mtime_ns": 1, "sample_sha256": "ab"},
-        {"seed": 1}, (10, 2), [25], [(0, 25), (25, 40)],
+        {"seed": 1, "backend": "ort-cpu", "tile": [64, 24]}, (10, 2), [25], [(0, 25), (25, 40)],
     )
     path = tmp_path / "p.json"
     ranges.write_plan(path, plan)
     back = ranges.read_plan(path)
     assert back.ranges == plan.ranges and back.cuts == [25] and back.chunk == (10, 2) and len(back.sha256) == 64
+    assert back.options == plan.options
     body = json.loads(path.read_text())
+
+    def frozen(**options):  # options that hash right, so only what they freeze is wrong
+        changed = {**body["options"], **options}
+        return {**body, "options": changed, "options_sha256": ranges.options_digest(changed)}
+
     for broken in (
         {**body, "version": 99},
+        {**body, "version": 1},  # from before the plan froze the backend and tile
+        frozen(backend="auto"), frozen(backend=None), frozen(tile=[64]), frozen(tile=[0, 24]), frozen(tile="64x24"), frozen(tile=None),
         {**body, "ranges": [[0, 20], [25, 40]]},
         {**body, "options": {"seed": 2}},
         {**body, "cuts": [45]},
@@ -125,7 +133,7 @@ def test_timestamps_are_stored_as_runs_and_come_back_exactly():
 def test_a_plan_records_where_each_chunk_starts_so_a_range_can_seek():
     plan = ranges.Plan(
         {"path": "/x.mp4", "frames": 40, "width": 64, "height": 48, "bit_depth": 8, "size": 10, "mtime_ns": 1, "sample_sha256": "ab"},
-        {"seed": 1}, (10, 2), [25], [(0, 25), (25, 40)],
+        {"seed": 1, "backend": "ort-cpu", "tile": [64, 48]}, (10, 2), [25], [(0, 25), (25, 40)],
         seek=ranges.seek_table([512 * i for i in range(40)], (c.start for c in ranges.chunk_grid(40, [25], 10, 2))),
     )
     assert plan.seek == {8: 4096, 16: 8192, 25: 12800, 33: 16896}

@@ -176,6 +176,28 @@ def test_streaming_holds_at_most_one_chunk():
     assert max(shape[2] for shape in den.steps()) == 4
 
 
+def test_a_rows_by_cols_tile_is_every_chunks_tile_whatever_the_budget():
+    """--tile WxH reaches the engine as (rows, cols): clipped to the frame, no planner (a budget no
+    tile meets changes nothing), the grid the speed model predicts, and the one-piece result."""
+    from gvrcli.inference.speed import SpeedModel, Timing, chunk_lengths, predict_file_seconds
+
+    den = BilinearModel()
+    lr = video(3, 61, 97)
+    whole = Upscaler(den, EngineSettings.from_manifest(den.manifest)).upscale_chunk(lr, 0)
+    up = Upscaler(den, EngineSettings.from_manifest(den.manifest, tile=(24, 40), tile_overlap=8, memory_budget_mb=1))
+    tiled = up.upscale_chunk(lr, 0)
+    assert up.tile_size(3, 61, 97) == (24, 40) and up.tile_size(3, 20, 97) == (20, 40) and up.tile_size(3, 61, 30) == (24, 30)
+    assert up.plan is None and up.warnings == []
+    rows, cols = window_starts(61, 24, 8), window_starts(97, 40, 8)
+    assert len(rows) > len(cols) > 1 and up.tile_seams["rows"] == [2 * y for y in rows[1:]] and up.tile_seams["cols"] == [2 * x for x in cols[1:]]
+    assert np.abs(tiled - whole).max() < fake_model_atol(steps=2)
+    # Windows 16 x 64 HR cells: a 48 x 80 tile pads to 48 x 128, its transpose to 80 x 64 (cheaper).
+    timing = Timing(SpeedModel("ort-cpu", 0.001, ((1.0, 100.0),), 0.0, 1.0), 2, (16, 64), 2)
+    predicted = predict_file_seconds(timing, up.memory, up.settings, 30, 61, 97, 8)
+    per_chunk = [len(rows) * len(cols) * timing.tile_seconds(n, (48, 80)) for n in chunk_lengths(30, up.settings.chunk_frames, up.settings.chunk_overlap)]
+    assert predicted == pytest.approx(sum(per_chunk)) and timing.tile_seconds(4, (48, 80)) > timing.tile_seconds(4, (80, 48))
+
+
 def test_tile_size_follows_the_memory_budget():
     """--memory-budget is the process's peak: the engine's plan stays within it, tiling only when it must."""
     den = BilinearModel()
@@ -222,6 +244,9 @@ def test_bad_settings_are_refused():
         EngineSettings.from_manifest(den.manifest, chunk_frames=4, chunk_overlap=4)
     with pytest.raises(UsageError):
         EngineSettings.from_manifest(den.manifest, steps=0)
+    for tile in (8, (24, 8), (8, 24)):  # a side no wider than the overlap: windows could not advance
+        with pytest.raises(UsageError, match="overlap"):
+            EngineSettings.from_manifest(den.manifest, tile=tile, tile_overlap=8)
 
 
 class ShotRecordingModel(TemporalMixModel):
