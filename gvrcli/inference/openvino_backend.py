@@ -21,7 +21,7 @@ from gvrcli.errors import ModelError, RetryableError, UsageError
 from gvrcli.inference.caches import compiled_cache, irregular_entry
 from gvrcli.inference.loaded import OnDemand
 from gvrcli.inference.modelfile import graph_paths, read_manifest
-from gvrcli.inference.openvino_model import OpenVinoModel
+from gvrcli.inference.openvino_model import OpenVinoModel, graph_config
 from gvrcli.inference.precision import artefact_precision
 from gvrcli.inference.quiet_openvino import import_openvino
 
@@ -77,7 +77,7 @@ class OpenVinoBackend:
 
         def compile_(role: str):
             try:
-                return core.compile_model(graphs[role], device, cached)
+                return core.compile_model(graphs[role], device, graph_config(cached, role))
             except RuntimeError as e:
                 raise ModelError(f"model {paths[role]}: OpenVINO cannot compile it for {device} ({first_line(e)})") from None
 
