@@ -18,10 +18,11 @@ Four measurements, after a machine line (CPU, cores, load):
    decoded one piece and in the tiles (size, overlap) the budget run planned for its decoder: PSNR
    overall and in a band of +-overlap around the tile borders; PASS at >= 40 dB overall.
 4. **eager**: the same clip and latents at ``--vae-size`` through eager diffusers
-   (``AutoencoderKLWan.encode`` / ``.decode``, the same random weights, torch threads = cores) and
-   through the bundle's graphs on ONNX Runtime and OpenVINO (``ChunkedEncoder`` /
-   ``ChunkedDecoder``, one piece): whole-stage seconds and the speed-up; PASS at >= 1.5x for the
-   faster runtime, decode and encode.
+   (``AutoencoderKLWan.encode`` / ``.decode``, the same random weights, torch threads = cores; fp32
+   and under bf16 autocast) and through the bundle's graphs on ONNX Runtime and OpenVINO (fp32, and
+   OpenVINO ``--precision bf16``; ``ChunkedEncoder`` / ``ChunkedDecoder``, one piece): whole-stage
+   seconds, each run's GFLOP/s against the sgemm peak (the fp32 ceiling it sets), the decode's PSNR
+   against eager fp32's; PASS at >= 1.5x eager fp32 for the faster fp32 runtime, decode and encode.
 
 The bundle: a random-weight ``tiny`` SimpleGVR (x2, Wan2.1 latent space) with the Wan2.1 VAE
 (``models.build_vae()``: base_dim 96, 127 M parameters), exported once (``gvr export --vae``,
