@@ -79,6 +79,12 @@ class OpenVinoBackend:
             try:
                 return core.compile_model(graphs[role], device, graph_config(cached, role))
             except RuntimeError as e:
+                if config["INFERENCE_PRECISION_HINT"] in ("bf16", "f16") and device == "CPU":
+                    # The plugin lists BF16 by the hardware; oneDNN capped below it (ONEDNN_MAX_CPU_ISA) has no kernels.
+                    raise UsageError(
+                        f"--precision {precision}: OpenVINO {device} cannot compile {paths[role].name} in {precision} "
+                        f"on this machine ({first_line(e)}); run --precision fp32"
+                    ) from None
                 raise ModelError(f"model {paths[role]}: OpenVINO cannot compile it for {device} ({first_line(e)})") from None
 
         graphs, compiled = OnDemand({}, read), OnDemand({}, compile_)  # a dropped graph loads again when run

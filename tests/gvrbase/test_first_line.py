@@ -17,7 +17,10 @@ def test_os_and_ffmpeg_errors_say_their_own_words():
 
 def test_other_errors_keep_their_type_and_first_line():
     assert first_line(KeyError("lr")) == "KeyError: 'lr'"
-    assert first_line(RuntimeError("\n  Exception from core.cpp:42:\nstack...\nmore")) == "RuntimeError: Exception from core.cpp:42:"
+    assert first_line(RuntimeError("\n  Exception from core.cpp:42:\nstack...\nmore")) == "RuntimeError: stack..."
+    openvino = "Exception from src/inference/src/cpp/core.cpp:117:\nException from src/dev/plugin.cpp:54:\nCheck 'x' failed at node.cpp:345:\nempty for node: Softmax"
+    assert first_line(RuntimeError(openvino)) == "RuntimeError: Check 'x' failed at node.cpp:345:"
+    assert first_line(RuntimeError("Exception from core.cpp:42:")) == "RuntimeError: Exception from core.cpp:42:"
     assert first_line(AssertionError()) == "AssertionError"
     assert first_line(OSError("no errno, only a message")) == "OSError: no errno, only a message"
 
