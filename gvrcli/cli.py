@@ -173,11 +173,12 @@ def plan_command(
     if as_json:
         sys.stdout.write(json.dumps({"event": "plan", **summary}) + "\n")
     else:
-        width, height = frozen["tile"]
+        from gvrcli.farm.range_task import tile_text
+
         sys.stdout.write(
             f"gvr: plan {plan_path}: {len(made.ranges)} ranges of {made.frames} frames, {len(made.cuts)} cut(s); "
             f"{summary['context_frames']} context frames, {100 * summary['model_overhead']:.0f}% more model work than one run; "
-            f"every range runs --backend {frozen['backend']} --tile {width}x{height} (a single run given both gives the same frames)\n"
+            f"every range runs --backend {frozen['backend']} --tile {tile_text(frozen['tile'])} (a single run given both gives the same frames)\n"
         )
 
 
@@ -202,20 +203,19 @@ def warmup_command(
     from gvrcli.farm.warmup import warmup
 
     try:
-        if plan is not None:
-            from gvrcli.farm.ranges import read_plan
-
-            planned = read_plan(plan)
-            width, height = planned.input["width"], planned.input["height"]
-            # The tasks run the plan's backend and tile (gvrcli.farm.range_task.frozen): warm those.
-            backend = planned.options["backend"] if backend == "auto" else backend
-            tile = tile if parse_tile(tile) else "x".join(map(str, planned.options["tile"]))
-        else:
-            width, height = parse_size(input_size)
         options = UpscaleOptions(
             output_dir=Path("."), model=model, backend=backend, device=device, precision=precision, trt_cache=trt_cache,
             scale=scale, threads=threads, tile=parse_tile(tile), memory_budget_mb=memory_budget,
         )
+        if plan is not None:
+            from gvrcli.farm.range_task import frozen
+            from gvrcli.farm.ranges import read_plan
+
+            planned = read_plan(plan)
+            width, height = planned.input["width"], planned.input["height"]
+            options = frozen(planned, options)  # the tasks run the plan's backend and tile: warm those
+        else:
+            width, height = parse_size(input_size)
         done = warmup(options, width, height)
     except GvrError as e:
         fail(str(e), as_json, e.exit_code)

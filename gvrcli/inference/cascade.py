@@ -81,7 +81,15 @@ class LatentCascade:
         runtime = runtime_of(up.model)
         enc, dec = (RoleCost.of(self.vae.manifests[r], runtime, self.vae.file_mb.get(f"{r}_first", 0.0)) for r in ("vae_encoder", "vae_decoder"))
         budget = up.settings.memory_budget_mb or ram_mb() / 2  # auto: at most half the RAM
-        self.plan = plan_vae(enc, dec, lr, hr, budget_mb=budget, baseline_mb=memory.baseline_mb, others_mb=self._denoiser_kept_mb(memory, frames, lr))
+        # What the denoiser's runtime keeps while the VAE runs. ONNX Runtime's arena would keep the
+        # largest working set it ever had (2 GiB for a 20-frame chunk of 90x180 latents): there its
+        # runs give it back when they end (the denoiser is ~1% of a cascade's time, reallocating is
+        # lost in it), so it never meets the VAE's. OpenVINO keeps its infer request: planned beside.
+        transient = runtime == "onnxruntime" and hasattr(up.model, "release")
+        if transient:
+            up.model.release(STEP)
+        denoiser = 0.0 if transient else memory.peak_mb(frames, *lr, *lr) - memory.baseline_mb
+        self.plan = plan_vae(enc, dec, lr, hr, budget_mb=budget, baseline_mb=memory.baseline_mb, others_mb=denoiser)
         if self.plan.lean:  # the decoder's first-chunk graph comes back for its chunk (the encoder's runs next)
             up.model.drop("vae_decoder_first")
         # What the VAE keeps between chunks is held while the denoiser runs: its planner must see it.
@@ -94,17 +102,6 @@ class LatentCascade:
                 f"--memory-budget {budget:.0f} MiB is below what the VAE needs at {W}x{H} even in its smallest "
                 f"tiles with caches on disk ({self.plan.estimate_mb:.0f} MiB planned); raise the budget"
             )
-
-    def _denoiser_kept_mb(self, memory, frames: int, lr: tuple[int, int]) -> float:
-        """What the denoiser's runtime keeps while the VAE runs. ONNX Runtime's arena would keep the
-        largest working set it ever had (2 GiB for a 20-frame chunk of 90x180 latents): here its
-        runs give it back when they end (``release``: the denoiser is ~1% of a cascade's time, the
-        cost of reallocating is lost in it), so its working set never meets the VAE's and nothing
-        is kept. OpenVINO keeps its infer request: the whole-frame working set, as planned."""
-        if runtime_of(self.upscaler.model) == "onnxruntime" and hasattr(self.upscaler.model, "release"):
-            self.upscaler.model.release(STEP)
-            return 0.0
-        return memory.peak_mb(frames, *lr, *lr) - memory.baseline_mb
 
     def report(self) -> dict:
         """The file report's ``vae`` entry: the plan, and each VAE stage's seconds."""
